@@ -1,0 +1,191 @@
+//! Extractors that turn bad input into clear 4xx answers instead of axum's
+//! plain-text rejections.
+
+use super::error::ApiError;
+use crate::service::{Caller, QuotaService};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// A JSON body whose errors name the offending field.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        // axum reports data errors with the path of the field (serde_path_to_error),
+        // e.g. "tokens_used: invalid type: string \"x\", expected u64".
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(
+            "invalid_body",
+            format!("The JSON body does not have the expected shape: {}", e.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ")),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "invalid_json",
+            format!("The body is not valid JSON: {}", e.body_text().trim_start_matches("Failed to parse the request body as JSON: ")),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as JSON with `Content-Type: application/json`.",
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is larger than this endpoint accepts.",
+            )
+        }
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// Query parameters whose errors name the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|e: QueryRejection| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "The query string is not valid: {}",
+                        e.body_text()
+                            .trim_start_matches("Failed to deserialize query string: ")
+                    ),
+                )
+            })
+    }
+}
+
+/// The bearer key of a request, if any.
+pub fn bearer_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("The Authorization header is not valid text."))?;
+    match value.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
+            Ok(Some(key.trim().to_string()))
+        }
+        _ => Err(ApiError::unauthorized(
+            "The Authorization header must be `Bearer <key>`.",
+        )),
+    }
+}
+
+pub fn authenticate(service: &QuotaService, key: Option<String>) -> Result<Caller, ApiError> {
+    let key = key.ok_or_else(|| {
+        ApiError::unauthorized("Missing key: send `Authorization: Bearer <workspace or admin key>`.")
+    })?;
+    service
+        .authenticate(&key)
+        .ok_or_else(|| ApiError::unauthorized("The key is not valid."))
+}
+
+/// The caller of an API route, from `Authorization: Bearer <key>`.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<QuotaService> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, service: &QuotaService) -> Result<Self, Self::Rejection> {
+        authenticate(service, bearer_key(&parts.headers)?).map(Auth)
+    }
+}
+
+/// The admin, or 403 for a workspace key.
+pub struct AdminAuth;
+
+impl FromRequestParts<QuotaService> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, service: &QuotaService) -> Result<Self, Self::Rejection> {
+        match Auth::from_request_parts(parts, service).await?.0 {
+            Caller::Admin => Ok(AdminAuth),
+            Caller::Workspace(_) => Err(ApiError::forbidden(
+                "This endpoint needs the admin key; a workspace key cannot use it.",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceQuery {
+    pub workspace_id: Option<String>,
+    /// Accepted (and ignored here) so the WebSocket can take its key as `?token=`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Minutes of history for `/api/quota/usage`.
+    #[serde(default)]
+    pub minutes: Option<u64>,
+}
+
+/// Which workspace a request is about: a workspace key's own, or the one an
+/// admin names with `?workspace_id=`.
+pub fn target_workspace(
+    service: &QuotaService,
+    caller: &Caller,
+    requested: Option<&str>,
+) -> Result<String, ApiError> {
+    if let Some(id) = requested {
+        validate_workspace_id(id)?;
+    }
+    match (caller, requested) {
+        (Caller::Workspace(own), None) => Ok(own.clone()),
+        (Caller::Workspace(own), Some(id)) if id == own => Ok(own.clone()),
+        (Caller::Workspace(_), Some(_)) => Err(ApiError::forbidden(
+            "A workspace key can only see its own workspace.",
+        )),
+        (Caller::Admin, None) => Err(ApiError::bad_request(
+            "missing_workspace_id",
+            "The admin key must name a workspace with `?workspace_id=`.",
+        )),
+        (Caller::Admin, Some(id)) if service.engine().contains(id) => Ok(id.to_string()),
+        (Caller::Admin, Some(id)) => Err(ApiError::not_found(format!("workspace `{id}` does not exist"))),
+    }
+}
+
+/// Workspace ids are 1–64 characters of `[a-z0-9_-]`.
+pub fn validate_workspace_id(id: &str) -> Result<(), ApiError> {
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_workspace_id",
+            "A workspace id is 1 to 64 characters of lowercase letters, digits, `_` and `-`.",
+        ))
+    }
+}

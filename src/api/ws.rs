@@ -1,0 +1,152 @@
+//! `GET /api/quota/ws`: live snapshots of one workspace.
+//!
+//! First `quota_initial`, then `quota_update` on every change: a status change
+//! is sent at once, pure usage changes at most once per `ws_coalesce_ms` (the
+//! newest wins). A JSON `ping` every heartbeat; a client that says nothing for
+//! three heartbeats is dropped.
+
+use super::error::ApiError;
+use super::extract::{authenticate, bearer_key, target_workspace, ApiQuery, WorkspaceQuery};
+use crate::model::{QuotaSnapshot, QuotaStatus, WsMessage};
+use crate::service::QuotaService;
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{sleep_until, Instant};
+
+/// Largest frame a client may send; clients only ever send pings and pongs.
+const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
+
+pub async fn quota_ws(
+    State(service): State<QuotaService>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<WorkspaceQuery>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // Browsers cannot set headers on a WebSocket, hence `?token=` as well.
+    let key = bearer_key(&headers)?.or(query.token.clone());
+    let caller = authenticate(&service, key)?;
+    let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
+    let upgrade = upgrade.map_err(|_| {
+        ApiError::bad_request(
+            "websocket_required",
+            "This endpoint speaks WebSocket only: send an upgrade request.",
+        )
+    })?;
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| session(socket, service, id)))
+}
+
+struct Session {
+    last_status: QuotaStatus,
+    last_version: u64,
+    last_sent_at: Instant,
+}
+
+async fn session(socket: WebSocket, service: QuotaService, id: String) {
+    let (mut sink, mut stream) = socket.split();
+    let config = service.config().clone();
+    let coalesce = Duration::from_millis(config.ws_coalesce_ms);
+    let heartbeat_every = Duration::from_millis(config.ws_heartbeat_ms);
+
+    // Subscribe before taking the first snapshot so no change falls in between.
+    let mut updates = service.bus().subscribe(&id);
+    let Ok(initial) = service.snapshot(&id) else { return };
+    let mut state = Session {
+        last_status: initial.status,
+        last_version: initial.version,
+        last_sent_at: Instant::now(),
+    };
+    if send(&mut sink, &WsMessage::QuotaInitial { data: initial }).await.is_err() {
+        return;
+    }
+
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+    let mut last_heard = Instant::now();
+    let mut flush_at: Option<Instant> = None;
+
+    loop {
+        tokio::select! {
+            changed = updates.changed() => {
+                if changed.is_err() { break; }
+                let Some(snapshot) = updates.borrow_and_update().clone() else { continue };
+                if snapshot.version < state.last_version { continue; }
+                if snapshot.status != state.last_status || state.last_sent_at.elapsed() >= coalesce {
+                    if push(&mut sink, &mut state, &snapshot).await.is_err() { break; }
+                    flush_at = None;
+                } else if flush_at.is_none() {
+                    flush_at = Some(state.last_sent_at + coalesce);
+                }
+            }
+            _ = async { sleep_until(flush_at.unwrap_or_else(Instant::now)).await }, if flush_at.is_some() => {
+                flush_at = None;
+                let latest = updates.borrow().clone();
+                if let Some(snapshot) = latest {
+                    if push(&mut sink, &mut state, &snapshot).await.is_err() { break; }
+                }
+            }
+            incoming = stream.next() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<WsMessage>(&text) {
+                        Ok(WsMessage::Ping) => {
+                            if send(&mut sink, &WsMessage::Pong).await.is_err() { break; }
+                        }
+                        Ok(WsMessage::Pong) => {}
+                        _ => {
+                            close(&mut sink, close_code::UNSUPPORTED, "expected {\"type\":\"ping\"} or {\"type\":\"pong\"}").await;
+                            break;
+                        }
+                    },
+                    Some(Ok(Message::Binary(_))) => {
+                        close(&mut sink, close_code::UNSUPPORTED, "binary frames are not accepted").await;
+                        break;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > heartbeat_every * 3 {
+                    close(&mut sink, close_code::AWAY, "no heartbeat answer").await;
+                    break;
+                }
+                if send(&mut sink, &WsMessage::Ping).await.is_err() { break; }
+            }
+        }
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn push(sink: &mut Sink, state: &mut Session, snapshot: &Arc<QuotaSnapshot>) -> Result<(), axum::Error> {
+    let message = WsMessage::QuotaUpdate {
+        data: QuotaSnapshot::clone(snapshot),
+        previous_status: state.last_status,
+    };
+    send(sink, &message).await?;
+    state.last_status = snapshot.status;
+    state.last_version = snapshot.version;
+    state.last_sent_at = Instant::now();
+    Ok(())
+}
+
+async fn send(sink: &mut Sink, message: &WsMessage) -> Result<(), axum::Error> {
+    // Serialising our own types cannot fail; an empty object would be harmless.
+    let text = serde_json::to_string(message).unwrap_or_else(|_| "{}".to_string());
+    sink.send(Message::Text(text.into())).await
+}
+
+async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}

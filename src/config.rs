@@ -1,0 +1,286 @@
+//! Server runtime settings, validated at start.
+//!
+//! Precedence, per value: environment variable > `Leptos.toml` (or the file named
+//! by `QUOTA_CONFIG_FILE`) > built-in default. `Leptos.toml` holds runtime settings
+//! only; cargo-leptos reads its build settings from `[package.metadata.leptos]` in
+//! Cargo.toml, so each value has exactly one home.
+
+use crate::engine::EngineConfig;
+use crate::model::Limits;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
+/// Where the admin key came from: set by the operator, or generated at start
+/// (and printed once, because nobody else knows it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminKeySource {
+    Environment,
+    Generated,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub admin_key: String,
+    pub admin_key_source: AdminKeySource,
+    /// Pure usage changes are pushed to a WebSocket at most once per this interval;
+    /// status changes are pushed at once.
+    pub ws_coalesce_ms: u64,
+    /// Interval of the WebSocket heartbeat; a client silent for three is dropped.
+    pub ws_heartbeat_ms: u64,
+    /// How often time-driven transitions (windows sliding, retry times passing)
+    /// are looked for.
+    pub tick_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{name} must be {expected}, got {value:?}")]
+    Invalid {
+        name: String,
+        expected: &'static str,
+        value: String,
+    },
+    #[error(
+        "QUOTA_ADMIN_RESET_KEY is {0} characters long; it must be at least {MIN_ADMIN_KEY_LEN}. \
+         Use a strong random key (e.g. `openssl rand -hex 32`), or unset it and the server \
+         generates one at start."
+    )]
+    AdminKeyTooShort(usize),
+}
+
+/// The shape of `Leptos.toml`. Every field optional; unknown keys are an error so
+/// that a typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    limits: FileLimits,
+    #[serde(default)]
+    status: FileStatus,
+    #[serde(default)]
+    websocket: FileWebsocket,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    requests_per_minute: Option<u64>,
+    requests_per_day: Option<u64>,
+    tokens_per_minute: Option<u64>,
+    tokens_per_day: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStatus {
+    warning_threshold: Option<f64>,
+    degraded_failure_threshold: Option<u32>,
+    degraded_window_s: Option<u64>,
+    default_rate_limit_backoff_s: Option<f64>,
+    quota_probe_interval_s: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebsocket {
+    coalesce_ms: Option<u64>,
+    heartbeat_s: Option<u64>,
+}
+
+impl Config {
+    /// Reads the config file (if present) and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let explicit = std::env::var("QUOTA_CONFIG_FILE").ok();
+        let path = PathBuf::from(explicit.clone().unwrap_or_else(|| DEFAULT_CONFIG_FILE.into()));
+        // The default file is optional (the binary may run from anywhere); a file
+        // the operator named must exist.
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => None,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Self::from_sources(text.as_deref(), &path, |name| std::env::var(name).ok())
+    }
+
+    /// Builds the config from file text and an environment lookup; testable.
+    pub fn from_sources(
+        file_text: Option<&str>,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file: FileConfig = match file_text {
+            Some(text) => toml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?,
+            None => FileConfig::default(),
+        };
+        let defaults = EngineConfig::default();
+        let d = defaults.default_limits;
+
+        let limit = |name: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+            let value = match env(name) {
+                Some(raw) => parse_env(name, &raw, "a whole number from 1 to 1000000000000")?,
+                None => file_value.unwrap_or(default),
+            };
+            check_range(name, value, 1, 1_000_000_000_000, "a whole number from 1 to 1000000000000")
+        };
+        let default_limits = Limits {
+            requests_per_minute: limit("OPENAI_RATE_LIMIT_PER_MINUTE", file.limits.requests_per_minute, d.requests_per_minute)?,
+            requests_per_day: limit("OPENAI_RATE_LIMIT_PER_DAY", file.limits.requests_per_day, d.requests_per_day)?,
+            tokens_per_minute: limit("OPENAI_TOKEN_LIMIT_PER_MINUTE", file.limits.tokens_per_minute, d.tokens_per_minute)?,
+            tokens_per_day: limit("OPENAI_TOKEN_LIMIT_PER_DAY", file.limits.tokens_per_day, d.tokens_per_day)?,
+        };
+
+        let warning_threshold = match env("QUOTA_WARNING_THRESHOLD") {
+            Some(raw) => parse_env("QUOTA_WARNING_THRESHOLD", &raw, "a number between 0 and 1")?,
+            None => file.status.warning_threshold.unwrap_or(defaults.warning_threshold),
+        };
+        if !(warning_threshold > 0.0 && warning_threshold < 1.0) {
+            return Err(ConfigError::Invalid {
+                name: "QUOTA_WARNING_THRESHOLD".into(),
+                expected: "a number greater than 0 and less than 1 (a share of each limit)",
+                value: warning_threshold.to_string(),
+            });
+        }
+
+        let s = &file.status;
+        let backoff_s = s
+            .default_rate_limit_backoff_s
+            .unwrap_or(defaults.default_rate_limit_backoff_ms as f64 / 1000.0);
+        if !(backoff_s.is_finite() && (0.0..=3600.0).contains(&backoff_s)) {
+            return Err(ConfigError::Invalid {
+                name: "status.default_rate_limit_backoff_s".into(),
+                expected: "a number of seconds from 0 to 3600",
+                value: backoff_s.to_string(),
+            });
+        }
+        let engine = EngineConfig {
+            default_limits,
+            warning_threshold,
+            degraded_failure_threshold: check_range(
+                "status.degraded_failure_threshold",
+                u64::from(s.degraded_failure_threshold.unwrap_or(defaults.degraded_failure_threshold)),
+                1,
+                1000,
+                "a whole number from 1 to 1000",
+            )? as u32,
+            degraded_window_ms: check_range(
+                "status.degraded_window_s",
+                s.degraded_window_s.unwrap_or(defaults.degraded_window_ms / 1000),
+                1,
+                3600,
+                "a number of seconds from 1 to 3600",
+            )? * 1000,
+            default_rate_limit_backoff_ms: (backoff_s * 1000.0) as u64,
+            quota_probe_interval_ms: check_range(
+                "status.quota_probe_interval_s",
+                s.quota_probe_interval_s.unwrap_or(defaults.quota_probe_interval_ms / 1000),
+                1,
+                86_400,
+                "a number of seconds from 1 to 86400",
+            )? * 1000,
+            history_len: defaults.history_len,
+        };
+
+        let (admin_key, admin_key_source) = match env("QUOTA_ADMIN_RESET_KEY") {
+            Some(key) if key.chars().count() < MIN_ADMIN_KEY_LEN => {
+                return Err(ConfigError::AdminKeyTooShort(key.chars().count()))
+            }
+            Some(key) => (key, AdminKeySource::Environment),
+            None => (crate::auth::generate_secret("qa_admin_"), AdminKeySource::Generated),
+        };
+
+        Ok(Config {
+            engine,
+            admin_key,
+            admin_key_source,
+            ws_coalesce_ms: check_range(
+                "websocket.coalesce_ms",
+                file.websocket.coalesce_ms.unwrap_or(250),
+                0,
+                10_000,
+                "milliseconds from 0 to 10000",
+            )?,
+            ws_heartbeat_ms: check_range(
+                "websocket.heartbeat_s",
+                file.websocket.heartbeat_s.unwrap_or(15),
+                1,
+                300,
+                "seconds from 1 to 300",
+            )? * 1000,
+            tick_ms: 250,
+        })
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, raw: &str, expected: &'static str) -> Result<T, ConfigError> {
+    raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        name: name.to_string(),
+        expected,
+        value: raw.to_string(),
+    })
+}
+
+fn check_range(name: &str, value: u64, min: u64, max: u64, expected: &'static str) -> Result<u64, ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            name: name.to_string(),
+            expected,
+            value: value.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_sources(file, Path::new("Leptos.toml"), |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn environment_beats_file_beats_default() {
+        let file = "[limits]\nrequests_per_minute = 60\nrequests_per_day = 700\n";
+        let config = load(Some(file), &[("OPENAI_RATE_LIMIT_PER_MINUTE", "30")]).unwrap();
+        assert_eq!(config.engine.default_limits.requests_per_minute, 30);
+        assert_eq!(config.engine.default_limits.requests_per_day, 700);
+        assert_eq!(config.engine.default_limits.tokens_per_minute, 150_000);
+    }
+
+    #[test]
+    fn a_short_admin_key_is_refused_and_a_missing_one_generated() {
+        let err = load(None, &[("QUOTA_ADMIN_RESET_KEY", "short")]).unwrap_err();
+        assert!(err.to_string().contains("at least 16"), "{err}");
+        let config = load(None, &[]).unwrap();
+        assert_eq!(config.admin_key_source, AdminKeySource::Generated);
+        assert!(config.admin_key.len() >= 32);
+        assert_ne!(config.admin_key, load(None, &[]).unwrap().admin_key);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = load(None, &[("QUOTA_WARNING_THRESHOLD", "1.5")]).unwrap_err();
+        assert!(err.to_string().contains("QUOTA_WARNING_THRESHOLD"), "{err}");
+        let err = load(None, &[("OPENAI_RATE_LIMIT_PER_DAY", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("OPENAI_RATE_LIMIT_PER_DAY"), "{err}");
+        let err = load(Some("[limits]\nrequests_per_minut = 5\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("requests_per_minut"), "{err}");
+    }
+}

@@ -1,0 +1,41 @@
+use crate::model::Limits;
+
+/// The numbers the status rules run on. Validated by `crate::config` before they
+/// get here, so the engine can trust them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Limits for workspaces created without overrides.
+    pub default_limits: Limits,
+    /// Share of a limit (0 < x < 1) at which a window is in WARNING.
+    pub warning_threshold: f64,
+    /// Upstream failures (5xx, timeouts) within `degraded_window_ms`, with no
+    /// success since, that make a workspace DEGRADED.
+    pub degraded_failure_threshold: u32,
+    pub degraded_window_ms: u64,
+    /// How long an upstream 429 blocks when it came without `retry-after`.
+    pub default_rate_limit_backoff_ms: u64,
+    /// While the upstream says the billing quota is gone, one request per interval
+    /// is let through as a probe, so that a success can end QUOTA_EXCEEDED.
+    pub quota_probe_interval_ms: u64,
+    /// Status transitions kept per workspace (the alert history).
+    pub history_len: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            default_limits: Limits {
+                requests_per_minute: 500,
+                requests_per_day: 10_000,
+                tokens_per_minute: 150_000,
+                tokens_per_day: 2_000_000,
+            },
+            warning_threshold: 0.8,
+            degraded_failure_threshold: 3,
+            degraded_window_ms: 60_000,
+            default_rate_limit_backoff_ms: 20_000,
+            quota_probe_interval_ms: 60_000,
+            history_len: 200,
+        }
+    }
+}

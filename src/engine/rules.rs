@@ -1,0 +1,186 @@
+//! The status rules: from a workspace's counts and upstream state to a status, a
+//! message for people, and when requests are allowed again. Pure functions.
+
+use super::config::EngineConfig;
+use super::window::{Metric, SlidingWindow};
+use super::workspace::WorkspaceState;
+use crate::model::QuotaStatus;
+
+/// The verdict for one workspace at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub status: QuotaStatus,
+    pub message: String,
+    /// Milliseconds until a request is allowed; `None` when allowed now.
+    pub retry_after_ms: Option<u64>,
+    /// Whether the next request may pass. Differs from `retry_after_ms.is_none()`
+    /// only for the probe let through while the upstream quota is exhausted.
+    pub allowed: bool,
+}
+
+struct WindowRef<'a> {
+    label: &'static str,
+    window: &'a SlidingWindow,
+    metric: Metric,
+    limit: u64,
+    short: bool,
+}
+
+fn windows(ws: &WorkspaceState) -> [WindowRef<'_>; 4] {
+    [
+        WindowRef {
+            label: "Requests per minute",
+            window: &ws.minute,
+            metric: Metric::Requests,
+            limit: ws.limits.requests_per_minute,
+            short: true,
+        },
+        WindowRef {
+            label: "Tokens per minute",
+            window: &ws.minute,
+            metric: Metric::Tokens,
+            limit: ws.limits.tokens_per_minute,
+            short: true,
+        },
+        WindowRef {
+            label: "Requests per day",
+            window: &ws.day,
+            metric: Metric::Requests,
+            limit: ws.limits.requests_per_day,
+            short: false,
+        },
+        WindowRef {
+            label: "Tokens per day",
+            window: &ws.day,
+            metric: Metric::Tokens,
+            limit: ws.limits.tokens_per_day,
+            short: false,
+        },
+    ]
+}
+
+/// Applies the rules. `ws` must have been advanced to `now_ms`.
+pub fn evaluate(ws: &WorkspaceState, now_ms: u64, config: &EngineConfig, store_healthy: bool) -> Verdict {
+    let mut quota_wait: Option<u64> = None;
+    let mut quota_reason: Option<String> = None;
+    let mut rate_wait: Option<u64> = None;
+    let mut rate_reason: Option<String> = None;
+    let mut warning: Option<(f64, String)> = None;
+
+    for w in windows(ws) {
+        let total = w.window.total(w.metric);
+        // A request needs one more unit of requests, and at least one unit of
+        // tokens still free: both reduce to "room for 1".
+        let wait = w
+            .window
+            .wait_for_room_ms(now_ms, w.metric, w.limit, 1)
+            .unwrap_or(w.window.length_ms());
+        if wait > 0 {
+            let reason = format!("{} limit reached ({total}/{}).", w.label, w.limit);
+            if w.short {
+                if rate_wait.is_none_or(|r| wait > r) {
+                    rate_reason = Some(reason);
+                }
+                rate_wait = Some(rate_wait.map_or(wait, |r| r.max(wait)));
+            } else {
+                if quota_wait.is_none_or(|q| wait > q) {
+                    quota_reason = Some(reason);
+                }
+                quota_wait = Some(quota_wait.map_or(wait, |q| q.max(wait)));
+            }
+        } else if w.limit > 0 {
+            let share = total as f64 / w.limit as f64;
+            if share >= config.warning_threshold && warning.as_ref().is_none_or(|(s, _)| share > *s) {
+                warning = Some((
+                    share,
+                    format!(
+                        "{} at {:.0}% of the limit ({total}/{}).",
+                        w.label,
+                        share * 100.0,
+                        w.limit
+                    ),
+                ));
+            }
+        }
+    }
+
+    let up = &ws.upstream;
+    let mut probe_allowed = false;
+    if up.quota_exhausted_at_ms.is_some() {
+        let wait = up.next_probe_at_ms.saturating_sub(now_ms);
+        probe_allowed = wait == 0;
+        let reason = "OpenAI reports the billing quota is exhausted (insufficient_quota). \
+                      Add credit or raise the plan's limit; the status clears on the next \
+                      successful request, an admin reset, or after a day."
+            .to_string();
+        quota_reason = Some(match quota_reason {
+            Some(local) => format!("{local} {reason}"),
+            None => reason,
+        });
+        quota_wait = Some(quota_wait.map_or(wait, |q| q.max(wait)));
+    }
+    if let Some(until) = up.rate_limited_until_ms {
+        let wait = until.saturating_sub(now_ms);
+        if wait > 0 {
+            let reason = "OpenAI answered 429 rate_limit_exceeded; requests resume when its \
+                          retry time has passed."
+                .to_string();
+            if rate_wait.is_none_or(|r| wait > r) {
+                rate_reason = Some(reason);
+            }
+            rate_wait = Some(rate_wait.map_or(wait, |r| r.max(wait)));
+        }
+    }
+
+    // A request is allowed only when every blocking reason has cleared.
+    let blocking_wait = match (quota_wait, rate_wait) {
+        (Some(q), Some(r)) => Some(q.max(r)),
+        (q, r) => q.or(r),
+    };
+    let local_quota_blocks = windows(ws)
+        .iter()
+        .any(|w| !w.short && w.window.wait_for_room_ms(now_ms, w.metric, w.limit, 1) != Some(0));
+    let rate_blocks = rate_wait.is_some_and(|r| r > 0);
+    let allowed = !local_quota_blocks
+        && !rate_blocks
+        && (up.quota_exhausted_at_ms.is_none() || probe_allowed);
+    let retry_after_ms = if allowed { None } else { blocking_wait };
+
+    let failures = up.recent_failures_ms.len() as u32;
+    let upstream_unhealthy = failures >= config.degraded_failure_threshold;
+
+    let (status, message) = if let Some(reason) = quota_reason {
+        (QuotaStatus::QuotaExceeded, reason)
+    } else if let (Some(reason), true) = (rate_reason, rate_blocks) {
+        (QuotaStatus::RateLimited, reason)
+    } else if !store_healthy {
+        (
+            QuotaStatus::Degraded,
+            "The usage store is unreachable; counts are kept in memory until it returns."
+                .to_string(),
+        )
+    } else if upstream_unhealthy {
+        (
+            QuotaStatus::Degraded,
+            format!(
+                "OpenAI is failing: {failures} errors (5xx or timeouts) in the last {}s and no \
+                 success since. Requests may fail; it clears on the next success.",
+                config.degraded_window_ms / 1000
+            ),
+        )
+    } else if let Some((_, reason)) = warning {
+        (QuotaStatus::Warning, reason)
+    } else {
+        (
+            QuotaStatus::Normal,
+            "All windows are below their limits.".to_string(),
+        )
+    };
+
+    Verdict {
+        status,
+        message,
+        retry_after_ms,
+        allowed,
+    }
+}

@@ -1,0 +1,92 @@
+//! One workspace's counts and what the upstream last told us about it.
+
+use super::window::SlidingWindow;
+use crate::model::{LastError, Limits, QuotaStatus};
+use serde::Serialize;
+use std::collections::VecDeque;
+
+/// A status change, kept as the workspace's alert history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Transition {
+    pub workspace_id: String,
+    pub from: QuotaStatus,
+    pub to: QuotaStatus,
+    pub at_ms: u64,
+    /// The status message at the time: why it changed.
+    pub reason: String,
+}
+
+/// What the upstream (OpenAI) said, as opposed to what we counted ourselves.
+#[derive(Clone, Debug, Default)]
+pub struct UpstreamState {
+    /// An upstream 429 `rate_limit_exceeded` blocks until this instant.
+    pub rate_limited_until_ms: Option<u64>,
+    /// When the upstream said `insufficient_quota`; cleared by a later success,
+    /// an admin reset, or a day after it was set.
+    pub quota_exhausted_at_ms: Option<u64>,
+    /// Earliest instant a probe request may pass while the quota is exhausted.
+    pub next_probe_at_ms: u64,
+    /// Failures (5xx, timeouts) since the last success, newest last.
+    pub recent_failures_ms: VecDeque<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkspaceState {
+    pub limits: Limits,
+    pub minute: SlidingWindow,
+    pub day: SlidingWindow,
+    pub upstream: UpstreamState,
+    pub status: QuotaStatus,
+    pub last_error: Option<LastError>,
+    pub history: VecDeque<Transition>,
+    pub version: u64,
+    pub updated_at_ms: u64,
+}
+
+impl WorkspaceState {
+    pub fn new(limits: Limits, now_ms: u64) -> Self {
+        Self {
+            limits,
+            minute: SlidingWindow::minute(),
+            day: SlidingWindow::day(),
+            upstream: UpstreamState::default(),
+            status: QuotaStatus::Normal,
+            last_error: None,
+            history: VecDeque::new(),
+            version: 0,
+            updated_at_ms: now_ms,
+        }
+    }
+
+    /// Slides every window and forgets expired upstream state.
+    pub fn advance(&mut self, now_ms: u64, degraded_window_ms: u64) {
+        self.minute.evict(now_ms);
+        self.day.evict(now_ms);
+        let up = &mut self.upstream;
+        if up.rate_limited_until_ms.is_some_and(|until| until <= now_ms) {
+            up.rate_limited_until_ms = None;
+        }
+        // The day window rolling over ends an upstream quota block as it would a
+        // local one.
+        if up
+            .quota_exhausted_at_ms
+            .is_some_and(|at| now_ms >= at + self.day.length_ms())
+        {
+            up.quota_exhausted_at_ms = None;
+        }
+        while up
+            .recent_failures_ms
+            .front()
+            .is_some_and(|&t| t + degraded_window_ms <= now_ms)
+        {
+            up.recent_failures_ms.pop_front();
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.minute.heap_bytes()
+            + self.day.heap_bytes()
+            + self.upstream.recent_failures_ms.capacity() * 8
+            + self.history.capacity() * std::mem::size_of::<Transition>()
+    }
+}

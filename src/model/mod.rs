@@ -1,0 +1,56 @@
+//! Wire types: everything that crosses between the server and the browser (or any
+//! other API client). Compiled for both targets so the two sides cannot drift.
+
+mod error;
+mod notification;
+mod record;
+mod snapshot;
+mod status;
+mod usage;
+mod ws;
+
+pub use error::{ApiError, ApiErrorBody};
+pub use notification::{Notification, NotificationLevel};
+pub use record::{RecordRequest, UpstreamErrorReport};
+pub use snapshot::{CheckResult, LastError, QuotaSnapshot, WindowUsage};
+pub use status::QuotaStatus;
+pub use usage::{MinuteUsage, UsageReport};
+pub use ws::WsMessage;
+
+/// The four windows every workspace is limited by. Also the shape of per-workspace
+/// limit overrides (`Limits<Option<u64>>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits<T = u64> {
+    pub requests_per_minute: T,
+    pub requests_per_day: T,
+    pub tokens_per_minute: T,
+    pub tokens_per_day: T,
+}
+
+/// Optional overrides as sent by an admin when creating a workspace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    #[serde(default)]
+    pub requests_per_day: Option<u64>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+}
+
+impl Limits<u64> {
+    /// These limits with any overrides applied.
+    pub fn with_overrides(self, overrides: &LimitOverrides) -> Self {
+        Self {
+            requests_per_minute: overrides
+                .requests_per_minute
+                .unwrap_or(self.requests_per_minute),
+            requests_per_day: overrides.requests_per_day.unwrap_or(self.requests_per_day),
+            tokens_per_minute: overrides.tokens_per_minute.unwrap_or(self.tokens_per_minute),
+            tokens_per_day: overrides.tokens_per_day.unwrap_or(self.tokens_per_day),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+use super::QuotaStatus;
+use serde::{Deserialize, Serialize};
+
+/// Usage of one sliding window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowUsage {
+    pub current: u64,
+    pub limit: u64,
+    /// `current / limit` in percent, one decimal; may exceed 100 when usage was
+    /// recorded after the fact (apps reporting calls they already made).
+    pub percentage: f64,
+    /// Seconds until the oldest usage in the window slides out (0 when empty).
+    pub resets_in_s: f64,
+}
+
+/// The last upstream error recorded for a workspace, as classified.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastError {
+    pub http_status: Option<u16>,
+    #[serde(rename = "type")]
+    pub error_type: Option<String>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// How the engine classified it: `rate_limited`, `quota_exhausted`,
+    /// `upstream_failure` or `client_error`.
+    pub class: String,
+    pub at: String,
+}
+
+/// Everything a client needs to know about one workspace's quota, right now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuotaSnapshot {
+    pub workspace_id: String,
+    pub status: QuotaStatus,
+    pub message: String,
+    pub requests_per_minute: WindowUsage,
+    pub requests_per_day: WindowUsage,
+    pub tokens_per_minute: WindowUsage,
+    pub tokens_per_day: WindowUsage,
+    /// When requests are allowed again, in seconds from `updated_at`; null when
+    /// they are allowed now.
+    pub retry_after_s: Option<f64>,
+    pub last_error: Option<LastError>,
+    /// RFC 3339 time this snapshot was taken.
+    pub updated_at: String,
+    /// Monotonic per workspace; lets clients drop out-of-order snapshots.
+    pub version: u64,
+}
+
+/// Answer to "may I send one more request now?".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub allowed: bool,
+    pub status: QuotaStatus,
+    pub retry_after_s: Option<f64>,
+}

@@ -1,0 +1,189 @@
+//! The quota service: the engine plus what surrounds it at run time — the
+//! workspace registry (keys), the per-workspace event bus, and the ticker that
+//! turns the passing of time into status changes. REST, WebSocket and (later) the
+//! proxy all go through this one API.
+
+mod bus;
+mod registry;
+
+pub use bus::Bus;
+pub use registry::{Registry, RegistryError};
+
+use crate::config::Config;
+use crate::engine::{
+    Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition,
+};
+use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Who is calling, as proven by the key they presented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    Workspace(String),
+}
+
+#[derive(Clone)]
+pub struct QuotaService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    engine: Engine,
+    registry: Registry,
+    bus: Bus,
+}
+
+impl QuotaService {
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
+        let engine = Engine::new(config.engine.clone(), clock);
+        let registry = Registry::new(&config.admin_key);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                engine,
+                registry,
+                bus: Bus::default(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// Resolves a presented key to a caller; `None` for an unknown key.
+    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+        self.inner.registry.authenticate(key)
+    }
+
+    /// Creates a workspace and returns its (only ever shown once) key.
+    pub fn create_workspace(
+        &self,
+        id: &str,
+        overrides: &LimitOverrides,
+    ) -> Result<(String, Limits), RegistryError> {
+        let limits = self
+            .inner
+            .engine
+            .create_workspace(id, overrides)
+            .map_err(|_| RegistryError::AlreadyExists(id.to_string()))?;
+        let key = self.inner.registry.issue_key(id);
+        tracing::info!(workspace_id = id, "workspace created");
+        Ok((key, limits))
+    }
+
+    pub fn snapshot(&self, id: &str) -> Result<QuotaSnapshot, EngineError> {
+        self.inner.engine.snapshot(id)
+    }
+
+    pub fn check(&self, id: &str) -> Result<CheckResult, EngineError> {
+        self.inner.engine.check(id)
+    }
+
+    pub fn usage(&self, id: &str, minutes: u64) -> Result<UsageReport, EngineError> {
+        self.inner.engine.usage(id, minutes)
+    }
+
+    pub fn try_admit(&self, id: &str) -> Result<Admission, EngineError> {
+        let admission = self.inner.engine.try_admit(id)?;
+        if admission.check.allowed {
+            self.publish(id, &admission.effect);
+        }
+        Ok(admission)
+    }
+
+    pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
+        let effect = self.inner.engine.complete(id, outcome)?;
+        self.publish(id, &effect);
+        Ok(effect)
+    }
+
+    pub fn record(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
+        let effect = self.inner.engine.record(id, outcome)?;
+        self.publish(id, &effect);
+        Ok(effect)
+    }
+
+    pub fn reset(&self, id: &str) -> Result<Effect, EngineError> {
+        let effect = self.inner.engine.reset(id)?;
+        tracing::info!(workspace_id = id, "quota reset by admin");
+        self.publish(id, &effect);
+        Ok(effect)
+    }
+
+    pub fn reset_all(&self) -> Vec<String> {
+        let ids = self.inner.engine.workspace_ids();
+        for id in &ids {
+            // A workspace removed between listing and resetting is simply skipped.
+            let _ = self.reset(id);
+        }
+        ids
+    }
+
+    /// Looks for time-driven transitions and refreshes subscribers whose windows
+    /// slid. Called by the ticker; public so tests can drive it with a fake clock.
+    pub fn tick(&self, refresh_usage: bool) {
+        for transition in self.inner.engine.tick() {
+            log_transition(&transition);
+            self.inner.bus.publish_with(&transition.workspace_id, || {
+                self.inner.engine.snapshot(&transition.workspace_id).ok()
+            });
+        }
+        if refresh_usage {
+            for id in self.inner.bus.subscribed_ids() {
+                self.inner
+                    .bus
+                    .refresh_with(&id, || self.inner.engine.snapshot(&id).ok());
+            }
+        }
+    }
+
+    /// Starts the ticker on the current tokio runtime. It holds only a weak
+    /// reference, so it ends when the last service handle is dropped.
+    pub fn spawn_ticker(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = Duration::from_millis(self.inner.config.tick_ms.max(10));
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut count: u64 = 0;
+            loop {
+                interval.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                count += 1;
+                // Usage meters slide slowly; refreshing them once a second is plenty.
+                QuotaService { inner }.tick(count % 4 == 0);
+            }
+        });
+    }
+
+    fn publish(&self, id: &str, effect: &Effect) {
+        if let Some(transition) = &effect.transition {
+            log_transition(transition);
+        }
+        self.inner
+            .bus
+            .publish_with(id, || self.inner.engine.snapshot(id).ok());
+    }
+}
+
+fn log_transition(t: &Transition) {
+    tracing::info!(
+        workspace_id = %t.workspace_id,
+        from = %t.from,
+        to = %t.to,
+        reason = %t.reason,
+        "quota status changed"
+    );
+}

@@ -1,0 +1,4 @@
+//! Components of the browser client.
+
+pub mod live_status;
+pub mod status_view;
