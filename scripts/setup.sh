@@ -23,6 +23,7 @@ as_root() {
 # --- Debian packages -------------------------------------------------------
 apt_missing=()
 command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
+command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
 if [ "$WITH_TEST_TOOLS" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium chromium-driver)
   command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)

@@ -102,7 +102,11 @@ impl Config {
     /// Reads the config file (if present) and the process environment.
     pub fn load() -> Result<Self, ConfigError> {
         let explicit = std::env::var("QUOTA_CONFIG_FILE").ok();
-        let path = PathBuf::from(explicit.clone().unwrap_or_else(|| DEFAULT_CONFIG_FILE.into()));
+        let path = PathBuf::from(
+            explicit
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONFIG_FILE.into()),
+        );
         // The default file is optional (the binary may run from anywhere); a file
         // the operator named must exist.
         let text = match std::fs::read_to_string(&path) {
@@ -129,23 +133,49 @@ impl Config {
         let defaults = EngineConfig::default();
         let d = defaults.default_limits;
 
-        let limit = |name: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
-            let value = match env(name) {
-                Some(raw) => parse_env(name, &raw, "a whole number from 1 to 1000000000000")?,
-                None => file_value.unwrap_or(default),
+        let limit =
+            |name: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+                let value = match env(name) {
+                    Some(raw) => parse_env(name, &raw, "a whole number from 1 to 1000000000000")?,
+                    None => file_value.unwrap_or(default),
+                };
+                check_range(
+                    name,
+                    value,
+                    1,
+                    1_000_000_000_000,
+                    "a whole number from 1 to 1000000000000",
+                )
             };
-            check_range(name, value, 1, 1_000_000_000_000, "a whole number from 1 to 1000000000000")
-        };
         let default_limits = Limits {
-            requests_per_minute: limit("OPENAI_RATE_LIMIT_PER_MINUTE", file.limits.requests_per_minute, d.requests_per_minute)?,
-            requests_per_day: limit("OPENAI_RATE_LIMIT_PER_DAY", file.limits.requests_per_day, d.requests_per_day)?,
-            tokens_per_minute: limit("OPENAI_TOKEN_LIMIT_PER_MINUTE", file.limits.tokens_per_minute, d.tokens_per_minute)?,
-            tokens_per_day: limit("OPENAI_TOKEN_LIMIT_PER_DAY", file.limits.tokens_per_day, d.tokens_per_day)?,
+            requests_per_minute: limit(
+                "OPENAI_RATE_LIMIT_PER_MINUTE",
+                file.limits.requests_per_minute,
+                d.requests_per_minute,
+            )?,
+            requests_per_day: limit(
+                "OPENAI_RATE_LIMIT_PER_DAY",
+                file.limits.requests_per_day,
+                d.requests_per_day,
+            )?,
+            tokens_per_minute: limit(
+                "OPENAI_TOKEN_LIMIT_PER_MINUTE",
+                file.limits.tokens_per_minute,
+                d.tokens_per_minute,
+            )?,
+            tokens_per_day: limit(
+                "OPENAI_TOKEN_LIMIT_PER_DAY",
+                file.limits.tokens_per_day,
+                d.tokens_per_day,
+            )?,
         };
 
         let warning_threshold = match env("QUOTA_WARNING_THRESHOLD") {
             Some(raw) => parse_env("QUOTA_WARNING_THRESHOLD", &raw, "a number between 0 and 1")?,
-            None => file.status.warning_threshold.unwrap_or(defaults.warning_threshold),
+            None => file
+                .status
+                .warning_threshold
+                .unwrap_or(defaults.warning_threshold),
         };
         if !(warning_threshold > 0.0 && warning_threshold < 1.0) {
             return Err(ConfigError::Invalid {
@@ -171,14 +201,18 @@ impl Config {
             warning_threshold,
             degraded_failure_threshold: check_range(
                 "status.degraded_failure_threshold",
-                u64::from(s.degraded_failure_threshold.unwrap_or(defaults.degraded_failure_threshold)),
+                u64::from(
+                    s.degraded_failure_threshold
+                        .unwrap_or(defaults.degraded_failure_threshold),
+                ),
                 1,
                 1000,
                 "a whole number from 1 to 1000",
             )? as u32,
             degraded_window_ms: check_range(
                 "status.degraded_window_s",
-                s.degraded_window_s.unwrap_or(defaults.degraded_window_ms / 1000),
+                s.degraded_window_s
+                    .unwrap_or(defaults.degraded_window_ms / 1000),
                 1,
                 3600,
                 "a number of seconds from 1 to 3600",
@@ -186,7 +220,8 @@ impl Config {
             default_rate_limit_backoff_ms: (backoff_s * 1000.0) as u64,
             quota_probe_interval_ms: check_range(
                 "status.quota_probe_interval_s",
-                s.quota_probe_interval_s.unwrap_or(defaults.quota_probe_interval_ms / 1000),
+                s.quota_probe_interval_s
+                    .unwrap_or(defaults.quota_probe_interval_ms / 1000),
                 1,
                 86_400,
                 "a number of seconds from 1 to 86400",
@@ -199,7 +234,10 @@ impl Config {
                 return Err(ConfigError::AdminKeyTooShort(key.chars().count()))
             }
             Some(key) => (key, AdminKeySource::Environment),
-            None => (crate::auth::generate_secret("qa_admin_"), AdminKeySource::Generated),
+            None => (
+                crate::auth::generate_secret("qa_admin_"),
+                AdminKeySource::Generated,
+            ),
         };
 
         Ok(Config {
@@ -225,7 +263,11 @@ impl Config {
     }
 }
 
-fn parse_env<T: std::str::FromStr>(name: &str, raw: &str, expected: &'static str) -> Result<T, ConfigError> {
+fn parse_env<T: std::str::FromStr>(
+    name: &str,
+    raw: &str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
     raw.trim().parse().map_err(|_| ConfigError::Invalid {
         name: name.to_string(),
         expected,
@@ -233,7 +275,13 @@ fn parse_env<T: std::str::FromStr>(name: &str, raw: &str, expected: &'static str
     })
 }
 
-fn check_range(name: &str, value: u64, min: u64, max: u64, expected: &'static str) -> Result<u64, ConfigError> {
+fn check_range(
+    name: &str,
+    value: u64,
+    min: u64,
+    max: u64,
+    expected: &'static str,
+) -> Result<u64, ConfigError> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -251,8 +299,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_sources(file, Path::new("Leptos.toml"), |name| env.get(name).cloned())
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_sources(file, Path::new("Leptos.toml"), |name| {
+            env.get(name).cloned()
+        })
     }
 
     #[test]
@@ -279,7 +332,10 @@ mod tests {
         let err = load(None, &[("QUOTA_WARNING_THRESHOLD", "1.5")]).unwrap_err();
         assert!(err.to_string().contains("QUOTA_WARNING_THRESHOLD"), "{err}");
         let err = load(None, &[("OPENAI_RATE_LIMIT_PER_DAY", "lots")]).unwrap_err();
-        assert!(err.to_string().contains("OPENAI_RATE_LIMIT_PER_DAY"), "{err}");
+        assert!(
+            err.to_string().contains("OPENAI_RATE_LIMIT_PER_DAY"),
+            "{err}"
+        );
         let err = load(Some("[limits]\nrequests_per_minut = 5\n"), &[]).unwrap_err();
         assert!(err.to_string().contains("requests_per_minut"), "{err}");
     }

@@ -1,1 +1,792 @@
+//! The API over real HTTP and WebSocket on 127.0.0.1:0: every endpoint, every
+//! auth failure, every malformed body, and live updates.
 
+use futures_util::{SinkExt, StreamExt};
+use quota_alert::config::Config;
+use quota_alert::engine::SystemClock;
+use quota_alert::service::QuotaService;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const ADMIN: &str = "test-admin-key-0123456789";
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+}
+
+async fn start() -> Server {
+    let env = |name: &str| -> Option<String> {
+        match name {
+            "QUOTA_ADMIN_RESET_KEY" => Some(ADMIN.into()),
+            "OPENAI_RATE_LIMIT_PER_MINUTE" => Some("10".into()),
+            "OPENAI_RATE_LIMIT_PER_DAY" => Some("1000".into()),
+            "OPENAI_TOKEN_LIMIT_PER_MINUTE" => Some("10000".into()),
+            "OPENAI_TOKEN_LIMIT_PER_DAY" => Some("100000".into()),
+            _ => None,
+        }
+    };
+    let config = Config::from_sources(None, Path::new("none"), env).expect("config");
+    let service = QuotaService::new(config, Arc::new(SystemClock));
+    service.spawn_ticker();
+    let options = quota_alert::server::leptos_options().expect("leptos options");
+    let app = quota_alert::server::app(service, options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let res = req.send().await.expect("send");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let res = req.send().await.expect("send");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        key: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .body(body.to_string());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let res = req.send().await.expect("send");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn workspace(&self, id: &str) -> String {
+        let (status, body) = self
+            .post("/api/admin/workspaces", Some(ADMIN), json!({ "id": id }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["api_key"].as_str().expect("api_key").to_string()
+    }
+
+    async fn record(&self, key: &str, body: Value) -> Value {
+        let (status, body) = self.post("/api/quota/record", Some(key), body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    fn ws_url(&self, query: &str) -> String {
+        format!(
+            "{}/api/quota/ws{query}",
+            self.base.replace("http://", "ws://")
+        )
+    }
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    expected_status: StatusCode,
+    expected_code: &str,
+) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(error_code(body), expected_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn healthz_answers() {
+    let s = start().await;
+    let (status, body) = s.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn admin_creates_workspaces_with_validated_ids_and_limits() {
+    let s = start().await;
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces",
+            Some(ADMIN),
+            json!({"id": "acme", "limits": {"requests_per_minute": 3}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["id"], "acme");
+    assert!(body["api_key"].as_str().unwrap().starts_with("qa_"));
+    assert_eq!(body["limits"]["requests_per_minute"], 3);
+    assert_eq!(body["limits"]["requests_per_day"], 1000);
+
+    let (status, body) = s
+        .post("/api/admin/workspaces", Some(ADMIN), json!({"id": "acme"}))
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "already_exists");
+
+    for bad in ["", "Acme", "a b", "ünï", &"x".repeat(65), "../etc"] {
+        let (status, body) = s
+            .post("/api/admin/workspaces", Some(ADMIN), json!({"id": bad}))
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_workspace_id",
+        );
+    }
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces",
+            Some(ADMIN),
+            json!({"id": &"x".repeat(64)}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "64 characters is allowed: {body}"
+    );
+
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces",
+            Some(ADMIN),
+            json!({"id": "zero", "limits": {"tokens_per_day": 0}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("limits.tokens_per_day"));
+
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces",
+            Some(ADMIN),
+            json!({"id": "typo", "limits": {"request_per_minute": 5}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("request_per_minute"),
+        "{body}"
+    );
+
+    let (status, body) = s
+        .post("/api/admin/workspaces", Some(ADMIN), json!({"name": "x"}))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
+}
+
+#[tokio::test]
+async fn every_auth_failure_gets_its_own_answer() {
+    let s = start().await;
+    let acme = s.workspace("acme").await;
+    s.workspace("beta").await;
+
+    let (status, body) = s.get("/api/quota/status", None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, body) = s.get("/api/quota/status", Some("qa_not_a_real_key")).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let res = s
+        .http
+        .get(s.url("/api/quota/status"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+
+    let (status, body) = s
+        .get("/api/quota/status?workspace_id=beta", Some(&acme))
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = s
+        .get("/api/quota/status?workspace_id=acme", Some(&acme))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "naming your own workspace is fine: {body}"
+    );
+
+    let (status, body) = s.get("/api/quota/status", Some(ADMIN)).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "missing_workspace_id",
+    );
+    let (status, body) = s
+        .get("/api/quota/status?workspace_id=nobody", Some(ADMIN))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s
+        .get("/api/quota/status?workspace_id=beta", Some(ADMIN))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["workspace_id"], "beta");
+
+    let (status, body) = s
+        .post("/api/admin/workspaces", Some(&acme), json!({"id": "evil"}))
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces",
+            Some("wrong-admin-key-123456"),
+            json!({"id": "evil"}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, body) = s.post("/api/quota/reset", Some(&acme), json!({})).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[tokio::test]
+async fn status_check_and_notifications_follow_recorded_usage() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+
+    let (status, snap) = s.get("/api/quota/status", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(snap["status"], "NORMAL");
+    for window in [
+        "requests_per_minute",
+        "requests_per_day",
+        "tokens_per_minute",
+        "tokens_per_day",
+    ] {
+        for field in ["current", "limit", "percentage", "resets_in_s"] {
+            assert!(
+                snap[window][field].is_number(),
+                "{window}.{field} in {snap}"
+            );
+        }
+    }
+    assert!(snap["retry_after_s"].is_null());
+    assert!(snap["last_error"].is_null());
+    assert!(snap["updated_at"].as_str().unwrap().ends_with('Z'));
+    let (_, note) = s.get("/api/quota/notifications", Some(&key)).await;
+    assert_eq!(note["show"], false);
+
+    for _ in 0..8 {
+        s.record(&key, json!({"success": true, "tokens_used": 120}))
+            .await;
+    }
+    let (_, snap) = s.get("/api/quota/status", Some(&key)).await;
+    assert_eq!(snap["status"], "WARNING");
+    assert_eq!(snap["requests_per_minute"]["current"], 8);
+    assert_eq!(snap["tokens_per_day"]["current"], 960);
+    let (_, note) = s.get("/api/quota/notifications", Some(&key)).await;
+    assert_eq!(note["show"], true);
+    assert_eq!(note["level"], "warning");
+    assert_eq!(note["status"], "WARNING");
+    assert!(note["title"].as_str().is_some() && note["message"].as_str().is_some());
+    let (_, check) = s.get("/api/quota/check", Some(&key)).await;
+    assert_eq!(
+        check,
+        json!({"allowed": true, "status": "WARNING", "retry_after_s": null})
+    );
+
+    s.record(&key, json!({"success": true})).await;
+    let last = s.record(&key, json!({"success": true})).await;
+    assert_eq!(
+        last["status"], "RATE_LIMITED",
+        "record answers with the new snapshot"
+    );
+    let (_, check) = s.get("/api/quota/check", Some(&key)).await;
+    assert_eq!(check["allowed"], false);
+    assert_eq!(check["status"], "RATE_LIMITED");
+    assert!(check["retry_after_s"].as_f64().unwrap() > 50.0);
+    let (_, note) = s.get("/api/quota/notifications", Some(&key)).await;
+    assert_eq!(note["level"], "error");
+}
+
+#[tokio::test]
+async fn recorded_upstream_errors_move_the_status_by_their_code() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    let snap = s
+        .record(&key, json!({"success": false, "error": {"http_status": 429, "type": "insufficient_quota", "code": "insufficient_quota", "message": "You exceeded your current quota"}}))
+        .await;
+    assert_eq!(snap["status"], "QUOTA_EXCEEDED");
+    assert_eq!(snap["last_error"]["class"], "quota_exhausted");
+    assert_eq!(snap["last_error"]["code"], "insufficient_quota");
+
+    let (status, reset) = s
+        .post(
+            "/api/quota/reset",
+            Some(ADMIN),
+            json!({"workspace_id": "acme"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reset["reset"], json!(["acme"]));
+
+    let snap = s
+        .record(&key, json!({"success": false, "error": {"http_status": 429, "code": "rate_limit_exceeded"}, "retry_after_s": 30}))
+        .await;
+    assert_eq!(snap["status"], "RATE_LIMITED");
+    assert_eq!(snap["retry_after_s"], 30.0);
+}
+
+#[tokio::test]
+async fn malformed_record_bodies_get_400s_naming_the_problem() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"success": true, "tokens_used": "lots"}),
+            "tokens_used",
+        ),
+        (json!({"success": true, "tokens_used": -1}), "tokens_used"),
+        (json!({"success": true, "tokens_used": 1e30}), "tokens_used"),
+        (
+            json!({"success": true, "tokens_used": 100000001}),
+            "tokens_used",
+        ),
+        (json!({"tokens_used": 5}), "success"),
+        (json!({"success": "yes"}), "success"),
+        (json!({"success": false}), "error"),
+        (json!({"success": false, "error": {}}), "error"),
+        (
+            json!({"success": true, "error": {"http_status": 500}}),
+            "error",
+        ),
+        (
+            json!({"success": false, "error": {"http_status": 700}}),
+            "error.http_status",
+        ),
+        (
+            json!({"success": false, "error": {"http_status": 429}, "retry_after_s": -1}),
+            "retry_after_s",
+        ),
+        (
+            json!({"success": false, "error": {"http_status": 429}, "retry_after_s": 1e9}),
+            "retry_after_s",
+        ),
+        (
+            json!({"success": false, "error": {"code": "x".repeat(3000)}}),
+            "error.code",
+        ),
+        (json!({"success": true, "tokens": 5}), "tokens"),
+        (json!([1, 2]), "JSON object"),
+    ];
+    for (body, names) in cases {
+        let (status, answer) = s.post("/api/quota/record", Some(&key), body.clone()).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_body");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(names),
+            "{body} → {message} should name {names}"
+        );
+    }
+
+    let (status, answer) = s
+        .post_raw(
+            "/api/quota/record",
+            &key,
+            Some("application/json"),
+            "{\"success\": tru",
+        )
+        .await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_json");
+    let (status, answer) = s
+        .post_raw("/api/quota/record", &key, None, "{\"success\": true}")
+        .await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let huge = format!(
+        "{{\"success\": true, \"pad\": \"{}\"}}",
+        "x".repeat(100_000)
+    );
+    let (status, answer) = s
+        .post_raw("/api/quota/record", &key, Some("application/json"), &huge)
+        .await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+
+    // Nothing above was counted, and the server is still healthy.
+    let (_, snap) = s.get("/api/quota/status", Some(&key)).await;
+    assert_eq!(snap["requests_per_day"]["current"], 0);
+    assert_eq!(s.get("/healthz", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn usage_has_a_per_minute_history() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    s.record(&key, json!({"success": true, "tokens_used": 42}))
+        .await;
+    let (status, usage) = s.get("/api/quota/usage", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK);
+    let history = usage["history"].as_array().unwrap();
+    assert_eq!(history.len(), 60);
+    assert_eq!(history[59]["requests"], 1);
+    assert_eq!(history[59]["tokens"], 42);
+    assert_eq!(usage["tokens_per_minute"]["current"], 42);
+
+    let (status, usage) = s.get("/api/quota/usage?minutes=120", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(usage["history"].as_array().unwrap().len(), 120);
+    let (status, body) = s.get("/api/quota/usage?minutes=0", Some(&key)).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
+    let (status, body) = s.get("/api/quota/usage?minutes=abc", Some(&key)).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
+    let (status, body) = s.get("/api/quota/status?colour=blue", Some(&key)).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+#[tokio::test]
+async fn admin_reset_of_all_and_of_unknown_workspaces() {
+    let s = start().await;
+    let a = s.workspace("a").await;
+    let b = s.workspace("b").await;
+    for key in [&a, &b] {
+        s.record(key, json!({"success": true, "tokens_used": 10}))
+            .await;
+    }
+    let (status, body) = s.post("/api/quota/reset", Some(ADMIN), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["reset"], json!(["a", "b"]));
+    let (_, snap) = s.get("/api/quota/status", Some(&b)).await;
+    assert_eq!(snap["requests_per_day"]["current"], 0);
+
+    let (status, body) = s
+        .post(
+            "/api/quota/reset",
+            Some(ADMIN),
+            json!({"workspace_id": "zzz"}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s
+        .post(
+            "/api/quota/reset",
+            Some(ADMIN),
+            json!({"workspace_id": "BAD ID"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_workspace_id",
+    );
+}
+
+#[tokio::test]
+async fn unknown_endpoints_and_methods_answer_in_json() {
+    let s = start().await;
+    let (status, body) = s.get("/api/nope", None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s.post("/api/quota/status", None, json!({})).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+}
+
+#[tokio::test]
+async fn the_home_page_is_server_rendered() {
+    let s = start().await;
+    let res = s.http.get(s.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<title>quota-alert</title>"), "{html}");
+    assert!(html.contains("name=\"api_key\""));
+    assert!(
+        html.contains("/pkg/quota-alert.js"),
+        "hydration script is linked"
+    );
+    let res = s.http.get(s.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+// --- WebSocket -----------------------------------------------------------
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(s: &Server, key: &str) -> Ws {
+    let mut request = s.ws_url("").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("ws connect");
+    ws
+}
+
+/// Next JSON message that is not a heartbeat, or None after `wait`.
+async fn next_json(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let message = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("server sends JSON");
+            if value["type"] != "ping" {
+                return Some(value);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_sends_the_snapshot_then_every_status_change_at_once() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    let mut ws = connect(&s, &key).await;
+    let first = next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("initial");
+    assert_eq!(first["type"], "quota_initial");
+    assert_eq!(first["data"]["status"], "NORMAL");
+    assert_eq!(first["data"]["workspace_id"], "acme");
+
+    s.record(
+        &key,
+        json!({"success": false, "error": {"http_status": 429, "code": "insufficient_quota"}}),
+    )
+    .await;
+    let update = next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("update");
+    assert_eq!(update["type"], "quota_update");
+    assert_eq!(update["data"]["status"], "QUOTA_EXCEEDED");
+    assert_eq!(update["previous_status"], "NORMAL");
+
+    // A second status change right after the first is not held back.
+    let started = std::time::Instant::now();
+    s.post(
+        "/api/quota/reset",
+        Some(ADMIN),
+        json!({"workspace_id": "acme"}),
+    )
+    .await;
+    let update = next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("update");
+    assert_eq!(update["data"]["status"], "NORMAL");
+    assert_eq!(update["previous_status"], "QUOTA_EXCEEDED");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "status changes are pushed at once"
+    );
+}
+
+#[tokio::test]
+async fn websocket_coalesces_pure_usage_changes() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    // High limits so that only usage (not status) changes.
+    let (_, body) = s
+        .post("/api/admin/workspaces", Some(ADMIN), json!({"id": "big", "limits": {"requests_per_minute": 100000, "requests_per_day": 1000000}}))
+        .await;
+    let big = body["api_key"].as_str().unwrap().to_string();
+    drop(key);
+    let mut ws = connect(&s, &big).await;
+    next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("initial");
+
+    for _ in 0..40 {
+        s.record(&big, json!({"success": true, "tokens_used": 1}))
+            .await;
+    }
+    let mut updates = Vec::new();
+    while let Some(update) = next_json(&mut ws, Duration::from_millis(700)).await {
+        updates.push(update);
+    }
+    assert!(!updates.is_empty());
+    assert!(
+        updates.len() < 20,
+        "40 records gave {} updates",
+        updates.len()
+    );
+    let last = updates.last().unwrap();
+    assert_eq!(
+        last["data"]["requests_per_minute"]["current"], 40,
+        "the newest snapshot wins"
+    );
+}
+
+#[tokio::test]
+async fn websocket_pushes_recovery_without_any_new_record() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    let mut ws = connect(&s, &key).await;
+    next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("initial");
+    s.record(&key, json!({"success": false, "error": {"http_status": 429, "code": "rate_limit_exceeded"}, "retry_after_s": 0.5}))
+        .await;
+    let limited = next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("rate limited");
+    assert_eq!(limited["data"]["status"], "RATE_LIMITED");
+    let recovered = loop {
+        let update = next_json(&mut ws, Duration::from_secs(3))
+            .await
+            .expect("recovery");
+        if update["data"]["status"] != "RATE_LIMITED" {
+            break update;
+        }
+    };
+    assert_eq!(recovered["data"]["status"], "NORMAL");
+    assert_eq!(recovered["previous_status"], "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn websocket_answers_pings_and_closes_on_junk() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    let mut ws = connect(&s, &key).await;
+    next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("initial");
+    ws.send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
+    let pong = next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("pong");
+    assert_eq!(pong["type"], "pong");
+
+    ws.send(Message::Text("not json".into())).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(1003));
+}
+
+#[tokio::test]
+async fn websocket_authenticates_by_header_or_token_and_isolates_workspaces() {
+    let s = start().await;
+    let a = s.workspace("a").await;
+    let b = s.workspace("b").await;
+
+    let err = tokio_tungstenite::connect_async(s.ws_url(""))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    let err = tokio_tungstenite::connect_async(s.ws_url("?token=qa_wrong"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    let err = tokio_tungstenite::connect_async(s.ws_url(&format!("?token={a}&workspace_id=b")))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+
+    let (mut ws_a, _) = tokio_tungstenite::connect_async(s.ws_url(&format!("?token={a}")))
+        .await
+        .unwrap();
+    let (mut ws_admin_b, _) =
+        tokio_tungstenite::connect_async(s.ws_url(&format!("?token={ADMIN}&workspace_id=b")))
+            .await
+            .unwrap();
+    assert_eq!(
+        next_json(&mut ws_a, Duration::from_secs(2)).await.unwrap()["data"]["workspace_id"],
+        "a"
+    );
+    assert_eq!(
+        next_json(&mut ws_admin_b, Duration::from_secs(2))
+            .await
+            .unwrap()["data"]["workspace_id"],
+        "b"
+    );
+
+    s.record(&b, json!({"success": true, "tokens_used": 7}))
+        .await;
+    let seen = next_json(&mut ws_admin_b, Duration::from_secs(2))
+        .await
+        .expect("b's update");
+    assert_eq!(seen["data"]["tokens_per_minute"]["current"], 7);
+    assert!(
+        next_json(&mut ws_a, Duration::from_millis(600))
+            .await
+            .is_none(),
+        "a never sees b"
+    );
+
+    let res = s
+        .http
+        .get(s.ws_url("").replace("ws://", "http://"))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "plain HTTP to the WebSocket endpoint"
+    );
+}

@@ -35,7 +35,10 @@ pub async fn create_workspace(
 ) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
     validate_workspace_id(&body.id)?;
     for (name, value) in [
-        ("limits.requests_per_minute", body.limits.requests_per_minute),
+        (
+            "limits.requests_per_minute",
+            body.limits.requests_per_minute,
+        ),
         ("limits.requests_per_day", body.limits.requests_per_day),
         ("limits.tokens_per_minute", body.limits.tokens_per_minute),
         ("limits.tokens_per_day", body.limits.tokens_per_day),

@@ -21,10 +21,30 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        // Two steps: any JSON first (syntax, content type, size), then the shape,
+        // so that a non-object body gets a plain answer and field errors carry
+        // the field's path.
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(json_rejection)?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "The body must be a JSON object.",
+            ));
         }
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = if path == "." {
+                    format!("The JSON body does not have the expected shape: {inner}")
+                } else {
+                    format!("The JSON body does not have the expected shape: {path}: {inner}")
+                };
+                ApiError::bad_request("invalid_body", message)
+            })
     }
 }
 
@@ -34,11 +54,20 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         // e.g. "tokens_used: invalid type: string \"x\", expected u64".
         JsonRejection::JsonDataError(e) => ApiError::bad_request(
             "invalid_body",
-            format!("The JSON body does not have the expected shape: {}", e.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ")),
+            format!(
+                "The JSON body does not have the expected shape: {}",
+                e.body_text().trim_start_matches(
+                    "Failed to deserialize the JSON body into the target type: "
+                )
+            ),
         ),
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
             "invalid_json",
-            format!("The body is not valid JSON: {}", e.body_text().trim_start_matches("Failed to parse the request body as JSON: ")),
+            format!(
+                "The body is not valid JSON: {}",
+                e.body_text()
+                    .trim_start_matches("Failed to parse the request body as JSON: ")
+            ),
         ),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -103,7 +132,9 @@ pub fn bearer_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 pub fn authenticate(service: &QuotaService, key: Option<String>) -> Result<Caller, ApiError> {
     let key = key.ok_or_else(|| {
-        ApiError::unauthorized("Missing key: send `Authorization: Bearer <workspace or admin key>`.")
+        ApiError::unauthorized(
+            "Missing key: send `Authorization: Bearer <workspace or admin key>`.",
+        )
     })?;
     service
         .authenticate(&key)
@@ -116,7 +147,10 @@ pub struct Auth(pub Caller);
 impl FromRequestParts<QuotaService> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, service: &QuotaService) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &QuotaService,
+    ) -> Result<Self, Self::Rejection> {
         authenticate(service, bearer_key(&parts.headers)?).map(Auth)
     }
 }
@@ -127,7 +161,10 @@ pub struct AdminAuth;
 impl FromRequestParts<QuotaService> for AdminAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, service: &QuotaService) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &QuotaService,
+    ) -> Result<Self, Self::Rejection> {
         match Auth::from_request_parts(parts, service).await?.0 {
             Caller::Admin => Ok(AdminAuth),
             Caller::Workspace(_) => Err(ApiError::forbidden(
@@ -170,7 +207,9 @@ pub fn target_workspace(
             "The admin key must name a workspace with `?workspace_id=`.",
         )),
         (Caller::Admin, Some(id)) if service.engine().contains(id) => Ok(id.to_string()),
-        (Caller::Admin, Some(id)) => Err(ApiError::not_found(format!("workspace `{id}` does not exist"))),
+        (Caller::Admin, Some(id)) => Err(ApiError::not_found(format!(
+            "workspace `{id}` does not exist"
+        ))),
     }
 }
 

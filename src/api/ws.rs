@@ -56,13 +56,18 @@ async fn session(socket: WebSocket, service: QuotaService, id: String) {
 
     // Subscribe before taking the first snapshot so no change falls in between.
     let mut updates = service.bus().subscribe(&id);
-    let Ok(initial) = service.snapshot(&id) else { return };
+    let Ok(initial) = service.snapshot(&id) else {
+        return;
+    };
     let mut state = Session {
         last_status: initial.status,
         last_version: initial.version,
         last_sent_at: Instant::now(),
     };
-    if send(&mut sink, &WsMessage::QuotaInitial { data: initial }).await.is_err() {
+    if send(&mut sink, &WsMessage::QuotaInitial { data: initial })
+        .await
+        .is_err()
+    {
         return;
     }
 
@@ -124,7 +129,11 @@ async fn session(socket: WebSocket, service: QuotaService, id: String) {
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
-async fn push(sink: &mut Sink, state: &mut Session, snapshot: &Arc<QuotaSnapshot>) -> Result<(), axum::Error> {
+async fn push(
+    sink: &mut Sink,
+    state: &mut Session,
+    snapshot: &Arc<QuotaSnapshot>,
+) -> Result<(), axum::Error> {
     let message = WsMessage::QuotaUpdate {
         data: QuotaSnapshot::clone(snapshot),
         previous_status: state.last_status,

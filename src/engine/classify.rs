@@ -82,13 +82,23 @@ mod tests {
 
     #[test]
     fn quota_is_not_filed_as_a_rate_limit() {
-        let e = err(Some(429), "insufficient_quota", "insufficient_quota", "You exceeded your current quota");
+        let e = err(
+            Some(429),
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota",
+        );
         assert_eq!(classify(&e), ErrorClass::QuotaExhausted);
     }
 
     #[test]
     fn message_text_is_never_read() {
-        let e = err(Some(400), "invalid_request_error", "", "rate limit quota exceeded timeout");
+        let e = err(
+            Some(400),
+            "invalid_request_error",
+            "",
+            "rate limit quota exceeded timeout",
+        );
         assert_eq!(classify(&e), ErrorClass::ClientError);
         let e = err(Some(429), "requests", "rate_limit_exceeded", "");
         assert_eq!(classify(&e), ErrorClass::RateLimited);
@@ -96,9 +106,18 @@ mod tests {
 
     #[test]
     fn server_errors_and_timeouts_count_towards_degraded() {
-        assert_eq!(classify(&err(Some(503), "", "", "")), ErrorClass::UpstreamFailure);
-        assert_eq!(classify(&err(None, "", "timeout", "")), ErrorClass::UpstreamFailure);
-        assert_eq!(classify(&err(Some(408), "", "", "")), ErrorClass::UpstreamFailure);
+        assert_eq!(
+            classify(&err(Some(503), "", "", "")),
+            ErrorClass::UpstreamFailure
+        );
+        assert_eq!(
+            classify(&err(None, "", "timeout", "")),
+            ErrorClass::UpstreamFailure
+        );
+        assert_eq!(
+            classify(&err(Some(408), "", "", "")),
+            ErrorClass::UpstreamFailure
+        );
     }
 
     #[test]

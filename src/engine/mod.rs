@@ -129,7 +129,11 @@ impl Engine {
         self.workspaces.contains_key(id)
     }
 
-    pub fn create_workspace(&self, id: &str, overrides: &LimitOverrides) -> Result<Limits, EngineError> {
+    pub fn create_workspace(
+        &self,
+        id: &str,
+        overrides: &LimitOverrides,
+    ) -> Result<Limits, EngineError> {
         use dashmap::mapref::entry::Entry;
         let limits = self.config.default_limits.with_overrides(overrides);
         match self.workspaces.entry(id.to_string()) {
@@ -281,7 +285,12 @@ impl Engine {
         self.workspaces.get(id).map(|ws| ws.heap_bytes())
     }
 
-    fn apply(&self, id: &str, outcome: &CallOutcome, count_request: bool) -> Result<Effect, EngineError> {
+    fn apply(
+        &self,
+        id: &str,
+        outcome: &CallOutcome,
+        count_request: bool,
+    ) -> Result<Effect, EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             ws.advance(now, engine.config.degraded_window_ms);
             // Failed requests count toward the request windows as OpenAI counts
@@ -313,7 +322,8 @@ impl Engine {
                     .retry_after_ms
                     .unwrap_or(self.config.default_rate_limit_backoff_ms);
                 let until = now + wait;
-                up.rate_limited_until_ms = Some(up.rate_limited_until_ms.map_or(until, |u| u.max(until)));
+                up.rate_limited_until_ms =
+                    Some(up.rate_limited_until_ms.map_or(until, |u| u.max(until)));
             }
             ErrorClass::QuotaExhausted => {
                 up.quota_exhausted_at_ms = Some(now);
@@ -368,7 +378,12 @@ impl Engine {
 
     /// Compares the rules' verdict with the stored status and, on a change,
     /// stores it, keeps it in the history and returns it.
-    fn transition_if_changed(&self, id: &str, ws: &mut WorkspaceState, now: u64) -> Option<Transition> {
+    fn transition_if_changed(
+        &self,
+        id: &str,
+        ws: &mut WorkspaceState,
+        now: u64,
+    ) -> Option<Transition> {
         let verdict = rules::evaluate(ws, now, &self.config, self.store_healthy());
         ws.updated_at_ms = now;
         if verdict.status == ws.status {
@@ -437,7 +452,12 @@ fn build_snapshot(id: &str, ws: &WorkspaceState, verdict: &Verdict, now: u64) ->
         workspace_id: id.to_string(),
         status: verdict.status,
         message: verdict.message.clone(),
-        requests_per_minute: window_usage(&ws.minute, M::Requests, ws.limits.requests_per_minute, now),
+        requests_per_minute: window_usage(
+            &ws.minute,
+            M::Requests,
+            ws.limits.requests_per_minute,
+            now,
+        ),
         requests_per_day: window_usage(&ws.day, M::Requests, ws.limits.requests_per_day, now),
         tokens_per_minute: window_usage(&ws.minute, M::Tokens, ws.limits.tokens_per_minute, now),
         tokens_per_day: window_usage(&ws.day, M::Tokens, ws.limits.tokens_per_day, now),

@@ -60,7 +60,12 @@ fn windows(ws: &WorkspaceState) -> [WindowRef<'_>; 4] {
 }
 
 /// Applies the rules. `ws` must have been advanced to `now_ms`.
-pub fn evaluate(ws: &WorkspaceState, now_ms: u64, config: &EngineConfig, store_healthy: bool) -> Verdict {
+pub fn evaluate(
+    ws: &WorkspaceState,
+    now_ms: u64,
+    config: &EngineConfig,
+    store_healthy: bool,
+) -> Verdict {
     let mut quota_wait: Option<u64> = None;
     let mut quota_reason: Option<String> = None;
     let mut rate_wait: Option<u64> = None;
@@ -90,7 +95,8 @@ pub fn evaluate(ws: &WorkspaceState, now_ms: u64, config: &EngineConfig, store_h
             }
         } else if w.limit > 0 {
             let share = total as f64 / w.limit as f64;
-            if share >= config.warning_threshold && warning.as_ref().is_none_or(|(s, _)| share > *s) {
+            if share >= config.warning_threshold && warning.as_ref().is_none_or(|(s, _)| share > *s)
+            {
                 warning = Some((
                     share,
                     format!(

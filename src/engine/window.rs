@@ -117,7 +117,13 @@ impl SlidingWindow {
 
     /// Milliseconds until the window has room for `cost` more of `metric` under
     /// `limit`; 0 when it has room now. `None` if it never will (cost > limit).
-    pub fn wait_for_room_ms(&self, now_ms: u64, metric: Metric, limit: u64, cost: u64) -> Option<u64> {
+    pub fn wait_for_room_ms(
+        &self,
+        now_ms: u64,
+        metric: Metric,
+        limit: u64,
+        cost: u64,
+    ) -> Option<u64> {
         let total = self.total(metric);
         if total.saturating_add(cost) <= limit {
             return Some(0);
@@ -193,9 +199,15 @@ mod tests {
         w.add(0, 2, 0);
         w.add(5_000, 3, 0);
         // Limit 5 is full; one more fits when the first bucket (2) expires at 60s.
-        assert_eq!(w.wait_for_room_ms(10_000, Metric::Requests, 5, 1), Some(50_000));
+        assert_eq!(
+            w.wait_for_room_ms(10_000, Metric::Requests, 5, 1),
+            Some(50_000)
+        );
         // Room for 3 more needs both buckets gone: 65s.
-        assert_eq!(w.wait_for_room_ms(10_000, Metric::Requests, 5, 3), Some(55_000));
+        assert_eq!(
+            w.wait_for_room_ms(10_000, Metric::Requests, 5, 3),
+            Some(55_000)
+        );
         assert_eq!(w.wait_for_room_ms(10_000, Metric::Requests, 10, 1), Some(0));
         assert_eq!(w.wait_for_room_ms(10_000, Metric::Requests, 5, 6), None);
     }
@@ -208,7 +220,12 @@ mod tests {
         let h = w.history(180_000, 4);
         assert_eq!(
             h,
-            vec![(0, 0, 0), (60_000, 1, 10), (120_000, 0, 0), (180_000, 2, 20)]
+            vec![
+                (0, 0, 0),
+                (60_000, 1, 10),
+                (120_000, 0, 0),
+                (180_000, 2, 20)
+            ]
         );
     }
 

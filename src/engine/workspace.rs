@@ -63,7 +63,10 @@ impl WorkspaceState {
         self.minute.evict(now_ms);
         self.day.evict(now_ms);
         let up = &mut self.upstream;
-        if up.rate_limited_until_ms.is_some_and(|until| until <= now_ms) {
+        if up
+            .rate_limited_until_ms
+            .is_some_and(|until| until <= now_ms)
+        {
             up.rate_limited_until_ms = None;
         }
         // The day window rolling over ends an upstream quota block as it would a

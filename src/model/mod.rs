@@ -49,7 +49,9 @@ impl Limits<u64> {
                 .requests_per_minute
                 .unwrap_or(self.requests_per_minute),
             requests_per_day: overrides.requests_per_day.unwrap_or(self.requests_per_day),
-            tokens_per_minute: overrides.tokens_per_minute.unwrap_or(self.tokens_per_minute),
+            tokens_per_minute: overrides
+                .tokens_per_minute
+                .unwrap_or(self.tokens_per_minute),
             tokens_per_day: overrides.tokens_per_day.unwrap_or(self.tokens_per_day),
         }
     }

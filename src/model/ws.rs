@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WsMessage {
     /// First message after connecting: the current snapshot.
-    QuotaInitial { data: QuotaSnapshot },
+    QuotaInitial {
+        data: QuotaSnapshot,
+    },
     /// Sent on every change. `previous_status` is the status this connection last saw.
     QuotaUpdate {
         data: QuotaSnapshot,

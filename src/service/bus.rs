@@ -27,7 +27,9 @@ impl Bus {
     /// Publishes a snapshot built by `build`, if anyone listens. Out-of-order
     /// publishes (two records racing) are dropped by comparing versions.
     pub fn publish_with(&self, id: &str, build: impl FnOnce() -> Option<QuotaSnapshot>) {
-        let Some(sender) = self.live_sender(id) else { return };
+        let Some(sender) = self.live_sender(id) else {
+            return;
+        };
         let Some(snapshot) = build() else { return };
         sender.send_if_modified(|current| {
             let newer = current
@@ -43,16 +45,24 @@ impl Bus {
     /// Publishes only if the windows' counts moved since the last publish (time
     /// passing, not a new record).
     pub fn refresh_with(&self, id: &str, build: impl FnOnce() -> Option<QuotaSnapshot>) {
-        let Some(sender) = self.live_sender(id) else { return };
+        let Some(sender) = self.live_sender(id) else {
+            return;
+        };
         let Some(snapshot) = build() else { return };
         sender.send_if_modified(|current| {
-            let moved = current.as_ref().is_none_or(|c| {
+            // Nothing published yet: subscribers started from a fresh snapshot of
+            // their own, so store this one as the baseline without waking them.
+            let Some(c) = current.as_ref() else {
+                *current = Some(Arc::new(snapshot));
+                return false;
+            };
+            let moved = {
                 c.status != snapshot.status
                     || c.requests_per_minute.current != snapshot.requests_per_minute.current
                     || c.requests_per_day.current != snapshot.requests_per_day.current
                     || c.tokens_per_minute.current != snapshot.tokens_per_minute.current
                     || c.tokens_per_day.current != snapshot.tokens_per_day.current
-            });
+            };
             if moved {
                 *current = Some(Arc::new(snapshot));
             }
@@ -62,7 +72,8 @@ impl Bus {
 
     /// Workspaces somebody is listening to; drops channels nobody listens to.
     pub fn subscribed_ids(&self) -> Vec<String> {
-        self.channels.retain(|_, sender| sender.receiver_count() > 0);
+        self.channels
+            .retain(|_, sender| sender.receiver_count() > 0);
         self.channels.iter().map(|e| e.key().clone()).collect()
     }
 

@@ -10,9 +10,7 @@ pub use bus::Bus;
 pub use registry::{Registry, RegistryError};
 
 use crate::config::Config;
-use crate::engine::{
-    Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition,
-};
+use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
 use std::sync::Arc;
 use std::time::Duration;

@@ -80,7 +80,11 @@ fn connect(
     use gloo_net::websocket::{futures::WebSocket, Message};
 
     let location = window().location();
-    let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok().as_deref() == Some("https:") {
+        "wss"
+    } else {
+        "ws"
+    };
     let host = location.host().unwrap_or_default();
     let token: String = js_sys_encode(&key);
     let url = format!("{scheme}://{host}/api/quota/ws?token={token}");
@@ -97,7 +101,9 @@ fn connect(
         let (mut write, mut read) = socket.split();
         let mut got_message = false;
         while let Some(message) = read.next().await {
-            let Ok(Message::Text(text)) = message else { break };
+            let Ok(Message::Text(text)) = message else {
+                break;
+            };
             got_message = true;
             match serde_json::from_str::<WsMessage>(&text) {
                 Ok(WsMessage::QuotaInitial { data }) | Ok(WsMessage::QuotaUpdate { data, .. }) => {
@@ -115,7 +121,9 @@ fn connect(
         }
         set_connection.set(Connection::Closed);
         if !got_message {
-            set_error.set(Some("The server refused the connection: check the key.".into()));
+            set_error.set(Some(
+                "The server refused the connection: check the key.".into(),
+            ));
         }
     });
 }
@@ -126,7 +134,9 @@ fn js_sys_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
