@@ -161,7 +161,7 @@ impl QuotaService {
                 let Some(inner) = weak.upgrade() else { break };
                 count += 1;
                 // Usage meters slide slowly; refreshing them once a second is plenty.
-                QuotaService { inner }.tick(count % 4 == 0);
+                QuotaService { inner }.tick(count.is_multiple_of(4));
             }
         });
     }
