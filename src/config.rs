@@ -34,6 +34,22 @@ pub struct Config {
     /// How often time-driven transitions (windows sliding, retry times passing)
     /// are looked for.
     pub tick_ms: u64,
+    pub upstream: UpstreamConfig,
+}
+
+/// Where the tracked client and the proxy send requests.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// `OPENAI_BASE_URL`, e.g. `https://api.openai.com/v1` (no trailing slash).
+    pub base_url: String,
+    /// `OPENAI_API_KEY`; never leaves the server. Without it requests are
+    /// forwarded unauthenticated (useful against local compatible servers).
+    pub api_key: Option<String>,
+    /// `OPENAI_CONNECT_TIMEOUT_S` (default 10).
+    pub connect_timeout_ms: u64,
+    /// `OPENAI_TIMEOUT_S` (default 120): a whole non-streaming exchange, or the
+    /// longest silence within a stream.
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,8 +275,42 @@ impl Config {
                 "seconds from 1 to 300",
             )? * 1000,
             tick_ms: 250,
+            upstream: upstream_config(&env)?,
         })
     }
+}
+
+fn upstream_config(env: &impl Fn(&str) -> Option<String>) -> Result<UpstreamConfig, ConfigError> {
+    let base_url = env("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into());
+    let base_url = base_url.trim().trim_end_matches('/').to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+        || base_url.contains(char::is_whitespace)
+    {
+        return Err(ConfigError::Invalid {
+            name: "OPENAI_BASE_URL".into(),
+            expected: "an http:// or https:// URL",
+            value: base_url,
+        });
+    }
+    let seconds = |name: &str, default: u64| -> Result<u64, ConfigError> {
+        let value = match env(name) {
+            Some(raw) => parse_env(name, &raw, "a whole number of seconds from 1 to 3600")?,
+            None => default,
+        };
+        check_range(
+            name,
+            value,
+            1,
+            3600,
+            "a whole number of seconds from 1 to 3600",
+        )
+    };
+    Ok(UpstreamConfig {
+        base_url,
+        api_key: env("OPENAI_API_KEY").filter(|k| !k.trim().is_empty()),
+        connect_timeout_ms: seconds("OPENAI_CONNECT_TIMEOUT_S", 10)? * 1000,
+        timeout_ms: seconds("OPENAI_TIMEOUT_S", 120)? * 1000,
+    })
 }
 
 fn parse_env<T: std::str::FromStr>(

@@ -22,6 +22,8 @@ pub mod engine;
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod service;
+#[cfg(feature = "ssr")]
+pub mod upstream;
 
 /// Entry point of the WASM client: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]

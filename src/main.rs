@@ -41,7 +41,19 @@ async fn main() -> ExitCode {
     let addr = leptos_options.site_addr;
     let service = QuotaService::new(config, Arc::new(SystemClock));
     service.spawn_ticker();
-    let app = quota_alert::server::app(service, leptos_options);
+    if service.config().upstream.api_key.is_none() {
+        tracing::warn!(
+            "OPENAI_API_KEY is not set: proxied requests reach the upstream without a key"
+        );
+    }
+    let state = match quota_alert::api::AppState::new(service) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("quota-alert: cannot build the upstream HTTP client: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let app = quota_alert::server::app(state, leptos_options);
 
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,

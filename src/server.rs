@@ -1,13 +1,13 @@
 //! Assembles the whole HTTP application: the API and the Leptos pages.
 
+use crate::api::AppState;
 use crate::app::{shell, App};
-use crate::service::QuotaService;
 use axum::Router;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::trace::TraceLayer;
 
-pub fn app(service: QuotaService, leptos_options: LeptosOptions) -> Router {
+pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     let pages = Router::new()
         .leptos_routes(&leptos_options, routes, {
@@ -16,7 +16,7 @@ pub fn app(service: QuotaService, leptos_options: LeptosOptions) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
-    crate::api::router(service)
+    crate::api::router(state)
         .merge(pages)
         .layer(TraceLayer::new_for_http())
 }

@@ -2,117 +2,15 @@
 //! auth failure, every malformed body, and live updates.
 
 use futures_util::{SinkExt, StreamExt};
-use quota_alert::config::Config;
-use quota_alert::engine::SystemClock;
-use quota_alert::service::QuotaService;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-const ADMIN: &str = "test-admin-key-0123456789";
+mod common;
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-}
-
-async fn start() -> Server {
-    let env = |name: &str| -> Option<String> {
-        match name {
-            "QUOTA_ADMIN_RESET_KEY" => Some(ADMIN.into()),
-            "OPENAI_RATE_LIMIT_PER_MINUTE" => Some("10".into()),
-            "OPENAI_RATE_LIMIT_PER_DAY" => Some("1000".into()),
-            "OPENAI_TOKEN_LIMIT_PER_MINUTE" => Some("10000".into()),
-            "OPENAI_TOKEN_LIMIT_PER_DAY" => Some("100000".into()),
-            _ => None,
-        }
-    };
-    let config = Config::from_sources(None, Path::new("none"), env).expect("config");
-    let service = QuotaService::new(config, Arc::new(SystemClock));
-    service.spawn_ticker();
-    let options = quota_alert::server::leptos_options().expect("leptos options");
-    let app = quota_alert::server::app(service, options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Server {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.http.get(self.url(path));
-        if let Some(key) = key {
-            req = req.bearer_auth(key);
-        }
-        let res = req.send().await.expect("send");
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
-        let mut req = self.http.post(self.url(path)).json(&body);
-        if let Some(key) = key {
-            req = req.bearer_auth(key);
-        }
-        let res = req.send().await.expect("send");
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post_raw(
-        &self,
-        path: &str,
-        key: &str,
-        content_type: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(key)
-            .body(body.to_string());
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        let res = req.send().await.expect("send");
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn workspace(&self, id: &str) -> String {
-        let (status, body) = self
-            .post("/api/admin/workspaces", Some(ADMIN), json!({ "id": id }))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["api_key"].as_str().expect("api_key").to_string()
-    }
-
-    async fn record(&self, key: &str, body: Value) -> Value {
-        let (status, body) = self.post("/api/quota/record", Some(key), body).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
-    }
-
-    fn ws_url(&self, query: &str) -> String {
-        format!(
-            "{}/api/quota/ws{query}",
-            self.base.replace("http://", "ws://")
-        )
-    }
-}
+use common::{start, Server, ADMIN};
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")

@@ -310,14 +310,12 @@ fn precedence_quota_exceeded_over_rate_limited_over_degraded_over_warning() {
     for _ in 0..3 {
         engine.record("acme", &fail).unwrap();
     }
-    record_n(&engine, 0, 0);
     engine
         .record(
             "acme",
             &CallOutcome {
                 tokens: 850,
-                error: Some(error(Some(500), "", "")),
-                retry_after_ms: None,
+                ..CallOutcome::failure(error(Some(500), "", ""), None)
             },
         )
         .unwrap();
@@ -445,4 +443,25 @@ fn usage_history_has_one_entry_per_minute() {
     assert_eq!((last.requests, last.tokens), (1, 5));
     assert_eq!((two_ago.requests, two_ago.tokens), (2, 60));
     assert_eq!(last.minute_start - two_ago.minute_start, 120);
+}
+
+#[test]
+fn rate_limit_headers_saying_nothing_is_left_block_until_their_reset() {
+    use quota_alert::upstream::headers::RateLimitHeaders;
+    let (engine, clock) = small();
+    let headers = RateLimitHeaders {
+        remaining_requests: Some(0),
+        reset_requests_ms: Some(6_000),
+        limit_requests: Some(60),
+        ..RateLimitHeaders::default()
+    };
+    engine
+        .record("acme", &CallOutcome::success(1).with_headers(headers))
+        .unwrap();
+    let snapshot = engine.snapshot("acme").unwrap();
+    assert_eq!(snapshot.status, QuotaStatus::RateLimited);
+    assert_eq!(snapshot.retry_after_s, Some(6.0));
+    assert_eq!(snapshot.upstream_limits.unwrap().requests_limit, Some(60));
+    clock.advance_s(6);
+    assert_eq!(status(&engine), QuotaStatus::Normal);
 }

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use crate::service::{Caller, QuotaService};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
@@ -144,28 +144,31 @@ pub fn authenticate(service: &QuotaService, key: Option<String>) -> Result<Calle
 /// The caller of an API route, from `Authorization: Bearer <key>`.
 pub struct Auth(pub Caller);
 
-impl FromRequestParts<QuotaService> for Auth {
+impl<S> FromRequestParts<S> for Auth
+where
+    QuotaService: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        service: &QuotaService,
-    ) -> Result<Self, Self::Rejection> {
-        authenticate(service, bearer_key(&parts.headers)?).map(Auth)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let service = QuotaService::from_ref(state);
+        authenticate(&service, bearer_key(&parts.headers)?).map(Auth)
     }
 }
 
 /// The admin, or 403 for a workspace key.
 pub struct AdminAuth;
 
-impl FromRequestParts<QuotaService> for AdminAuth {
+impl<S> FromRequestParts<S> for AdminAuth
+where
+    QuotaService: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        service: &QuotaService,
-    ) -> Result<Self, Self::Rejection> {
-        match Auth::from_request_parts(parts, service).await?.0 {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Auth::from_request_parts(parts, state).await?.0 {
             Caller::Admin => Ok(AdminAuth),
             Caller::Workspace(_) => Err(ApiError::forbidden(
                 "This endpoint needs the admin key; a workspace key cannot use it.",

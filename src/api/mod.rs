@@ -3,10 +3,13 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod proxy;
 pub mod quota;
 pub mod ws;
 
 use crate::service::QuotaService;
+use crate::upstream::TrackedClient;
+use axum::extract::FromRef;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{any, get, post};
@@ -17,21 +20,53 @@ use serde_json::json;
 /// Largest JSON body the API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn router(service: QuotaService) -> Router {
-    Router::new()
+/// Everything a handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: QuotaService,
+    pub upstream: TrackedClient,
+}
+
+impl AppState {
+    /// The state for `service`, with an upstream client built from its config.
+    pub fn new(service: QuotaService) -> Result<Self, reqwest::Error> {
+        let upstream = TrackedClient::new(service.config().upstream.clone(), service.clone())?;
+        Ok(Self { service, upstream })
+    }
+}
+
+impl FromRef<AppState> for QuotaService {
+    fn from_ref(state: &AppState) -> Self {
+        state.service.clone()
+    }
+}
+
+impl FromRef<AppState> for TrackedClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.upstream.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let proxy = Router::<AppState>::new()
+        .route("/v1/{*path}", any(proxy::proxy))
+        .layer(DefaultBodyLimit::max(proxy::MAX_PROXY_BODY_BYTES));
+    Router::<AppState>::new()
         .route("/api/admin/workspaces", post(admin::create_workspace))
         .route("/api/quota/status", get(quota::status))
         .route("/api/quota/check", get(quota::check))
         .route("/api/quota/notifications", get(quota::notifications))
         .route("/api/quota/usage", get(quota::usage))
         .route("/api/quota/record", post(quota::record))
+        .route("/api/quota/record/batch", post(quota::record_batch))
         .route("/api/quota/reset", post(quota::reset))
         .route("/api/quota/ws", get(ws::quota_ws))
         .route("/api/{*rest}", any(unknown_endpoint))
         .route("/healthz", get(healthz))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(service)
+        .merge(proxy)
+        .with_state(state)
 }
 
 async fn healthz(State(service): State<QuotaService>) -> Json<serde_json::Value> {

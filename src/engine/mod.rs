@@ -24,8 +24,9 @@ pub use workspace::Transition;
 
 use crate::model::{
     CheckResult, LastError, LimitOverrides, Limits, MinuteUsage, QuotaSnapshot, QuotaStatus,
-    UpstreamErrorReport, UsageReport, WindowUsage,
+    UpstreamErrorReport, UpstreamLimits, UsageReport, WindowUsage,
 };
+use crate::upstream::headers::RateLimitHeaders;
 use dashmap::DashMap;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,8 +40,12 @@ pub struct CallOutcome {
     pub tokens: u64,
     /// `None` for a success.
     pub error: Option<UpstreamErrorReport>,
-    /// The upstream's retry hint (`retry-after`, `x-ratelimit-reset-*`).
+    /// The upstream's retry hint (`retry-after`), when given outside `headers`.
     pub retry_after_ms: Option<u64>,
+    /// The upstream's `x-ratelimit-*` and `retry-after` headers, if seen.
+    pub headers: RateLimitHeaders,
+    /// Tokens were estimated (a stream broke before its usage arrived).
+    pub tokens_estimated: bool,
 }
 
 impl CallOutcome {
@@ -53,10 +58,15 @@ impl CallOutcome {
 
     pub fn failure(error: UpstreamErrorReport, retry_after_ms: Option<u64>) -> Self {
         Self {
-            tokens: 0,
             error: Some(error),
             retry_after_ms,
+            ..Self::default()
         }
+    }
+
+    pub fn with_headers(mut self, headers: RateLimitHeaders) -> Self {
+        self.headers = headers;
+        self
     }
 }
 
@@ -309,6 +319,17 @@ impl Engine {
 
     fn apply_outcome(&self, ws: &mut WorkspaceState, outcome: &CallOutcome, now: u64) {
         let up = &mut ws.upstream;
+        let headers = &outcome.headers;
+        if !headers.is_empty() {
+            up.observed_limits = Some((*headers, now));
+        }
+        // OpenAI saying it has nothing left blocks until its reset, whether or
+        // not this particular call failed.
+        if let Some(wait) = headers.exhausted_for_ms().filter(|&ms| ms > 0) {
+            let until = now + wait;
+            up.rate_limited_until_ms =
+                Some(up.rate_limited_until_ms.map_or(until, |u| u.max(until)));
+        }
         let Some(error) = &outcome.error else {
             // A success proves the upstream is healthy and the quota is there.
             up.recent_failures_ms.clear();
@@ -320,6 +341,8 @@ impl Engine {
             ErrorClass::RateLimited => {
                 let wait = outcome
                     .retry_after_ms
+                    .or(headers.retry_after_ms)
+                    .or(headers.exhausted_for_ms())
                     .unwrap_or(self.config.default_rate_limit_backoff_ms);
                 let until = now + wait;
                 up.rate_limited_until_ms =
@@ -463,6 +486,15 @@ fn build_snapshot(id: &str, ws: &WorkspaceState, verdict: &Verdict, now: u64) ->
         tokens_per_day: window_usage(&ws.day, M::Tokens, ws.limits.tokens_per_day, now),
         retry_after_s: verdict.retry_after_ms.map(ms_to_s),
         last_error: ws.last_error.clone(),
+        upstream_limits: ws.upstream.observed_limits.map(|(h, at)| UpstreamLimits {
+            requests_limit: h.limit_requests,
+            requests_remaining: h.remaining_requests,
+            requests_reset_s: h.reset_requests_ms.map(ms_to_s),
+            tokens_limit: h.limit_tokens,
+            tokens_remaining: h.remaining_tokens,
+            tokens_reset_s: h.reset_tokens_ms.map(ms_to_s),
+            observed_at: rfc3339(at),
+        }),
         updated_at: rfc3339(now),
         version: ws.version,
     }

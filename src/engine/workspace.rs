@@ -2,6 +2,7 @@
 
 use super::window::SlidingWindow;
 use crate::model::{LastError, Limits, QuotaStatus};
+use crate::upstream::headers::RateLimitHeaders;
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -28,6 +29,8 @@ pub struct UpstreamState {
     pub next_probe_at_ms: u64,
     /// Failures (5xx, timeouts) since the last success, newest last.
     pub recent_failures_ms: VecDeque<u64>,
+    /// The last `x-ratelimit-*` headers seen, and when.
+    pub observed_limits: Option<(RateLimitHeaders, u64)>,
 }
 
 #[derive(Clone, Debug)]

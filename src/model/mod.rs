@@ -11,8 +11,8 @@ mod ws;
 
 pub use error::{ApiError, ApiErrorBody};
 pub use notification::{Notification, NotificationLevel};
-pub use record::{RecordRequest, UpstreamErrorReport};
-pub use snapshot::{CheckResult, LastError, QuotaSnapshot, WindowUsage};
+pub use record::{RecordBatch, RecordRequest, UpstreamErrorReport};
+pub use snapshot::{CheckResult, LastError, QuotaSnapshot, UpstreamLimits, WindowUsage};
 pub use status::QuotaStatus;
 pub use usage::{MinuteUsage, UsageReport};
 pub use ws::WsMessage;

@@ -1,4 +1,5 @@
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Body of `POST /api/quota/record`: the outcome of one call an app made to OpenAI.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -12,6 +13,23 @@ pub struct RecordRequest {
     /// The upstream's `retry-after`, in seconds, when it sent one.
     #[serde(default)]
     pub retry_after_s: Option<f64>,
+    /// The upstream's raw response headers (`x-ratelimit-*`, `retry-after`,
+    /// ...), forwarded as received; names are matched case-insensitively.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The upstream's HTTP status and raw error body, forwarded as received,
+    /// instead of a parsed `error`.
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    #[serde(default)]
+    pub error_body: Option<serde_json::Value>,
+}
+
+/// Body of `POST /api/quota/record/batch`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordBatch {
+    pub records: Vec<RecordRequest>,
 }
 
 /// An upstream error as the app saw it. `http_status` is absent for failures that

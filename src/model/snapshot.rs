@@ -41,6 +41,10 @@ pub struct QuotaSnapshot {
     /// they are allowed now.
     pub retry_after_s: Option<f64>,
     pub last_error: Option<LastError>,
+    /// The organisation's limits as OpenAI last reported them in `x-ratelimit-*`
+    /// headers; null until a response carried them.
+    #[serde(default)]
+    pub upstream_limits: Option<UpstreamLimits>,
     /// RFC 3339 time this snapshot was taken.
     pub updated_at: String,
     /// Monotonic per workspace; lets clients drop out-of-order snapshots.
@@ -53,4 +57,16 @@ pub struct CheckResult {
     pub allowed: bool,
     pub status: QuotaStatus,
     pub retry_after_s: Option<f64>,
+}
+
+/// What OpenAI's `x-ratelimit-*` headers said, as of `observed_at`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamLimits {
+    pub requests_limit: Option<u64>,
+    pub requests_remaining: Option<u64>,
+    pub requests_reset_s: Option<f64>,
+    pub tokens_limit: Option<u64>,
+    pub tokens_remaining: Option<u64>,
+    pub tokens_reset_s: Option<f64>,
+    pub observed_at: String,
 }

@@ -1,0 +1,442 @@
+//! The tracked upstream client. Every request: admitted by the engine first (so
+//! nothing over quota reaches OpenAI), sent with the server's key, and its
+//! outcome — tokens, classified error, rate-limit headers — recorded after.
+
+use super::error_body::parse_error_body;
+use super::headers::RateLimitHeaders;
+use super::sse::{usage_total, SseUsageTap};
+use crate::config::UpstreamConfig;
+use crate::engine::CallOutcome;
+use crate::model::{QuotaStatus, UpstreamErrorReport};
+use crate::service::QuotaService;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Request headers passed on to the upstream; everything else (the client's
+/// `Authorization` above all) stays here.
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "openai-organization",
+    "openai-project",
+    "openai-beta",
+    "user-agent",
+    "idempotency-key",
+];
+
+/// Response headers not passed back: hop-by-hop, or recomputed for our body.
+const DROPPED_RESPONSE_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+];
+
+#[derive(Clone)]
+pub struct TrackedClient {
+    http: reqwest::Client,
+    config: Arc<UpstreamConfig>,
+    service: QuotaService,
+}
+
+/// A request to pass upstream. `path_and_query` is relative to the base URL
+/// (`/chat/completions?x=y`).
+pub struct ForwardRequest {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub enum ForwardedBody {
+    Full(Bytes),
+    Stream(BoxStream<'static, Result<Bytes, std::io::Error>>),
+}
+
+pub struct Forwarded {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: ForwardedBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForwardError {
+    /// Refused locally: the request never reached the upstream.
+    Denied {
+        status: QuotaStatus,
+        retry_after_s: Option<f64>,
+    },
+    UnknownWorkspace,
+    /// No answer within the configured time.
+    Timeout,
+    /// The upstream could not be reached at all.
+    Unreachable(String),
+}
+
+impl TrackedClient {
+    pub fn new(config: UpstreamConfig, service: QuotaService) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .read_timeout(Duration::from_millis(config.timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(Self {
+            http,
+            config: Arc::new(config),
+            service,
+        })
+    }
+
+    pub fn service(&self) -> &QuotaService {
+        &self.service
+    }
+
+    /// Sends one request for `workspace`, accounted for from admission to the
+    /// end of its body (streams are accounted when they end or break).
+    pub async fn forward(
+        &self,
+        workspace: &str,
+        request: ForwardRequest,
+    ) -> Result<Forwarded, ForwardError> {
+        let admission = self
+            .service
+            .try_admit(workspace)
+            .map_err(|_| ForwardError::UnknownWorkspace)?;
+        if !admission.check.allowed {
+            return Err(ForwardError::Denied {
+                status: admission.check.status,
+                retry_after_s: admission.check.retry_after_s,
+            });
+        }
+
+        let prepared = prepare_body(&request.headers, request.body);
+        let url = format!("{}{}", self.config.base_url, request.path_and_query);
+        let mut builder = self
+            .http
+            .request(request.method, url)
+            .headers(forwardable_request_headers(&request.headers))
+            .body(prepared.body);
+        if let Some(key) = &self.config.api_key {
+            builder = builder.bearer_auth(key);
+        }
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let started = tokio::time::Instant::now();
+
+        let response = match tokio::time::timeout(timeout, builder.send()).await {
+            Err(_) => return Err(self.fail(workspace, "timeout", ForwardError::Timeout)),
+            Ok(Err(e)) if e.is_timeout() => {
+                return Err(self.fail(workspace, "timeout", ForwardError::Timeout))
+            }
+            Ok(Err(e)) => {
+                let detail = if e.is_connect() {
+                    "connection refused or unreachable"
+                } else {
+                    "connection failed"
+                };
+                return Err(self.fail(
+                    workspace,
+                    "connection_error",
+                    ForwardError::Unreachable(detail.into()),
+                ));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let limits = RateLimitHeaders::from_header_map(response.headers());
+        let headers = returnable_response_headers(response.headers());
+
+        if status.is_success() && is_event_stream(response.headers()) {
+            let relay = Relay {
+                upstream: response.bytes_stream().boxed(),
+                tap: SseUsageTap::new(prepared.strip_usage_event),
+                settlement: Some(Settlement {
+                    service: self.service.clone(),
+                    workspace: workspace.to_string(),
+                    limits,
+                    prompt_estimate: prepared.prompt_token_estimate,
+                }),
+                finished: false,
+            };
+            return Ok(Forwarded {
+                status,
+                headers,
+                body: ForwardedBody::Stream(relay.into_stream()),
+            });
+        }
+
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let body = match tokio::time::timeout(remaining, response.bytes()).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) | Err(_) => {
+                return Err(self.fail(workspace, "timeout", ForwardError::Timeout))
+            }
+        };
+        let outcome = if status.is_success() {
+            let tokens = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|json| usage_total(&json))
+                .unwrap_or(0);
+            CallOutcome::success(tokens)
+        } else {
+            let mut error = parse_error_body(Some(status.as_u16()), &body);
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && limits
+                    .limit_tokens
+                    .is_some_and(|limit| prepared.token_need_estimate > limit)
+            {
+                // The request alone needs more tokens than the organisation's
+                // whole per-minute limit: retrying can never succeed, so this is
+                // not a rate limit. Decided from numbers, not the message text.
+                error.code = Some("request_too_large".into());
+            }
+            CallOutcome::failure(error, None)
+        };
+        let _ = self
+            .service
+            .complete(workspace, &outcome.with_headers(limits));
+        Ok(Forwarded {
+            status,
+            headers,
+            body: ForwardedBody::Full(body),
+        })
+    }
+
+    /// `POST /chat/completions` for the server's own calls; the parsed reply, or
+    /// the upstream's error as OpenAI sent it.
+    pub async fn chat_completion(
+        &self,
+        workspace: &str,
+        request: &Value,
+    ) -> Result<Value, ChatError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = serde_json::to_vec(request).map_err(|e| ChatError::Invalid(e.to_string()))?;
+        let forwarded = self
+            .forward(
+                workspace,
+                ForwardRequest {
+                    method: Method::POST,
+                    path_and_query: "/chat/completions".into(),
+                    headers,
+                    body: body.into(),
+                },
+            )
+            .await
+            .map_err(ChatError::Forward)?;
+        let ForwardedBody::Full(body) = forwarded.body else {
+            return Err(ChatError::Invalid("unexpected stream".into()));
+        };
+        if forwarded.status.is_success() {
+            serde_json::from_slice(&body).map_err(|e| ChatError::Invalid(e.to_string()))
+        } else {
+            Err(ChatError::Upstream(parse_error_body(
+                Some(forwarded.status.as_u16()),
+                &body,
+            )))
+        }
+    }
+
+    fn fail(&self, workspace: &str, code: &str, error: ForwardError) -> ForwardError {
+        let report = UpstreamErrorReport {
+            http_status: None,
+            error_type: None,
+            code: Some(code.to_string()),
+            message: None,
+        };
+        let _ = self
+            .service
+            .complete(workspace, &CallOutcome::failure(report, None));
+        error
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatError {
+    Forward(ForwardError),
+    Upstream(UpstreamErrorReport),
+    Invalid(String),
+}
+
+struct PreparedBody {
+    body: Bytes,
+    strip_usage_event: bool,
+    /// Rough token count of the request (4 bytes a token), for estimates.
+    prompt_token_estimate: u64,
+    /// Prompt estimate plus the `max_tokens` asked for.
+    token_need_estimate: u64,
+}
+
+/// For a streamed JSON request that did not ask for usage, asks for it (and
+/// remembers to remove the extra event from what the client sees).
+fn prepare_body(headers: &HeaderMap, body: Bytes) -> PreparedBody {
+    let prompt_token_estimate = (body.len() / 4) as u64;
+    let mut prepared = PreparedBody {
+        body,
+        strip_usage_event: false,
+        prompt_token_estimate,
+        token_need_estimate: prompt_token_estimate,
+    };
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return prepared;
+    }
+    let Ok(Value::Object(mut json)) = serde_json::from_slice::<Value>(&prepared.body) else {
+        return prepared;
+    };
+    let max_tokens = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|k| json.get(*k).and_then(Value::as_u64))
+        .unwrap_or(0);
+    prepared.token_need_estimate = prompt_token_estimate.saturating_add(max_tokens);
+    let streaming = json.get("stream").and_then(Value::as_bool) == Some(true);
+    // Only Chat Completions and Completions take stream_options; the Responses
+    // API always ends its stream with usage.
+    let takes_stream_options = json.contains_key("messages") || json.contains_key("prompt");
+    let asked = json
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    if streaming && takes_stream_options && !asked {
+        let options = json
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(options) = options {
+            options.insert("include_usage".into(), Value::Bool(true));
+            if let Ok(body) = serde_json::to_vec(&json) {
+                prepared.body = body.into();
+                prepared.strip_usage_event = true;
+            }
+        }
+    }
+    prepared
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+fn forwardable_request_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        let keep = FORWARDED_REQUEST_HEADERS.contains(&name.as_str())
+            || name.as_str().starts_with("x-stainless-");
+        if keep {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+fn returnable_response_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        if !DROPPED_RESPONSE_HEADERS.contains(&name.as_str()) {
+            out.append(HeaderName::clone(name), value.clone());
+        }
+    }
+    out
+}
+
+/// Records a stream's outcome exactly once: when it ends, breaks, or the client
+/// goes away (drop).
+struct Settlement {
+    service: QuotaService,
+    workspace: String,
+    limits: RateLimitHeaders,
+    prompt_estimate: u64,
+}
+
+impl Settlement {
+    fn settle(self, tap: &SseUsageTap) {
+        let outcome = match tap.usage_tokens {
+            Some(tokens) => CallOutcome::success(tokens),
+            None => {
+                let estimate = self.prompt_estimate + (tap.content_bytes / 4) as u64;
+                tracing::warn!(
+                    workspace_id = %self.workspace,
+                    estimated_tokens = estimate,
+                    "stream ended without usage; tokens estimated"
+                );
+                CallOutcome {
+                    tokens_estimated: true,
+                    ..CallOutcome::success(estimate)
+                }
+            }
+        };
+        let _ = self
+            .service
+            .complete(&self.workspace, &outcome.with_headers(self.limits));
+    }
+}
+
+struct Relay {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    tap: SseUsageTap,
+    settlement: Option<Settlement>,
+    finished: bool,
+}
+
+impl Relay {
+    fn settle(&mut self) {
+        if let Some(settlement) = self.settlement.take() {
+            settlement.settle(&self.tap);
+        }
+    }
+
+    fn into_stream(self) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+        futures_util::stream::unfold(self, |mut relay| async move {
+            if relay.finished {
+                return None;
+            }
+            loop {
+                match relay.upstream.next().await {
+                    Some(Ok(chunk)) => {
+                        let out = relay.tap.push(&chunk);
+                        if !out.is_empty() {
+                            return Some((Ok(out), relay));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        // Upstream broke mid-stream: count what we have, and cut the
+                        // client's stream too so it sees the failure.
+                        relay.settle();
+                        relay.finished = true;
+                        return Some((Err(std::io::Error::other(e)), relay));
+                    }
+                    None => {
+                        let rest = relay.tap.finish();
+                        relay.settle();
+                        relay.finished = true;
+                        return (!rest.is_empty()).then_some((Ok(rest), relay));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}

@@ -1,0 +1,126 @@
+//! Shared by the integration tests: a real server on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use quota_alert::config::Config;
+use quota_alert::engine::SystemClock;
+use quota_alert::service::QuotaService;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+
+pub const ADMIN: &str = "test-admin-key-0123456789";
+
+pub struct Server {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub async fn start() -> Server {
+    start_with(&[]).await
+}
+
+/// A server whose environment is the test defaults overridden by `extra`.
+pub async fn start_with(extra: &[(&str, &str)]) -> Server {
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env = move |name: &str| -> Option<String> {
+        if let Some((_, v)) = extra.iter().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        match name {
+            "QUOTA_ADMIN_RESET_KEY" => Some(ADMIN.into()),
+            "OPENAI_RATE_LIMIT_PER_MINUTE" => Some("10".into()),
+            "OPENAI_RATE_LIMIT_PER_DAY" => Some("1000".into()),
+            "OPENAI_TOKEN_LIMIT_PER_MINUTE" => Some("10000".into()),
+            "OPENAI_TOKEN_LIMIT_PER_DAY" => Some("100000".into()),
+            _ => None,
+        }
+    };
+    let config = Config::from_sources(None, Path::new("none"), env).expect("config");
+    let service = QuotaService::new(config, Arc::new(SystemClock));
+    service.spawn_ticker();
+    let options = quota_alert::server::leptos_options().expect("leptos options");
+    let state = quota_alert::api::AppState::new(service).expect("state");
+    let app = quota_alert::server::app(state, options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let res = req.send().await.expect("send");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let res = req.send().await.expect("send");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .body(body.to_string());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let res = req.send().await.expect("send");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn workspace(&self, id: &str) -> String {
+        let (status, body) = self
+            .post("/api/admin/workspaces", Some(ADMIN), json!({ "id": id }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["api_key"].as_str().expect("api_key").to_string()
+    }
+
+    pub async fn record(&self, key: &str, body: Value) -> Value {
+        let (status, body) = self.post("/api/quota/record", Some(key), body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!(
+            "{}/api/quota/ws{query}",
+            self.base.replace("http://", "ws://")
+        )
+    }
+}
+
+pub mod fake_openai;
