@@ -45,6 +45,8 @@ pub struct UpstreamConfig {
     /// `OPENAI_API_KEY`; never leaves the server. Without it requests are
     /// forwarded unauthenticated (useful against local compatible servers).
     pub api_key: Option<String>,
+    /// `OPENAI_MODEL`: the model the conversation UI talks to.
+    pub chat_model: String,
     /// `OPENAI_CONNECT_TIMEOUT_S` (default 10).
     pub connect_timeout_ms: u64,
     /// `OPENAI_TIMEOUT_S` (default 120): a whole non-streaming exchange, or the
@@ -308,6 +310,10 @@ fn upstream_config(env: &impl Fn(&str) -> Option<String>) -> Result<UpstreamConf
     Ok(UpstreamConfig {
         base_url,
         api_key: env("OPENAI_API_KEY").filter(|k| !k.trim().is_empty()),
+        chat_model: env("OPENAI_MODEL")
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "gpt-4o-mini".into()),
         connect_timeout_ms: seconds("OPENAI_CONNECT_TIMEOUT_S", 10)? * 1000,
         timeout_ms: seconds("OPENAI_TIMEOUT_S", 120)? * 1000,
     })

@@ -427,3 +427,144 @@ async fn batch_records_all_or_nothing() {
         "nothing from the bad batches counted"
     );
 }
+
+#[tokio::test]
+async fn send_message_server_fn_goes_through_the_tracked_client() {
+    let (s, fake) = setup(&[]).await;
+    let key = s.workspace("acme").await;
+    let send = |text: &str, key: &str| {
+        s.http
+            .post(s.url("/api/fn/send_message"))
+            .bearer_auth(key)
+            .form(&[
+                ("workspace", "acme"),
+                ("conversation", "main"),
+                ("text", text),
+            ])
+            .send()
+    };
+    let res = send("hello", &key).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let outcome: Value = res.json().await.unwrap();
+    assert_eq!(outcome["outcome"], "replied", "{outcome}");
+    assert_eq!(outcome["reply"]["content"], "Hi there");
+    assert_eq!(fake.last_body()["messages"][0]["content"], "hello");
+    let snap = status_of(&s, &key).await;
+    assert_eq!(
+        snap["tokens_per_minute"]["current"], USAGE_TOKENS,
+        "same accounting as everything else"
+    );
+
+    // The transcript is the context of the next message.
+    send("again", &key).await.unwrap();
+    assert_eq!(fake.last_body()["messages"].as_array().unwrap().len(), 3);
+    let res = s
+        .http
+        .post(s.url("/api/fn/conversation"))
+        .bearer_auth(&key)
+        .form(&[("workspace", "acme"), ("conversation", "main")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        4
+    );
+
+    // Over quota: blocked before OpenAI, said plainly.
+    s.record(&key, json!({"success": false, "error": {"http_status": 429, "code": "rate_limit_exceeded"}, "retry_after_s": 30}))
+        .await;
+    let before = fake.count();
+    let outcome: Value = send("blocked?", &key).await.unwrap().json().await.unwrap();
+    assert_eq!(outcome["outcome"], "blocked");
+    assert_eq!(outcome["status"], "RATE_LIMITED");
+    assert_eq!(fake.count(), before);
+
+    // Someone else's workspace, or nobody: refused.
+    let other = s.workspace("other").await;
+    let res = send("hi", &other).await.unwrap();
+    assert!(res.status().is_server_error() || res.status().is_client_error());
+    let res = s
+        .http
+        .post(s.url("/api/fn/send_message"))
+        .form(&[
+            ("workspace", "acme"),
+            ("conversation", "main"),
+            ("text", "hi"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.status().is_success());
+}
+
+#[tokio::test]
+async fn a_browser_session_cookie_stands_in_for_the_key() {
+    let (s, _fake) = setup(&[]).await;
+    let key = s.workspace("acme").await;
+    let res = s
+        .http
+        .post(s.url("/api/session"))
+        .json(&json!({"api_key": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    assert!(!session.contains(&key), "the cookie is not the key");
+
+    let res = s
+        .http
+        .get(s.url("/api/quota/status"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["workspace_id"], "acme");
+
+    let res = s
+        .http
+        .delete(s.url("/api/session"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let res = s
+        .http
+        .get(s.url("/api/quota/status"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let res = s
+        .http
+        .post(s.url("/api/session"))
+        .json(&json!({"api_key": "qa_wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = s
+        .http
+        .post(s.url("/api/session"))
+        .form(&[("api_key", "qa_wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.url().as_str().contains("/signin?error=invalid_key") || res.status().is_redirection()
+    );
+}

@@ -112,7 +112,7 @@ where
     }
 }
 
-/// The bearer key of a request, if any.
+/// The bearer key of a request, if any (used where a `?token=` may stand in).
 pub fn bearer_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -131,14 +131,27 @@ pub fn bearer_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 pub fn authenticate(service: &QuotaService, key: Option<String>) -> Result<Caller, ApiError> {
-    let key = key.ok_or_else(|| {
-        ApiError::unauthorized(
-            "Missing key: send `Authorization: Bearer <workspace or admin key>`.",
-        )
-    })?;
+    let key = key.ok_or_else(missing_credentials)?;
     service
         .authenticate(&key)
         .ok_or_else(|| ApiError::unauthorized("The key is not valid."))
+}
+
+fn missing_credentials() -> ApiError {
+    ApiError::unauthorized(
+        "Missing key: send `Authorization: Bearer <workspace or admin key>`, or sign in.",
+    )
+}
+
+/// The caller from the bearer key, else the session cookie.
+pub fn caller_from_headers(
+    service: &QuotaService,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    service
+        .caller_from_headers(headers)
+        .map_err(|e| ApiError::unauthorized(e.to_string()))?
+        .ok_or_else(missing_credentials)
 }
 
 /// The caller of an API route, from `Authorization: Bearer <key>`.
@@ -153,7 +166,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let service = QuotaService::from_ref(state);
-        authenticate(&service, bearer_key(&parts.headers)?).map(Auth)
+        caller_from_headers(&service, &parts.headers).map(Auth)
     }
 }
 

@@ -5,8 +5,10 @@ pub mod error;
 pub mod extract;
 pub mod proxy;
 pub mod quota;
+pub mod session;
 pub mod ws;
 
+use crate::chat::ConversationStore;
 use crate::service::QuotaService;
 use crate::upstream::TrackedClient;
 use axum::extract::FromRef;
@@ -16,6 +18,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use error::ApiError;
 use serde_json::json;
+use std::sync::Arc;
 
 /// Largest JSON body the API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -25,13 +28,18 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub service: QuotaService,
     pub upstream: TrackedClient,
+    pub chat: Arc<ConversationStore>,
 }
 
 impl AppState {
     /// The state for `service`, with an upstream client built from its config.
     pub fn new(service: QuotaService) -> Result<Self, reqwest::Error> {
         let upstream = TrackedClient::new(service.config().upstream.clone(), service.clone())?;
-        Ok(Self { service, upstream })
+        Ok(Self {
+            service,
+            upstream,
+            chat: Arc::default(),
+        })
     }
 }
 
@@ -61,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/quota/record/batch", post(quota::record_batch))
         .route("/api/quota/reset", post(quota::reset))
         .route("/api/quota/ws", get(ws::quota_ws))
+        .route(
+            "/api/session",
+            post(session::sign_in).delete(session::sign_out),
+        )
         .route("/api/{*rest}", any(unknown_endpoint))
         .route("/healthz", get(healthz))
         .method_not_allowed_fallback(method_not_allowed)

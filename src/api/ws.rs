@@ -6,7 +6,9 @@
 //! three heartbeats is dropped.
 
 use super::error::ApiError;
-use super::extract::{authenticate, bearer_key, target_workspace, ApiQuery, WorkspaceQuery};
+use super::extract::{
+    authenticate, bearer_key, caller_from_headers, target_workspace, ApiQuery, WorkspaceQuery,
+};
 use crate::model::{QuotaSnapshot, QuotaStatus, WsMessage};
 use crate::service::QuotaService;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -27,9 +29,12 @@ pub async fn quota_ws(
     ApiQuery(query): ApiQuery<WorkspaceQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    // Browsers cannot set headers on a WebSocket, hence `?token=` as well.
-    let key = bearer_key(&headers)?.or(query.token.clone());
-    let caller = authenticate(&service, key)?;
+    // Browsers cannot set headers on a WebSocket: they send the session cookie,
+    // or the key as `?token=`.
+    let caller = match query.token.clone() {
+        Some(token) if bearer_key(&headers)?.is_none() => authenticate(&service, Some(token))?,
+        _ => caller_from_headers(&service, &headers)?,
+    };
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request(

@@ -1,6 +1,7 @@
 //! Wire types: everything that crosses between the server and the browser (or any
 //! other API client). Compiled for both targets so the two sides cannot drift.
 
+mod chat;
 mod error;
 mod notification;
 mod record;
@@ -9,6 +10,7 @@ mod status;
 mod usage;
 mod ws;
 
+pub use chat::{ChatMessage, ChatOutcome, ChatRole};
 pub use error::{ApiError, ApiErrorBody};
 pub use notification::{Notification, NotificationLevel};
 pub use record::{RecordBatch, RecordRequest, UpstreamErrorReport};

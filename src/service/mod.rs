@@ -12,8 +12,19 @@ pub use registry::{Registry, RegistryError};
 use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
+use crate::session::{session_id_from_headers, SessionStore};
 use std::sync::Arc;
 use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("The Authorization header must be `Bearer <key>`.")]
+    Malformed,
+    #[error("The key is not valid.")]
+    InvalidKey,
+    #[error("The session has expired or was signed out; sign in again.")]
+    SessionExpired,
+}
 
 /// Who is calling, as proven by the key they presented.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +43,7 @@ struct Inner {
     engine: Engine,
     registry: Registry,
     bus: Bus,
+    sessions: SessionStore,
 }
 
 impl QuotaService {
@@ -44,6 +56,7 @@ impl QuotaService {
                 engine,
                 registry,
                 bus: Bus::default(),
+                sessions: SessionStore::default(),
             }),
         }
     }
@@ -63,6 +76,42 @@ impl QuotaService {
     /// Resolves a presented key to a caller; `None` for an unknown key.
     pub fn authenticate(&self, key: &str) -> Option<Caller> {
         self.inner.registry.authenticate(key)
+    }
+
+    /// Resolves a caller from a request's headers: `Authorization: Bearer`
+    /// first, else the browser session cookie. `Ok(None)` when neither is there.
+    pub fn caller_from_headers(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<Caller>, AuthError> {
+        if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+            let key = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, key)| {
+                    scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty()
+                })
+                .map(|(_, key)| key.trim())
+                .ok_or(AuthError::Malformed)?;
+            return self
+                .authenticate(key)
+                .map(Some)
+                .ok_or(AuthError::InvalidKey);
+        }
+        match session_id_from_headers(headers) {
+            Some(id) => self
+                .inner
+                .sessions
+                .caller(&id)
+                .map(Some)
+                .ok_or(AuthError::SessionExpired),
+            None => Ok(None),
+        }
+    }
+
+    pub fn sessions(&self) -> &SessionStore {
+        &self.inner.sessions
     }
 
     /// Creates a workspace and returns its (only ever shown once) key.
