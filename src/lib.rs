@@ -28,6 +28,8 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod session;
 #[cfg(feature = "ssr")]
+pub mod store;
+#[cfg(feature = "ssr")]
 pub mod upstream;
 
 /// Entry point of the WASM client: hydrates the server-rendered page.

@@ -17,6 +17,15 @@ pub struct Transition {
     pub reason: String,
 }
 
+/// The part of [`UpstreamState`] that must survive a restart: blocks OpenAI
+/// imposed that our own counts cannot rebuild.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DurableUpstreamState {
+    pub rate_limited_until_ms: Option<u64>,
+    pub quota_exhausted_at_ms: Option<u64>,
+    pub next_probe_at_ms: u64,
+}
+
 /// What the upstream (OpenAI) said, as opposed to what we counted ourselves.
 #[derive(Clone, Debug, Default)]
 pub struct UpstreamState {
@@ -44,6 +53,22 @@ pub struct WorkspaceState {
     pub history: VecDeque<Transition>,
     pub version: u64,
     pub updated_at_ms: u64,
+}
+
+impl UpstreamState {
+    pub fn durable(&self) -> DurableUpstreamState {
+        DurableUpstreamState {
+            rate_limited_until_ms: self.rate_limited_until_ms,
+            quota_exhausted_at_ms: self.quota_exhausted_at_ms,
+            next_probe_at_ms: self.next_probe_at_ms,
+        }
+    }
+
+    pub fn restore(&mut self, durable: &DurableUpstreamState) {
+        self.rate_limited_until_ms = durable.rate_limited_until_ms;
+        self.quota_exhausted_at_ms = durable.quota_exhausted_at_ms;
+        self.next_probe_at_ms = durable.next_probe_at_ms;
+    }
 }
 
 impl WorkspaceState {

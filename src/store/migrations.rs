@@ -1,0 +1,101 @@
+//! The schema, as an ordered list of migrations. `PRAGMA user_version` holds how
+//! many have run; at start every later one runs, each with the version bump in
+//! the same transaction. Never edit a migration that has shipped: append one.
+
+use rusqlite::Connection;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema. STRICT tables make SQLite refuse a value of the
+    // wrong type instead of storing it; CHECKs keep what we read back sane.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE workspaces (
+        id                  TEXT PRIMARY KEY NOT NULL,
+        key_digest          BLOB NOT NULL CHECK (length(key_digest) = 32),
+        requests_per_minute INTEGER NOT NULL CHECK (requests_per_minute >= 0),
+        requests_per_day    INTEGER NOT NULL CHECK (requests_per_day >= 0),
+        tokens_per_minute   INTEGER NOT NULL CHECK (tokens_per_minute >= 0),
+        tokens_per_day      INTEGER NOT NULL CHECK (tokens_per_day >= 0),
+        created_at_ms       INTEGER NOT NULL CHECK (created_at_ms >= 0)
+    ) STRICT;
+
+    -- One row per workspace per second with any usage.
+    CREATE TABLE usage (
+        workspace_id TEXT NOT NULL,
+        second       INTEGER NOT NULL CHECK (second >= 0),
+        requests     INTEGER NOT NULL CHECK (requests >= 0),
+        tokens       INTEGER NOT NULL CHECK (tokens >= 0),
+        PRIMARY KEY (workspace_id, second)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX usage_by_second ON usage (second);
+
+    -- The alert history; seq is insertion order, the order that counts.
+    CREATE TABLE transitions (
+        seq          INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        from_status  TEXT NOT NULL,
+        to_status    TEXT NOT NULL,
+        at_ms        INTEGER NOT NULL CHECK (at_ms >= 0),
+        reason       TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX transitions_by_workspace ON transitions (workspace_id, seq);
+    CREATE INDEX transitions_by_time ON transitions (at_ms);
+
+    CREATE TABLE audit (
+        seq          INTEGER PRIMARY KEY,
+        at_ms        INTEGER NOT NULL CHECK (at_ms >= 0),
+        action       TEXT NOT NULL,
+        workspace_id TEXT,
+        detail       TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_by_time ON audit (at_ms);
+
+    -- What OpenAI last told us about a workspace, as the engine serialised it.
+    CREATE TABLE upstream_state (
+        workspace_id TEXT PRIMARY KEY NOT NULL,
+        state        TEXT NOT NULL
+    ) STRICT;
+    "#,
+];
+
+/// Brings the schema up to date. Returns the problem as text for the caller to
+/// wrap with the file name.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), String> {
+    // IMMEDIATE: take the write lock before reading the version, so two
+    // processes starting on one file cannot both run a migration.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| format!("cannot start the migration transaction: {e}"))?;
+    let result = migrate_in_transaction(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute_batch(end);
+    result?;
+    ended.map_err(|e| format!("cannot commit the migrations: {e}"))
+}
+
+fn migrate_in_transaction(conn: &Connection) -> Result<(), String> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| format!("cannot read the schema version: {e}"))?;
+    let supported = MIGRATIONS.len();
+    let current = usize::try_from(version)
+        .map_err(|_| format!("schema version {version} is not a valid version"))?;
+    if current > supported {
+        return Err(format!(
+            "schema version {current} is newer than this program supports ({supported}); \
+             it was written by a newer release"
+        ));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let next = index + 1;
+        conn.execute_batch(sql)
+            .map_err(|e| format!("migration to schema version {next} failed: {e}"))?;
+        conn.pragma_update(None, "user_version", next as i64)
+            .map_err(|e| format!("cannot record schema version {next}: {e}"))?;
+    }
+    Ok(())
+}
