@@ -24,12 +24,14 @@ cargo leptos build --release
 step "browser end-to-end tests"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 LOG="$(mktemp -t quota-alert-e2e.XXXXXX.log)"
+E2E_DATA="$(mktemp -d -t quota-alert-e2e-data.XXXXXX)"
+export QUOTA_DATABASE_URL="sqlite://$E2E_DATA/e2e.db"
 export QUOTA_ADMIN_RESET_KEY="e2e-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 LEPTOS_OUTPUT_NAME=quota-alert LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
   LEPTOS_SITE_ADDR="127.0.0.1:$PORT" LEPTOS_ENV=PROD \
   target/release/quota-alert >"$LOG" 2>&1 &
 SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true' EXIT
+trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; rm -rf "$E2E_DATA"' EXIT
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$LOG"; echo "server exited"; exit 1; fi

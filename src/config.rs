@@ -35,6 +35,10 @@ pub struct Config {
     /// are looked for.
     pub tick_ms: u64,
     pub upstream: UpstreamConfig,
+    /// `QUOTA_DATABASE_URL`: where counts are kept (SQLite file).
+    pub database_url: String,
+    /// `QUOTA_HISTORY_HORIZON_DAYS` (default 30): alert history and audit kept this long.
+    pub history_horizon_ms: u64,
 }
 
 /// Where the tracked client and the proxy send requests.
@@ -278,6 +282,23 @@ impl Config {
             )? * 1000,
             tick_ms: 250,
             upstream: upstream_config(&env)?,
+            database_url: env("QUOTA_DATABASE_URL")
+                .filter(|u| !u.trim().is_empty())
+                .unwrap_or_else(|| crate::store::DEFAULT_DATABASE_URL.to_string()),
+            history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
+                Some(raw) => check_range(
+                    "QUOTA_HISTORY_HORIZON_DAYS",
+                    parse_env(
+                        "QUOTA_HISTORY_HORIZON_DAYS",
+                        &raw,
+                        "a whole number of days from 1 to 3650",
+                    )?,
+                    1,
+                    3650,
+                    "a whole number of days from 1 to 3650",
+                )?,
+                None => 30,
+            } * 86_400_000,
         })
     }
 }

@@ -3,8 +3,21 @@
 use quota_alert::config::{AdminKeySource, Config};
 use quota_alert::engine::SystemClock;
 use quota_alert::service::QuotaService;
+use quota_alert::store::SqliteStore;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// Opens the store `QUOTA_DATABASE_URL` names; errors name the file and problem.
+fn open_store(url: &str) -> Result<SqliteStore, String> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        return Err(format!(
+            "QUOTA_DATABASE_URL={url}: the Redis store is not available in this build; \
+             use a SQLite file (sqlite://path/to/file.db)"
+        ));
+    }
+    let path = quota_alert::store::path_from_url(url).map_err(|e| e.to_string())?;
+    SqliteStore::open(&path).map_err(|e| e.to_string())
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,7 +52,20 @@ async fn main() -> ExitCode {
     }
 
     let addr = leptos_options.site_addr;
-    let service = QuotaService::new(config, Arc::new(SystemClock));
+    let store = match open_store(&config.database_url) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("quota-alert: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let service = match QuotaService::with_store(config, Arc::new(SystemClock), store).await {
+        Ok(service) => service,
+        Err(e) => {
+            eprintln!("quota-alert: cannot load saved state: {e}");
+            return ExitCode::from(2);
+        }
+    };
     service.spawn_ticker();
     if service.config().upstream.api_key.is_none() {
         tracing::warn!(

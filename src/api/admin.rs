@@ -50,9 +50,7 @@ pub async fn create_workspace(
             ));
         }
     }
-    let (api_key, limits) = service
-        .create_workspace(&body.id, &body.limits)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string()))?;
+    let (api_key, limits) = service.create_workspace(&body.id, &body.limits).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedWorkspace {

@@ -50,6 +50,22 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        match e {
+            crate::service::ServiceError::Engine(e) => e.into(),
+            crate::service::ServiceError::Store(e) => {
+                // Logged where it happened; the caller learns it was not kept.
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!("The usage store could not save this, so it was not acknowledged: {e}"),
+                )
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;

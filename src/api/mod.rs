@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/{*rest}", any(unknown_endpoint))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(proxy)
@@ -87,6 +88,18 @@ async fn healthz(State(service): State<QuotaService>) -> Json<serde_json::Value>
         "workspaces": service.engine().workspace_count(),
         "store": if service.engine().store_healthy() { "ok" } else { "unreachable" },
     }))
+}
+
+/// Ready to serve: the store answers.
+async fn readyz(State(service): State<QuotaService>) -> (StatusCode, Json<serde_json::Value>) {
+    if service.store_ready().await {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "store": "unreachable"})),
+        )
+    }
 }
 
 async fn unknown_endpoint() -> ApiError {

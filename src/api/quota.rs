@@ -74,7 +74,7 @@ pub async fn record(
 ) -> Result<Json<QuotaSnapshot>, ApiError> {
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
     let outcome = outcome_from_record(body)?;
-    service.record(&id, &outcome)?;
+    service.record(&id, &outcome).await?;
     Ok(Json(service.snapshot(&id)?))
 }
 
@@ -116,7 +116,7 @@ pub async fn record_batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     for outcome in &outcomes {
-        service.record(&id, outcome)?;
+        service.record(&id, outcome).await?;
     }
     Ok(Json(BatchRecorded {
         recorded: outcomes.len(),
@@ -252,10 +252,10 @@ pub async fn reset(
     let reset = match body.workspace_id {
         Some(id) => {
             super::extract::validate_workspace_id(&id)?;
-            service.reset(&id)?;
+            service.reset(&id).await?;
             vec![id]
         }
-        None => service.reset_all(),
+        None => service.reset_all().await?,
     };
     Ok(Json(ResetResponse { reset }))
 }

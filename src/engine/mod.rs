@@ -300,7 +300,13 @@ impl Engine {
     // `settle` once everything for a workspace is in.
 
     /// Adds usage counted at `at_ms` (in the past). Feed rows in time order.
-    pub fn restore_usage(&self, id: &str, at_ms: u64, requests: u64, tokens: u64) -> Result<(), EngineError> {
+    pub fn restore_usage(
+        &self,
+        id: &str,
+        at_ms: u64,
+        requests: u64,
+        tokens: u64,
+    ) -> Result<(), EngineError> {
         let mut ws = self
             .workspaces
             .get_mut(id)
@@ -310,7 +316,11 @@ impl Engine {
         Ok(())
     }
 
-    pub fn restore_upstream(&self, id: &str, durable: &DurableUpstreamState) -> Result<(), EngineError> {
+    pub fn restore_upstream(
+        &self,
+        id: &str,
+        durable: &DurableUpstreamState,
+    ) -> Result<(), EngineError> {
         let mut ws = self
             .workspaces
             .get_mut(id)

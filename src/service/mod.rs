@@ -4,15 +4,21 @@
 //! proxy all go through this one API.
 
 mod bus;
+mod persist;
 mod registry;
 
 pub use bus::Bus;
+pub use persist::USAGE_HORIZON_MS;
 pub use registry::{Registry, RegistryError};
 
 use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
 use crate::session::{session_id_from_headers, SessionStore};
+use crate::store::{SqliteStore, StoreError};
+
+/// Old usage and history are pruned about every 15 minutes (at 250 ms ticks).
+const PRUNE_EVERY_TICKS: u64 = 3_600;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,10 +50,37 @@ struct Inner {
     registry: Registry,
     bus: Bus,
     sessions: SessionStore,
+    store: Option<SqliteStore>,
+}
+
+/// What a service operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 impl QuotaService {
+    /// A service that keeps everything in memory (tests, benchmarks).
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
+        Self::build(config, clock, None)
+    }
+
+    /// A service backed by `store`, rebuilt from what it holds.
+    pub async fn with_store(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: SqliteStore,
+    ) -> Result<Self, StoreError> {
+        let service = Self::build(config, clock, Some(store.clone()));
+        let restored = service.restore(&store).await?;
+        tracing::info!(workspaces = restored, path = %store.path().display(), "state restored");
+        Ok(service)
+    }
+
+    fn build(config: Config, clock: Arc<dyn Clock>, store: Option<SqliteStore>) -> Self {
         let engine = Engine::new(config.engine.clone(), clock);
         let registry = Registry::new(&config.admin_key);
         Self {
@@ -57,6 +90,7 @@ impl QuotaService {
                 registry,
                 bus: Bus::default(),
                 sessions: SessionStore::default(),
+                store,
             }),
         }
     }
@@ -114,20 +148,35 @@ impl QuotaService {
         &self.inner.sessions
     }
 
-    /// Creates a workspace and returns its (only ever shown once) key.
-    pub fn create_workspace(
+    /// Creates a workspace and returns its (only ever shown once) key. With a
+    /// store, the workspace exists only once it is committed.
+    pub async fn create_workspace(
         &self,
         id: &str,
         overrides: &LimitOverrides,
-    ) -> Result<(String, Limits), RegistryError> {
-        let limits = self
-            .inner
-            .engine
-            .create_workspace(id, overrides)
-            .map_err(|_| RegistryError::AlreadyExists(id.to_string()))?;
-        let key = self.inner.registry.issue_key(id);
+    ) -> Result<(String, Limits), ServiceError> {
+        let limits = self.inner.engine.create_workspace(id, overrides)?;
+        let (key, digest) = self.inner.registry.issue_key(id);
+        if let Some(store) = self.store() {
+            let now = self.inner.engine.now_ms();
+            if let Err(e) = store.save_workspace(id, digest, limits, now).await {
+                self.inner.registry.revoke_workspace(id);
+                self.inner.engine.remove_workspace(id);
+                return Err(ServiceError::Store(e));
+            }
+            self.persist_audit("create_workspace", Some(id), &format!("{limits:?}"))
+                .await?;
+        }
         tracing::info!(workspace_id = id, "workspace created");
         Ok((key, limits))
+    }
+
+    /// Whether the store answers (always true without one).
+    pub async fn store_ready(&self) -> bool {
+        match self.store() {
+            Some(store) => store.ping().await.is_ok(),
+            None => true,
+        }
     }
 
     pub fn snapshot(&self, id: &str) -> Result<QuotaSnapshot, EngineError> {
@@ -142,50 +191,79 @@ impl QuotaService {
         self.inner.engine.usage(id, minutes)
     }
 
+    /// Admits (and counts) one proxied request; persisted in the background.
     pub fn try_admit(&self, id: &str) -> Result<Admission, EngineError> {
         let admission = self.inner.engine.try_admit(id)?;
         if admission.check.allowed {
+            let now = self.inner.engine.now_ms();
+            self.persist_usage_in_background(id, now, 1, 0);
+            self.persist_effect_in_background(id, &admission.effect, false);
             self.publish(id, &admission.effect);
         }
         Ok(admission)
     }
 
+    /// The outcome of an admitted request; persisted in the background (this
+    /// runs on the proxy's response path, and in a stream's drop guard).
     pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
         let effect = self.inner.engine.complete(id, outcome)?;
+        let now = self.inner.engine.now_ms();
+        self.persist_usage_in_background(id, now, 0, outcome.tokens);
+        self.persist_effect_in_background(
+            id,
+            &effect,
+            outcome.error.is_some() || !outcome.headers.is_empty(),
+        );
         self.publish(id, &effect);
         Ok(effect)
     }
 
-    pub fn record(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
+    /// Records a call an app made itself. Answers once the usage is on disk.
+    pub async fn record(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, ServiceError> {
         let effect = self.inner.engine.record(id, outcome)?;
+        let now = self.inner.engine.now_ms();
         self.publish(id, &effect);
+        self.persist_effect_in_background(
+            id,
+            &effect,
+            outcome.error.is_some() || !outcome.headers.is_empty(),
+        );
+        self.persist_usage(id, now, 1, outcome.tokens).await?;
         Ok(effect)
     }
 
-    pub fn reset(&self, id: &str) -> Result<Effect, EngineError> {
+    pub async fn reset(&self, id: &str) -> Result<Effect, ServiceError> {
         let effect = self.inner.engine.reset(id)?;
         tracing::info!(workspace_id = id, "quota reset by admin");
+        self.persist_audit("reset", Some(id), "admin reset").await?;
+        self.persist_effect_in_background(id, &effect, true);
         self.publish(id, &effect);
         Ok(effect)
     }
 
-    pub fn reset_all(&self) -> Vec<String> {
+    pub async fn reset_all(&self) -> Result<Vec<String>, ServiceError> {
         let ids = self.inner.engine.workspace_ids();
         for id in &ids {
-            // A workspace removed between listing and resetting is simply skipped.
-            let _ = self.reset(id);
+            match self.reset(id).await {
+                // A workspace removed between listing and resetting is skipped.
+                Err(ServiceError::Engine(_)) => {}
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
         }
-        ids
+        Ok(ids)
     }
 
     /// Looks for time-driven transitions and refreshes subscribers whose windows
     /// slid. Called by the ticker; public so tests can drive it with a fake clock.
     pub fn tick(&self, refresh_usage: bool) {
         for transition in self.inner.engine.tick() {
-            log_transition(&transition);
-            self.inner.bus.publish_with(&transition.workspace_id, || {
-                self.inner.engine.snapshot(&transition.workspace_id).ok()
-            });
+            self.publish_transition(&transition);
+            let effect = Effect {
+                transition: Some(transition.clone()),
+                version: 0,
+            };
+            self.persist_effect_in_background(&transition.workspace_id, &effect, false);
         }
         if refresh_usage {
             for id in self.inner.bus.subscribed_ids() {
@@ -209,10 +287,25 @@ impl QuotaService {
                 interval.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 count += 1;
+                let service = QuotaService { inner };
                 // Usage meters slide slowly; refreshing them once a second is plenty.
-                QuotaService { inner }.tick(count.is_multiple_of(4));
+                service.tick(count.is_multiple_of(4));
+                if !service.engine().store_healthy() && count.is_multiple_of(8) {
+                    service.probe_store().await;
+                }
+                if count.is_multiple_of(PRUNE_EVERY_TICKS) {
+                    service.prune().await;
+                }
             }
         });
+    }
+
+    fn publish_transition(&self, transition: &Transition) {
+        log_transition(transition);
+        let id = &transition.workspace_id;
+        self.inner
+            .bus
+            .publish_with(id, || self.inner.engine.snapshot(id).ok());
     }
 
     fn publish(&self, id: &str, effect: &Effect) {

@@ -36,10 +36,21 @@ impl Registry {
             .map(|id| Caller::Workspace(id.clone()))
     }
 
-    pub fn issue_key(&self, workspace_id: &str) -> String {
+    /// A new key for `workspace_id`, and its digest (what gets stored).
+    pub fn issue_key(&self, workspace_id: &str) -> (String, [u8; 32]) {
         let key = generate_secret("qa_");
-        self.workspace_keys
-            .insert(key_digest(&key), workspace_id.to_string());
-        key
+        let digest = key_digest(&key);
+        self.workspace_keys.insert(digest, workspace_id.to_string());
+        (key, digest)
+    }
+
+    /// Re-registers a stored key digest (restart).
+    pub fn restore(&self, digest: [u8; 32], workspace_id: &str) {
+        self.workspace_keys.insert(digest, workspace_id.to_string());
+    }
+
+    /// Forgets every key of a workspace.
+    pub fn revoke_workspace(&self, workspace_id: &str) {
+        self.workspace_keys.retain(|_, id| id != workspace_id);
     }
 }
