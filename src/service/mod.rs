@@ -235,8 +235,8 @@ impl QuotaService {
     pub async fn reset(&self, id: &str) -> Result<Effect, ServiceError> {
         let effect = self.inner.engine.reset(id)?;
         tracing::info!(workspace_id = id, "quota reset by admin");
-        self.persist_audit("reset", Some(id), "admin reset").await?;
-        self.persist_effect_in_background(id, &effect, true);
+        self.persist_reset(id).await?;
+        self.persist_effect_in_background(id, &effect, false);
         self.publish(id, &effect);
         Ok(effect)
     }

@@ -10,7 +10,6 @@ use super::{QuotaService, ServiceError};
 use crate::engine::{DurableUpstreamState, Effect, Transition};
 use crate::model::{LimitOverrides, QuotaStatus};
 use crate::store::{SqliteStore, StoreError};
-use std::collections::HashMap;
 
 /// Usage older than the day window is never needed again; a minute of margin
 /// keeps the oldest day bucket whole.
@@ -102,6 +101,18 @@ impl QuotaService {
         });
     }
 
+    /// Clears a workspace's stored usage (admin reset) and waits for it.
+    pub(super) async fn persist_reset(&self, id: &str) -> Result<(), ServiceError> {
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
+        store.clear_usage(id).await.map_err(|e| {
+            self.store_failed(&e);
+            ServiceError::Store(e)
+        })?;
+        self.persist_audit("reset", Some(id), "admin reset").await
+    }
+
     pub(super) async fn persist_audit(
         &self,
         action: &str,
@@ -168,28 +179,16 @@ impl QuotaService {
             self.inner.registry.restore(w.key_digest, &w.id);
         }
 
-        // Usage before a workspace's last reset was cleared by that reset.
-        let mut reset_at: HashMap<Option<String>, u64> = HashMap::new();
-        for entry in store.load_audit(100_000).await? {
-            if entry.action == "reset" {
-                reset_at.insert(entry.workspace_id.clone(), entry.at_ms);
-            }
-        }
-        let all_reset = reset_at.get(&None).copied().unwrap_or(0);
         for row in store
             .load_usage(now.saturating_sub(USAGE_HORIZON_MS))
             .await?
         {
-            let at_ms = row.second * 1000;
-            let cleared = reset_at
-                .get(&Some(row.workspace_id.clone()))
-                .copied()
-                .unwrap_or(0)
-                .max(all_reset);
-            if at_ms + 999 < cleared {
-                continue;
-            }
-            let _ = engine.restore_usage(&row.workspace_id, at_ms, row.requests, row.tokens);
+            let _ = engine.restore_usage(
+                &row.workspace_id,
+                row.second * 1000,
+                row.requests,
+                row.tokens,
+            );
         }
 
         for (id, json) in store.load_upstream_states().await? {

@@ -207,6 +207,22 @@ impl SqliteStore {
         .await
     }
 
+    /// Forgets a workspace's usage and upstream state (admin reset). Ordered with
+    /// every other write, so usage appended after the reset is kept.
+    pub async fn clear_usage(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.write("clear usage", move |c| {
+            for sql in [
+                "DELETE FROM usage WHERE workspace_id = ?1",
+                "DELETE FROM upstream_state WHERE workspace_id = ?1",
+            ] {
+                c.prepare_cached(sql)?.execute([&id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Deletes the workspace with its usage, alert history and upstream state
     /// (a workspace later created with the same id starts clean). The audit
     /// trail is kept. `false` if there was no such workspace.
