@@ -2,21 +2,42 @@
 
 use quota_alert::config::{AdminKeySource, Config};
 use quota_alert::engine::SystemClock;
-use quota_alert::service::QuotaService;
-use quota_alert::store::SqliteStore;
+use quota_alert::service::{FailurePolicy, QuotaService, Shared};
+use quota_alert::store::{RedisShared, SqliteStore};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Opens the store `QUOTA_DATABASE_URL` names; errors name the file and problem.
-fn open_store(url: &str) -> Result<SqliteStore, String> {
+/// The service on the store `QUOTA_DATABASE_URL` names: Redis (shared by
+/// several instances) or a SQLite file. Errors name the store and the problem.
+async fn start_service(config: Config) -> Result<QuotaService, String> {
+    let url = config.database_url.clone();
     if url.starts_with("redis://") || url.starts_with("rediss://") {
-        return Err(format!(
-            "QUOTA_DATABASE_URL={url}: the Redis store is not available in this build; \
-             use a SQLite file (sqlite://path/to/file.db)"
-        ));
+        let policy = match std::env::var("QUOTA_REDIS_FAILURE_POLICY").as_deref() {
+            Ok("closed") => FailurePolicy::Closed,
+            Ok("open") | Err(_) => FailurePolicy::Open,
+            Ok(other) => {
+                return Err(format!(
+                    "QUOTA_REDIS_FAILURE_POLICY must be `open` or `closed`, got {other:?}"
+                ))
+            }
+        };
+        let redis = RedisShared::connect(&url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let shared = Shared {
+            redis,
+            instance: quota_alert::auth::generate_secret("i_"),
+            policy,
+        };
+        return QuotaService::with_redis(config, Arc::new(SystemClock), shared)
+            .await
+            .map_err(|e| format!("cannot load shared state: {e}"));
     }
-    let path = quota_alert::store::path_from_url(url).map_err(|e| e.to_string())?;
-    SqliteStore::open(&path).map_err(|e| e.to_string())
+    let path = quota_alert::store::path_from_url(&url).map_err(|e| e.to_string())?;
+    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    QuotaService::with_store(config, Arc::new(SystemClock), store)
+        .await
+        .map_err(|e| format!("cannot load saved state: {e}"))
 }
 
 #[tokio::main]
@@ -52,17 +73,10 @@ async fn main() -> ExitCode {
     }
 
     let addr = leptos_options.site_addr;
-    let store = match open_store(&config.database_url) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("quota-alert: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let service = match QuotaService::with_store(config, Arc::new(SystemClock), store).await {
+    let service = match start_service(config).await {
         Ok(service) => service,
         Err(e) => {
-            eprintln!("quota-alert: cannot load saved state: {e}");
+            eprintln!("quota-alert: {e}");
             return ExitCode::from(2);
         }
     };

@@ -101,6 +101,19 @@ fn forward_error(error: ForwardError) -> Response {
             status,
             retry_after_s,
         } => {
+            if status == QuotaStatus::Degraded {
+                // Fail-closed policy while the shared store is unreachable.
+                let mut response = openai_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "quota_store_unavailable",
+                    "quota-alert cannot reach its shared store and is configured to refuse traffic until it returns.",
+                );
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from_static("5"));
+                return response;
+            }
             let (kind, code, message) = match status {
                 QuotaStatus::QuotaExceeded => (
                     "insufficient_quota",

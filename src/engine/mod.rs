@@ -35,7 +35,7 @@ use window::Metric as M;
 use workspace::WorkspaceState;
 
 /// The outcome of one call to OpenAI, however it reached us.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallOutcome {
     pub tokens: u64,
     /// `None` for a success.
@@ -197,6 +197,22 @@ impl Engine {
             (check, transition)
         })?;
         Ok(Admission { check, effect })
+    }
+
+    /// Counts one request that was admitted elsewhere (by the shared store, or
+    /// on another instance), without checking limits.
+    pub fn count_admitted(&self, id: &str) -> Result<Effect, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            ws.advance(now, engine.config.degraded_window_ms);
+            if ws.upstream.quota_exhausted_at_ms.is_some() {
+                ws.upstream.next_probe_at_ms = now + engine.config.quota_probe_interval_ms;
+            }
+            ws.minute.add(now, 1, 0);
+            ws.day.add(now, 1, 0);
+            ws.version += 1;
+            ((), engine.transition_if_changed(id, ws, now))
+        })
+        .map(|(_, effect)| effect)
     }
 
     /// Records the outcome of a request admitted by [`try_admit`](Self::try_admit)

@@ -6,10 +6,12 @@
 mod bus;
 mod persist;
 mod registry;
+mod shared;
 
 pub use bus::Bus;
 pub use persist::USAGE_HORIZON_MS;
 pub use registry::{Registry, RegistryError};
+pub use shared::{FailurePolicy, Shared};
 
 use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
@@ -51,6 +53,7 @@ struct Inner {
     bus: Bus,
     sessions: SessionStore,
     store: Option<SqliteStore>,
+    shared: Option<Shared>,
 }
 
 /// What a service operation can fail with.
@@ -80,6 +83,21 @@ impl QuotaService {
         Ok(service)
     }
 
+    /// A service sharing counters and events with other instances over Redis.
+    pub async fn with_redis(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        shared: Shared,
+    ) -> Result<Self, StoreError> {
+        let mut service = Self::build(config, clock, None);
+        if let Some(inner) = Arc::get_mut(&mut service.inner) {
+            inner.shared = Some(shared);
+        }
+        let restored = service.shared_start().await?;
+        tracing::info!(workspaces = restored, "state loaded from Redis");
+        Ok(service)
+    }
+
     fn build(config: Config, clock: Arc<dyn Clock>, store: Option<SqliteStore>) -> Self {
         let engine = Engine::new(config.engine.clone(), clock);
         let registry = Registry::new(&config.admin_key);
@@ -91,6 +109,7 @@ impl QuotaService {
                 bus: Bus::default(),
                 sessions: SessionStore::default(),
                 store,
+                shared: None,
             }),
         }
     }
@@ -157,6 +176,11 @@ impl QuotaService {
     ) -> Result<(String, Limits), ServiceError> {
         let limits = self.inner.engine.create_workspace(id, overrides)?;
         let (key, digest) = self.inner.registry.issue_key(id);
+        if let Err(e) = self.shared_create(id, limits, digest).await {
+            self.inner.registry.revoke_workspace(id);
+            self.inner.engine.remove_workspace(id);
+            return Err(e);
+        }
         if let Some(store) = self.store() {
             let now = self.inner.engine.now_ms();
             if let Err(e) = store.save_workspace(id, digest, limits, now).await {
@@ -173,6 +197,9 @@ impl QuotaService {
 
     /// Whether the store answers (always true without one).
     pub async fn store_ready(&self) -> bool {
+        if let Some(shared) = self.shared() {
+            return shared.redis.ping().await.is_ok();
+        }
         match self.store() {
             Some(store) => store.ping().await.is_ok(),
             None => true,
@@ -192,7 +219,15 @@ impl QuotaService {
     }
 
     /// Admits (and counts) one proxied request; persisted in the background.
-    pub fn try_admit(&self, id: &str) -> Result<Admission, EngineError> {
+    /// With Redis, admission is decided by the shared counters.
+    pub async fn try_admit(&self, id: &str) -> Result<Admission, ServiceError> {
+        if let Some(shared) = self.shared().cloned() {
+            let admission = self.shared_admit(&shared, id).await?;
+            if admission.check.allowed {
+                self.publish(id, &admission.effect);
+            }
+            return Ok(admission);
+        }
         let admission = self.inner.engine.try_admit(id)?;
         if admission.check.allowed {
             let now = self.inner.engine.now_ms();
@@ -214,6 +249,7 @@ impl QuotaService {
             &effect,
             outcome.error.is_some() || !outcome.headers.is_empty(),
         );
+        self.shared_completed(id, outcome);
         self.publish(id, &effect);
         Ok(effect)
     }
@@ -228,6 +264,8 @@ impl QuotaService {
             &effect,
             outcome.error.is_some() || !outcome.headers.is_empty(),
         );
+        self.shared_recorded(id, outcome);
+        self.shared_add(id, 1, outcome.tokens).await?;
         self.persist_usage(id, now, 1, outcome.tokens).await?;
         Ok(effect)
     }
@@ -236,6 +274,7 @@ impl QuotaService {
         let effect = self.inner.engine.reset(id)?;
         tracing::info!(workspace_id = id, "quota reset by admin");
         self.persist_reset(id).await?;
+        self.shared_reset(id).await?;
         self.persist_effect_in_background(id, &effect, false);
         self.publish(id, &effect);
         Ok(effect)

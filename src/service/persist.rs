@@ -141,8 +141,14 @@ impl QuotaService {
 
     /// Called by the ticker while the store is unhealthy.
     pub(super) async fn probe_store(&self) {
-        let Some(store) = self.store() else { return };
-        if store.ping().await.is_ok() {
+        let reachable = if let Some(shared) = self.shared() {
+            shared.redis.ping().await.is_ok()
+        } else if let Some(store) = self.store() {
+            store.ping().await.is_ok()
+        } else {
+            return;
+        };
+        if reachable {
             tracing::info!("usage store reachable again");
             for t in self.engine().set_store_healthy(true) {
                 self.publish_transition(&t);
@@ -224,7 +230,7 @@ fn parse_status(text: &str) -> Option<QuotaStatus> {
     QuotaStatus::ALL.into_iter().find(|s| s.as_str() == text)
 }
 
-fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
+pub(super) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
     // Writes are triggered from sync code (a stream's drop guard) too; without a
     // runtime there is nothing to persist through, which only happens in tests.
     if let Ok(handle) = tokio::runtime::Handle::try_current() {

@@ -11,8 +11,10 @@
 //! writes at most 86 400 rows a day.
 
 mod migrations;
+pub mod redis;
 mod sqlite;
 
+pub use self::redis::RedisShared;
 pub use sqlite::SqliteStore;
 
 use crate::model::Limits;

@@ -113,7 +113,14 @@ impl TrackedClient {
         let admission = self
             .service
             .try_admit(workspace)
-            .map_err(|_| ForwardError::UnknownWorkspace)?;
+            .await
+            .map_err(|e| match e {
+                crate::service::ServiceError::Engine(_) => ForwardError::UnknownWorkspace,
+                crate::service::ServiceError::Store(_) => ForwardError::Denied {
+                    status: QuotaStatus::Degraded,
+                    retry_after_s: Some(5.0),
+                },
+            })?;
         if !admission.check.allowed {
             return Err(ForwardError::Denied {
                 status: admission.check.status,

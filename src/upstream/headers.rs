@@ -3,7 +3,7 @@
 //! `retry-after` / `retry-after-ms`.
 
 /// What one response's headers say about the organisation's limits.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateLimitHeaders {
     pub limit_requests: Option<u64>,
     pub limit_tokens: Option<u64>,

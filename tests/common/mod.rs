@@ -124,3 +124,38 @@ impl Server {
 }
 
 pub mod fake_openai;
+
+/// The test configuration (admin key, small limits) plus `extra`.
+pub fn test_config(extra: &[(&str, &str)]) -> Config {
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_sources(None, Path::new("none"), move |name| {
+        if let Some((_, v)) = extra.iter().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        match name {
+            "QUOTA_ADMIN_RESET_KEY" => Some(ADMIN.into()),
+            _ => None,
+        }
+    })
+    .expect("config")
+}
+
+/// Serves `service` on 127.0.0.1:0.
+pub async fn serve(service: QuotaService) -> Server {
+    service.spawn_ticker();
+    let options = quota_alert::server::leptos_options().expect("leptos options");
+    let state = quota_alert::api::AppState::new(service).expect("state");
+    let app = quota_alert::server::app(state, options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+    }
+}

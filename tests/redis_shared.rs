@@ -1,0 +1,233 @@
+//! Scale-out: two server instances sharing one real `redis-server` (Debian's,
+//! started here on a free loopback port) enforce one limit exactly, add up
+//! every record, see each other's changes live, and survive Redis going away.
+
+mod common;
+
+use common::{serve, test_config, Server, ADMIN};
+use futures_util::StreamExt;
+use quota_alert::engine::SystemClock;
+use quota_alert::service::{FailurePolicy, QuotaService, Shared};
+use quota_alert::store::RedisShared;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child is owned by `RedisServer`, whose drop kills and reaps it.
+#[allow(clippy::zombie_processes)]
+async fn start_redis(port: u16) -> RedisServer {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/test.sh installs it)");
+    let server = RedisServer { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not start");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn instance(port: u16) -> (QuotaService, Server) {
+    let url = format!("redis://127.0.0.1:{port}/");
+    let redis = RedisShared::connect(&url).await.expect("connect to redis");
+    let shared = Shared {
+        redis,
+        instance: quota_alert::auth::generate_secret("i_"),
+        policy: FailurePolicy::Open,
+    };
+    let service = QuotaService::with_redis(test_config(&[]), Arc::new(SystemClock), shared)
+        .await
+        .expect("service");
+    let server = serve(service.clone()).await;
+    (service, server)
+}
+
+/// Creates a workspace on `a` and waits until `b` knows its key.
+async fn shared_workspace(a: &Server, b: &Server, id: &str, limits: Value) -> String {
+    let (status, body) = a
+        .post(
+            "/api/admin/workspaces",
+            Some(ADMIN),
+            json!({"id": id, "limits": limits}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["api_key"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        if b.get("/api/quota/status", Some(&key)).await.0 == StatusCode::OK {
+            return key;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("instance b never learned about workspace {id}");
+}
+
+async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..150 {
+        last = server.get("/api/quota/status", Some(key)).await.1;
+        if check(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition never held; last snapshot {last}");
+}
+
+const BIG: &str = r#"{"requests_per_minute": 100000, "requests_per_day": 1000000}"#;
+
+#[tokio::test]
+async fn records_on_both_instances_add_up_exactly() {
+    let redis = start_redis(free_port()).await;
+    let (_, a) = instance(redis.port).await;
+    let (_, b) = instance(redis.port).await;
+    let key = shared_workspace(&a, &b, "acme", serde_json::from_str(BIG).unwrap()).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let server = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = reqwest::Client::new()
+                .post(format!("{server}/api/quota/record"))
+                .bearer_auth(key)
+                .json(&json!({"success": true, "tokens_used": 2}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for server in [&a, &b] {
+        let snap = eventually(server, &key, |s| s["requests_per_minute"]["current"] == 200).await;
+        assert_eq!(snap["tokens_per_day"]["current"], 400);
+    }
+}
+
+#[tokio::test]
+async fn admission_across_instances_never_overshoots() {
+    let redis = start_redis(free_port()).await;
+    let (sa, a) = instance(redis.port).await;
+    let (sb, b) = instance(redis.port).await;
+    shared_workspace(&a, &b, "tight", json!({"requests_per_minute": 50})).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let service = if i % 2 == 0 { sa.clone() } else { sb.clone() };
+        tasks.push(tokio::spawn(async move {
+            service.try_admit("tight").await.unwrap().check.allowed
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(admitted, 50, "two instances, one limit");
+}
+
+#[tokio::test]
+async fn a_websocket_on_one_instance_sees_records_made_on_the_other() {
+    let redis = start_redis(free_port()).await;
+    let (_, a) = instance(redis.port).await;
+    let (_, b) = instance(redis.port).await;
+    let key = shared_workspace(&a, &b, "live", serde_json::from_str(BIG).unwrap()).await;
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(b.ws_url(&format!("?token={key}")))
+        .await
+        .unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("quota_initial"));
+
+    a.record(&key, json!({"success": true, "tokens_used": 9}))
+        .await;
+    let update = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let msg = ws.next().await.unwrap().unwrap();
+            let value: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+            if value["type"] == "quota_update" {
+                return value;
+            }
+        }
+    })
+    .await
+    .expect("an update within 2s");
+    assert_eq!(update["data"]["tokens_per_minute"]["current"], 9);
+}
+
+#[tokio::test]
+async fn redis_going_away_degrades_and_its_return_recovers() {
+    let port = free_port();
+    let redis = start_redis(port).await;
+    let (_, a) = instance(port).await;
+    let (_, b) = instance(port).await;
+    let key = shared_workspace(&a, &b, "fragile", serde_json::from_str(BIG).unwrap()).await;
+    a.record(&key, json!({"success": true})).await;
+
+    drop(redis);
+    let (status, body) = a
+        .post("/api/quota/record", Some(&key), json!({"success": true}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not acknowledged: {body}"
+    );
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    eventually(&a, &key, |s| s["status"] == "DEGRADED").await;
+    eventually(&b, &key, |s| s["status"] == "DEGRADED").await;
+    let (status, _) = a.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let _redis = start_redis(port).await;
+    for server in [&a, &b] {
+        let snap = eventually(server, &key, |s| s["status"] == "NORMAL").await;
+        assert_eq!(snap["status"], "NORMAL");
+    }
+    let (status, _) = a
+        .post("/api/quota/record", Some(&key), json!({"success": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "reconnected on its own");
+}
