@@ -39,6 +39,7 @@ pub struct Config {
     pub database_url: String,
     /// `QUOTA_HISTORY_HORIZON_DAYS` (default 30): alert history and audit kept this long.
     pub history_horizon_ms: u64,
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 /// Where the tracked client and the proxy send requests.
@@ -285,6 +286,7 @@ impl Config {
             database_url: env("QUOTA_DATABASE_URL")
                 .filter(|u| !u.trim().is_empty())
                 .unwrap_or_else(|| crate::store::DEFAULT_DATABASE_URL.to_string()),
+            alerts: alert_config(&env)?,
             history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
                 Some(raw) => check_range(
                     "QUOTA_HISTORY_HORIZON_DAYS",
@@ -301,6 +303,45 @@ impl Config {
             } * 86_400_000,
         })
     }
+}
+
+fn alert_config(
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::alerts::AlertConfig, ConfigError> {
+    let urls: Vec<String> = env("QUOTA_WEBHOOK_URL")
+        .unwrap_or_default()
+        .split(',')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if let Some(bad) = urls.iter().find(|u| {
+        !(u.starts_with("http://") || u.starts_with("https://")) || u.contains(char::is_whitespace)
+    }) {
+        return Err(ConfigError::Invalid {
+            name: "QUOTA_WEBHOOK_URL".into(),
+            expected: "comma-separated http:// or https:// URLs",
+            value: bad.clone(),
+        });
+    }
+    let cooldown_s = match env("QUOTA_WEBHOOK_COOLDOWN_S") {
+        Some(raw) => parse_env(
+            "QUOTA_WEBHOOK_COOLDOWN_S",
+            &raw,
+            "a whole number of seconds from 0 to 86400",
+        )?,
+        None => 300,
+    };
+    let cooldown_s = check_range(
+        "QUOTA_WEBHOOK_COOLDOWN_S",
+        cooldown_s,
+        0,
+        86_400,
+        "a whole number of seconds from 0 to 86400",
+    )?;
+    Ok(crate::alerts::AlertConfig {
+        urls,
+        cooldown_ms: cooldown_s * 1000,
+    })
 }
 
 fn upstream_config(env: &impl Fn(&str) -> Option<String>) -> Result<UpstreamConfig, ConfigError> {

@@ -81,6 +81,7 @@ async fn main() -> ExitCode {
         }
     };
     service.spawn_ticker();
+    service.start_alerts();
     if service.config().upstream.api_key.is_none() {
         tracing::warn!(
             "OPENAI_API_KEY is not set: proxied requests reach the upstream without a key"

@@ -13,6 +13,7 @@ pub use persist::USAGE_HORIZON_MS;
 pub use registry::{Registry, RegistryError};
 pub use shared::{FailurePolicy, Shared};
 
+use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
@@ -54,6 +55,7 @@ struct Inner {
     sessions: SessionStore,
     store: Option<SqliteStore>,
     shared: Option<Shared>,
+    alerts: std::sync::OnceLock<Alerts>,
 }
 
 /// What a service operation can fail with.
@@ -110,6 +112,7 @@ impl QuotaService {
                 sessions: SessionStore::default(),
                 store,
                 shared: None,
+                alerts: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -161,6 +164,30 @@ impl QuotaService {
                 .ok_or(AuthError::SessionExpired),
             None => Ok(None),
         }
+    }
+
+    /// Starts webhook delivery (call once, on the runtime). Until then, and
+    /// without `QUOTA_WEBHOOK_URL`, transitions are only logged.
+    pub fn start_alerts(&self) {
+        let claim: Option<crate::alerts::ClaimFn> = self.shared().map(|shared| {
+            let redis = shared.redis.clone();
+            let claim: crate::alerts::ClaimFn = Arc::new(move |name: String, ttl_ms: u64| {
+                let redis = redis.clone();
+                Box::pin(async move {
+                    // Redis down: better a duplicate alert than none.
+                    redis.claim(&name, ttl_ms).await.unwrap_or(true)
+                })
+            });
+            claim
+        });
+        let _ = self
+            .inner
+            .alerts
+            .set(Alerts::start(self.config().alerts.clone(), claim));
+    }
+
+    pub fn alert_stats(&self) -> Option<Arc<crate::alerts::AlertStats>> {
+        self.inner.alerts.get().map(|a| a.stats.clone())
     }
 
     pub fn sessions(&self) -> &SessionStore {
@@ -339,8 +366,15 @@ impl QuotaService {
         });
     }
 
+    fn alert(&self, transition: &Transition) {
+        if let Some(alerts) = self.inner.alerts.get() {
+            alerts.notify(transition);
+        }
+    }
+
     fn publish_transition(&self, transition: &Transition) {
         log_transition(transition);
+        self.alert(transition);
         let id = &transition.workspace_id;
         self.inner
             .bus
@@ -350,7 +384,14 @@ impl QuotaService {
     fn publish(&self, id: &str, effect: &Effect) {
         if let Some(transition) = &effect.transition {
             log_transition(transition);
+            self.alert(transition);
         }
+        self.publish_quiet(id);
+    }
+
+    /// Publishes to subscribers without logging or alerting (changes that
+    /// another instance already reported).
+    pub(super) fn publish_quiet(&self, id: &str) {
         self.inner
             .bus
             .publish_with(id, || self.inner.engine.snapshot(id).ok());

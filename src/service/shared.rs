@@ -336,8 +336,9 @@ impl QuotaService {
             EventKind::Recorded { outcome } => self.engine().record(id, &outcome),
             EventKind::Reset => self.engine().reset(id),
         };
-        if let Ok(effect) = effect {
-            self.publish(id, &effect);
+        if effect.is_ok() {
+            // The originating instance logged and alerted this change.
+            self.publish_quiet(id);
         }
     }
 }

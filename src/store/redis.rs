@@ -245,6 +245,22 @@ impl RedisShared {
             .collect())
     }
 
+    /// True for the first caller to claim `name` within `ttl_ms` across all
+    /// instances (SET NX PX): one alert per transition, not one per instance.
+    pub async fn claim(&self, name: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let mut con = self.connection.clone();
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(format!("qa:claim:{name}"))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.failed("claim", e))?;
+        Ok(reply.is_some())
+    }
+
     pub async fn publish(&self, payload: &str) -> Result<(), StoreError> {
         let mut con = self.connection.clone();
         con.publish::<_, _, ()>(EVENTS_CHANNEL, payload)

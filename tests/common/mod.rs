@@ -42,6 +42,7 @@ pub async fn start_with(extra: &[(&str, &str)]) -> Server {
     let config = Config::from_sources(None, Path::new("none"), env).expect("config");
     let service = QuotaService::new(config, Arc::new(SystemClock));
     service.spawn_ticker();
+    service.start_alerts();
     let options = quota_alert::server::leptos_options().expect("leptos options");
     let state = quota_alert::api::AppState::new(service).expect("state");
     let app = quota_alert::server::app(state, options);
@@ -146,6 +147,7 @@ pub fn test_config(extra: &[(&str, &str)]) -> Config {
 /// Serves `service` on 127.0.0.1:0.
 pub async fn serve(service: QuotaService) -> Server {
     service.spawn_ticker();
+    service.start_alerts();
     let options = quota_alert::server::leptos_options().expect("leptos options");
     let state = quota_alert::api::AppState::new(service).expect("state");
     let app = quota_alert::server::app(state, options);
