@@ -688,3 +688,28 @@ async fn websocket_authenticates_by_header_or_token_and_isolates_workspaces() {
         "plain HTTP to the WebSocket endpoint"
     );
 }
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_format() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    for _ in 0..8 {
+        s.record(&key, json!({"success": true})).await;
+    }
+    let res = s.http.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("quota_records_total{result=\"ok\"} 8"),
+        "{text}"
+    );
+    assert!(
+        text.contains("quota_workspaces{status=\"WARNING\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("quota_websocket_connections 0"), "{text}");
+}

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{*rest}", any(unknown_endpoint))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(proxy)
@@ -88,6 +89,19 @@ async fn healthz(State(service): State<QuotaService>) -> Json<serde_json::Value>
         "workspaces": service.engine().workspace_count(),
         "store": if service.engine().store_healthy() { "ok" } else { "unreachable" },
     }))
+}
+
+/// Prometheus text format.
+async fn metrics(
+    State(service): State<QuotaService>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        service.render_metrics(),
+    )
 }
 
 /// Ready to serve: the store answers.

@@ -56,6 +56,16 @@ struct Session {
 async fn session(socket: WebSocket, service: QuotaService, id: String) {
     let (mut sink, mut stream) = socket.split();
     let config = service.config().clone();
+    let connections = service.metrics().websocket_connections.clone();
+    connections.inc();
+    // Decremented however the session ends.
+    struct Open(prometheus::IntGauge);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    let _open = Open(connections);
     let coalesce = Duration::from_millis(config.ws_coalesce_ms);
     let heartbeat_every = Duration::from_millis(config.ws_heartbeat_ms);
 

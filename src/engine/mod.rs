@@ -135,6 +135,18 @@ impl Engine {
         ids
     }
 
+    /// How many workspaces are in each status (as last evaluated).
+    pub fn status_counts(&self) -> Vec<(QuotaStatus, usize)> {
+        let mut counts = [0usize; 5];
+        for ws in self.workspaces.iter() {
+            counts[ws.status as usize] += 1;
+        }
+        QuotaStatus::ALL
+            .iter()
+            .map(|s| (*s, counts[*s as usize]))
+            .collect()
+    }
+
     pub fn contains(&self, id: &str) -> bool {
         self.workspaces.contains_key(id)
     }

@@ -16,6 +16,7 @@ pub use shared::{FailurePolicy, Shared};
 use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
+use crate::metrics::Metrics;
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
 use crate::session::{session_id_from_headers, SessionStore};
 use crate::store::{SqliteStore, StoreError};
@@ -56,6 +57,7 @@ struct Inner {
     store: Option<SqliteStore>,
     shared: Option<Shared>,
     alerts: std::sync::OnceLock<Alerts>,
+    metrics: Metrics,
 }
 
 /// What a service operation can fail with.
@@ -113,6 +115,7 @@ impl QuotaService {
                 store,
                 shared: None,
                 alerts: std::sync::OnceLock::new(),
+                metrics: Metrics::new(),
             }),
         }
     }
@@ -186,6 +189,29 @@ impl QuotaService {
             .set(Alerts::start(self.config().alerts.clone(), claim));
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let webhooks = self
+            .alert_stats()
+            .map(|s| {
+                use std::sync::atomic::Ordering::Relaxed;
+                vec![
+                    ("delivered", s.delivered.load(Relaxed)),
+                    ("failed", s.failed.load(Relaxed)),
+                    ("deduplicated", s.deduplicated.load(Relaxed)),
+                    ("dropped", s.dropped.load(Relaxed)),
+                ]
+            })
+            .unwrap_or_default();
+        self.inner
+            .metrics
+            .render(&self.inner.engine.status_counts(), &webhooks)
+    }
+
     pub fn alert_stats(&self) -> Option<Arc<crate::alerts::AlertStats>> {
         self.inner.alerts.get().map(|a| a.stats.clone())
     }
@@ -250,12 +276,14 @@ impl QuotaService {
     pub async fn try_admit(&self, id: &str) -> Result<Admission, ServiceError> {
         if let Some(shared) = self.shared().cloned() {
             let admission = self.shared_admit(&shared, id).await?;
+            self.count_admission(admission.check.allowed);
             if admission.check.allowed {
                 self.publish(id, &admission.effect);
             }
             return Ok(admission);
         }
         let admission = self.inner.engine.try_admit(id)?;
+        self.count_admission(admission.check.allowed);
         if admission.check.allowed {
             let now = self.inner.engine.now_ms();
             self.persist_usage_in_background(id, now, 1, 0);
@@ -281,8 +309,28 @@ impl QuotaService {
         Ok(effect)
     }
 
+    fn count_admission(&self, allowed: bool) {
+        let decision = if allowed { "allowed" } else { "denied" };
+        self.inner
+            .metrics
+            .admissions
+            .with_label_values(&[decision])
+            .inc();
+    }
+
     /// Records a call an app made itself. Answers once the usage is on disk.
     pub async fn record(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, ServiceError> {
+        let result = self.record_inner(id, outcome).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(ServiceError::Engine(_)) => "unknown_workspace",
+            Err(ServiceError::Store(_)) => "store_error",
+        };
+        self.inner.metrics.records.with_label_values(&[label]).inc();
+        result
+    }
+
+    async fn record_inner(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, ServiceError> {
         let effect = self.inner.engine.record(id, outcome)?;
         let now = self.inner.engine.now_ms();
         self.publish(id, &effect);

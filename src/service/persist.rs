@@ -32,6 +32,7 @@ impl QuotaService {
         let Some(store) = self.store() else {
             return Ok(());
         };
+        let _timer = self.metrics().store_latency.start_timer();
         match store.append_usage(id, at_ms, requests, tokens).await {
             Ok(()) => Ok(()),
             Err(e) => {

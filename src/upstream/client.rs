@@ -141,7 +141,10 @@ impl TrackedClient {
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let started = tokio::time::Instant::now();
 
-        let response = match tokio::time::timeout(timeout, builder.send()).await {
+        let latency = self.service.metrics().upstream_latency.start_timer();
+        let sent = tokio::time::timeout(timeout, builder.send()).await;
+        latency.observe_duration();
+        let response = match sent {
             Err(_) => return Err(self.fail(workspace, "timeout", ForwardError::Timeout)),
             Ok(Err(e)) if e.is_timeout() => {
                 return Err(self.fail(workspace, "timeout", ForwardError::Timeout))
