@@ -40,14 +40,39 @@ async fn start_service(config: Config) -> Result<QuotaService, String> {
         .map_err(|e| format!("cannot load saved state: {e}"))
 }
 
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn".into());
+    if std::env::var("QUOTA_LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
 
     let config = match Config::load() {
         Ok(config) => config,
@@ -94,6 +119,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let shutdown_service = state.service.clone();
     let app = quota_alert::server::app(state, leptos_options);
 
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -104,8 +130,13 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!("listening on http://{addr}");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM (orchestrators) or Ctrl-C: stop accepting, tell WebSockets we
+    // are going away (close code 1001, so clients reconnect elsewhere), and let
+    // in-flight requests finish.
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining requests, closing WebSockets");
+        shutdown_service.begin_shutdown();
     };
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -272,3 +272,51 @@ async fn kill_9_under_load_loses_no_acknowledged_record() {
     drop(restarted);
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_closes_websockets_with_going_away() {
+    use futures_util::StreamExt;
+    let db = temp_db("shutdown");
+    let mut server = spawn_server(&db).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/api/admin/workspaces", server.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "bye"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"].as_str().unwrap();
+    let url = format!(
+        "{}/api/quota/ws?token={key}",
+        server.base.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.next().await.unwrap().unwrap(); // quota_initial
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(code, Some(1001), "going away");
+    let exit = tokio::task::spawn_blocking(move || server.child.wait().map(|s| s.code()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, Some(0), "a clean exit");
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}

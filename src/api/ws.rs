@@ -89,9 +89,17 @@ async fn session(socket: WebSocket, service: QuotaService, id: String) {
     let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
     let mut last_heard = Instant::now();
     let mut flush_at: Option<Instant> = None;
+    let mut shutdown = service.shutdown_signal();
 
     loop {
         tokio::select! {
+            Ok(()) = shutdown.changed() => {
+                let going = *shutdown.borrow_and_update();
+                if going {
+                    close(&mut sink, close_code::AWAY, "server shutting down").await;
+                    break;
+                }
+            }
             changed = updates.changed() => {
                 if changed.is_err() { break; }
                 let Some(snapshot) = updates.borrow_and_update().clone() else { continue };

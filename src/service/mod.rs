@@ -58,6 +58,9 @@ struct Inner {
     shared: Option<Shared>,
     alerts: std::sync::OnceLock<Alerts>,
     metrics: Metrics,
+    /// Flips to true when the server starts shutting down; WebSocket sessions
+    /// watch it to close with "going away".
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// What a service operation can fail with.
@@ -116,6 +119,7 @@ impl QuotaService {
                 shared: None,
                 alerts: std::sync::OnceLock::new(),
                 metrics: Metrics::new(),
+                shutdown: tokio::sync::watch::channel(false).0,
             }),
         }
     }
@@ -187,6 +191,15 @@ impl QuotaService {
             .inner
             .alerts
             .set(Alerts::start(self.config().alerts.clone(), claim));
+    }
+
+    /// Tells long-lived connections that the server is going away.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
     pub fn metrics(&self) -> &Metrics {
