@@ -713,3 +713,108 @@ async fn metrics_are_exposed_in_prometheus_format() {
     );
     assert!(text.contains("quota_websocket_connections 0"), "{text}");
 }
+
+#[tokio::test]
+async fn rotating_and_revoking_keys_takes_effect_at_once_websockets_included() {
+    let s = start().await;
+    let old = s.workspace("acme").await;
+    let mut ws = connect(&s, &old).await;
+    next_json(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("initial");
+    let res = s
+        .http
+        .post(s.url("/api/session"))
+        .json(&json!({"api_key": old}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces/acme/rotate-key",
+            Some(ADMIN),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["api_key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        s.get("/api/quota/status", Some(&old)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.get("/api/quota/status", Some(&new)).await.0,
+        StatusCode::OK
+    );
+    let res = s
+        .http
+        .get(s.url("/api/quota/status"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "sessions of the old key end too"
+    );
+
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the old key's WebSocket is closed");
+    assert_eq!(closed, Some(1008));
+
+    let mut ws_new = connect(&s, &new).await;
+    next_json(&mut ws_new, Duration::from_secs(2))
+        .await
+        .expect("initial");
+    let res = s
+        .http
+        .post(s.url("/api/admin/workspaces/acme/revoke"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get("/api/quota/status", Some(&new)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = s
+        .get("/api/quota/status?workspace_id=acme", Some(ADMIN))
+        .await;
+    assert_eq!(status, StatusCode::OK, "the admin still sees it: {body}");
+
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces/nobody/rotate-key",
+            Some(ADMIN),
+            json!({}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces/acme/rotate-key",
+            Some(&new),
+            json!({}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+}

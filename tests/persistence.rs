@@ -112,6 +112,16 @@ async fn a_restart_keeps_workspaces_keys_counts_statuses_and_history() {
         Some(QuotaStatus::QuotaExceeded)
     );
 
+    // A rotated key survives a restart; the old one stays dead.
+    let rotated = restarted.rotate_key("acme").await.unwrap();
+    drop(restarted);
+    let restarted = service_on(&path).await;
+    assert_eq!(restarted.authenticate(&key), None);
+    assert_eq!(
+        restarted.authenticate(&rotated),
+        Some(Caller::Workspace("acme".into()))
+    );
+
     // A reset survives a restart too: old usage does not come back.
     restarted.reset("acme").await.unwrap();
     drop(restarted);

@@ -60,3 +60,33 @@ pub async fn create_workspace(
         }),
     ))
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RotatedKey {
+    pub id: String,
+    /// Shown once. Every earlier key of the workspace has stopped working.
+    pub api_key: String,
+}
+
+/// `POST /api/admin/workspaces/{id}/rotate-key`
+pub async fn rotate_key(
+    State(service): State<QuotaService>,
+    _admin: AdminAuth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<RotatedKey>, ApiError> {
+    validate_workspace_id(&id)?;
+    let api_key = service.rotate_key(&id).await?;
+    Ok(Json(RotatedKey { id, api_key }))
+}
+
+/// `POST /api/admin/workspaces/{id}/revoke`: every key and session of the
+/// workspace stops working at once, open WebSockets included.
+pub async fn revoke_keys(
+    State(service): State<QuotaService>,
+    _admin: AdminAuth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    validate_workspace_id(&id)?;
+    service.revoke_keys(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -61,6 +61,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(proxy::MAX_PROXY_BODY_BYTES));
     Router::<AppState>::new()
         .route("/api/admin/workspaces", post(admin::create_workspace))
+        .route(
+            "/api/admin/workspaces/{id}/rotate-key",
+            post(admin::rotate_key),
+        )
+        .route(
+            "/api/admin/workspaces/{id}/revoke",
+            post(admin::revoke_keys),
+        )
         .route("/api/quota/status", get(quota::status))
         .route("/api/quota/check", get(quota::check))
         .route("/api/quota/notifications", get(quota::notifications))

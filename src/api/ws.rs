@@ -11,6 +11,7 @@ use super::extract::{
 };
 use crate::model::{QuotaSnapshot, QuotaStatus, WsMessage};
 use crate::service::QuotaService;
+use crate::session::session_id_from_headers;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -31,9 +32,20 @@ pub async fn quota_ws(
 ) -> Result<Response, ApiError> {
     // Browsers cannot set headers on a WebSocket: they send the session cookie,
     // or the key as `?token=`.
-    let caller = match query.token.clone() {
-        Some(token) if bearer_key(&headers)?.is_none() => authenticate(&service, Some(token))?,
-        _ => caller_from_headers(&service, &headers)?,
+    let (caller, credential) = match query.token.clone() {
+        Some(token) if bearer_key(&headers)?.is_none() => (
+            authenticate(&service, Some(token.clone()))?,
+            Credential::Key(token),
+        ),
+        _ => {
+            let caller = caller_from_headers(&service, &headers)?;
+            let credential = match (bearer_key(&headers)?, session_id_from_headers(&headers)) {
+                (Some(key), _) => Credential::Key(key),
+                (None, Some(session)) => Credential::Session(session),
+                (None, None) => Credential::Key(String::new()),
+            };
+            (caller, credential)
+        }
     };
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
     let upgrade = upgrade.map_err(|_| {
@@ -44,7 +56,7 @@ pub async fn quota_ws(
     })?;
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| session(socket, service, id)))
+        .on_upgrade(move |socket| session(socket, service, id, credential)))
 }
 
 struct Session {
@@ -53,7 +65,23 @@ struct Session {
     last_sent_at: Instant,
 }
 
-async fn session(socket: WebSocket, service: QuotaService, id: String) {
+/// What the connection authenticated with, re-checked when its workspace's
+/// keys are rotated or revoked.
+enum Credential {
+    Key(String),
+    Session(String),
+}
+
+impl Credential {
+    fn still_valid(&self, service: &QuotaService) -> bool {
+        match self {
+            Credential::Key(key) => service.authenticate(key).is_some(),
+            Credential::Session(id) => service.sessions().caller(id).is_some(),
+        }
+    }
+}
+
+async fn session(socket: WebSocket, service: QuotaService, id: String, credential: Credential) {
     let (mut sink, mut stream) = socket.split();
     let config = service.config().clone();
     let connections = service.metrics().websocket_connections.clone();
@@ -90,9 +118,22 @@ async fn session(socket: WebSocket, service: QuotaService, id: String) {
     let mut last_heard = Instant::now();
     let mut flush_at: Option<Instant> = None;
     let mut shutdown = service.shutdown_signal();
+    let mut revocations = service.revocations();
 
     loop {
         tokio::select! {
+            revoked = revocations.recv() => {
+                let affected = match revoked {
+                    Ok(workspace) => workspace == id,
+                    // Missed some: re-check to be safe.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                };
+                if affected && !credential.still_valid(&service) {
+                    close(&mut sink, close_code::POLICY, "key revoked").await;
+                    break;
+                }
+            }
             Ok(()) = shutdown.changed() => {
                 let going = *shutdown.borrow_and_update();
                 if going {

@@ -61,6 +61,9 @@ struct Inner {
     /// Flips to true when the server starts shutting down; WebSocket sessions
     /// watch it to close with "going away".
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Workspaces whose keys were just rotated or revoked; open WebSockets
+    /// re-check their credentials when their workspace appears here.
+    revocations: tokio::sync::broadcast::Sender<String>,
 }
 
 /// What a service operation can fail with.
@@ -120,6 +123,7 @@ impl QuotaService {
                 alerts: std::sync::OnceLock::new(),
                 metrics: Metrics::new(),
                 shutdown: tokio::sync::watch::channel(false).0,
+                revocations: tokio::sync::broadcast::channel(64).0,
             }),
         }
     }
@@ -191,6 +195,58 @@ impl QuotaService {
             .inner
             .alerts
             .set(Alerts::start(self.config().alerts.clone(), claim));
+    }
+
+    /// Replaces a workspace's keys with a new one (the old ones stop working at
+    /// once, open WebSockets and browser sessions included). Returns the key.
+    pub async fn rotate_key(&self, id: &str) -> Result<String, ServiceError> {
+        if !self.inner.engine.contains(id) {
+            return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
+        }
+        self.revoke_locally(id);
+        let (key, digest) = self.inner.registry.issue_key(id);
+        self.persist_key(id, Some(digest)).await?;
+        self.persist_audit("rotate_key", Some(id), "key rotated")
+            .await?;
+        tracing::info!(workspace_id = id, "workspace key rotated");
+        Ok(key)
+    }
+
+    /// Revokes every key of a workspace; nothing can act for it until a new
+    /// key is issued with [`rotate_key`](Self::rotate_key).
+    pub async fn revoke_keys(&self, id: &str) -> Result<(), ServiceError> {
+        if !self.inner.engine.contains(id) {
+            return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
+        }
+        self.revoke_locally(id);
+        self.persist_key(id, None).await?;
+        self.persist_audit("revoke_keys", Some(id), "keys revoked")
+            .await?;
+        tracing::info!(workspace_id = id, "workspace keys revoked");
+        Ok(())
+    }
+
+    async fn persist_key(&self, id: &str, digest: Option<[u8; 32]>) -> Result<(), ServiceError> {
+        self.shared_key_change(id, digest).await?;
+        if let Some(store) = self.store() {
+            // All zeroes: a digest no key hashes to, i.e. revoked.
+            store
+                .update_workspace_key(id, digest.unwrap_or([0; 32]))
+                .await
+                .map_err(ServiceError::Store)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets keys and sessions of a workspace and tells its WebSockets.
+    pub(super) fn revoke_locally(&self, id: &str) {
+        self.inner.registry.revoke_workspace(id);
+        self.inner.sessions.close_workspace(id);
+        let _ = self.inner.revocations.send(id.to_string());
+    }
+
+    pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.revocations.subscribe()
     }
 
     /// Tells long-lived connections that the server is going away.

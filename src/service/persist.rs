@@ -183,7 +183,9 @@ impl QuotaService {
             // Already present only if restored twice; either way the stored
             // limits are the truth.
             let _ = engine.create_workspace(&w.id, &exact);
-            self.inner.registry.restore(w.key_digest, &w.id);
+            if w.key_digest != [0; 32] {
+                self.inner.registry.restore(w.key_digest, &w.id);
+            }
         }
 
         for row in store

@@ -42,10 +42,21 @@ struct SharedEvent {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum EventKind {
-    Created { key_digest: String, limits: Limits },
+    Created {
+        key_digest: String,
+        limits: Limits,
+    },
+    /// The workspace's keys were replaced (`Some`) or revoked (`None`).
+    KeyChanged {
+        key_digest: Option<String>,
+    },
     Admitted,
-    Completed { outcome: CallOutcome },
-    Recorded { outcome: CallOutcome },
+    Completed {
+        outcome: CallOutcome,
+    },
+    Recorded {
+        outcome: CallOutcome,
+    },
     Reset,
 }
 
@@ -307,6 +318,42 @@ impl QuotaService {
         Ok(workspaces.len())
     }
 
+    pub(super) async fn shared_key_change(
+        &self,
+        id: &str,
+        digest: Option<[u8; 32]>,
+    ) -> Result<(), ServiceError> {
+        let Some(shared) = self.shared() else {
+            return Ok(());
+        };
+        let digest_hex = digest.map(hex::encode);
+        shared
+            .redis
+            .set_workspace_key(id, digest_hex.clone())
+            .await
+            .map_err(|e| {
+                self.shared_failed(&e);
+                ServiceError::Store(e)
+            })?;
+        self.broadcast(
+            id,
+            EventKind::KeyChanged {
+                key_digest: digest_hex,
+            },
+        );
+        Ok(())
+    }
+
+    fn apply_key_change(&self, id: &str, digest_hex: Option<&str>) {
+        self.revoke_locally(id);
+        let mut digest = [0u8; 32];
+        if let Some(hex_digest) = digest_hex {
+            if hex::decode_to_slice(hex_digest, &mut digest).is_ok() {
+                self.inner.registry.restore(digest, id);
+            }
+        }
+    }
+
     fn apply_created(&self, id: &str, digest_hex: &str, limits: Limits) {
         let exact = LimitOverrides {
             requests_per_minute: Some(limits.requests_per_minute),
@@ -329,6 +376,10 @@ impl QuotaService {
         let effect = match event.kind {
             EventKind::Created { key_digest, limits } => {
                 self.apply_created(id, &key_digest, limits);
+                return;
+            }
+            EventKind::KeyChanged { key_digest } => {
+                self.apply_key_change(id, key_digest.as_deref());
                 return;
             }
             EventKind::Admitted => self.engine().count_admitted(id),

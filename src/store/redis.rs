@@ -233,6 +233,30 @@ impl RedisShared {
             .map_err(|e| self.failed("save workspace", e))
     }
 
+    /// Replaces a workspace's key digest (rotation) or, with `None`, marks it
+    /// revoked (an all-zero digest no key hashes to).
+    pub async fn set_workspace_key(
+        &self,
+        id: &str,
+        digest_hex: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut con = self.connection.clone();
+        let raw: Option<String> = con
+            .hget(WORKSPACES_KEY, id)
+            .await
+            .map_err(|e| self.failed("update key", e))?;
+        let Some(mut workspace) =
+            raw.and_then(|r| serde_json::from_str::<SharedWorkspace>(&r).ok())
+        else {
+            return Ok(());
+        };
+        workspace.key_digest = digest_hex.unwrap_or_else(|| "00".repeat(32));
+        let json = serde_json::to_string(&workspace).unwrap_or_default();
+        con.hset::<_, _, _, ()>(WORKSPACES_KEY, id, json)
+            .await
+            .map_err(|e| self.failed("update key", e))
+    }
+
     pub async fn load_workspaces(&self) -> Result<Vec<SharedWorkspace>, StoreError> {
         let mut con = self.connection.clone();
         let raw: Vec<(String, String)> = con
