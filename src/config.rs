@@ -40,6 +40,10 @@ pub struct Config {
     /// `QUOTA_HISTORY_HORIZON_DAYS` (default 30): alert history and audit kept this long.
     pub history_horizon_ms: u64,
     pub alerts: crate::alerts::AlertConfig,
+    /// `QUOTA_ALLOWED_ORIGINS`: origins (scheme://host[:port]) allowed to call
+    /// the API from a browser and to open the WebSocket. Empty by default:
+    /// only the app's own pages.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Where the tracked client and the proxy send requests.
@@ -287,6 +291,7 @@ impl Config {
                 .filter(|u| !u.trim().is_empty())
                 .unwrap_or_else(|| crate::store::DEFAULT_DATABASE_URL.to_string()),
             alerts: alert_config(&env)?,
+            allowed_origins: allowed_origins(&env)?,
             history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
                 Some(raw) => check_range(
                     "QUOTA_HISTORY_HORIZON_DAYS",
@@ -303,6 +308,30 @@ impl Config {
             } * 86_400_000,
         })
     }
+}
+
+fn allowed_origins(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = env("QUOTA_ALLOWED_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for origin in &origins {
+        let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+            && !origin["https://".len().min(origin.len())..].contains('/')
+            && !origin.contains(char::is_whitespace)
+            && axum::http::HeaderValue::from_str(origin).is_ok();
+        if !valid || origin == "*" {
+            return Err(ConfigError::Invalid {
+                name: "QUOTA_ALLOWED_ORIGINS".into(),
+                expected:
+                    "comma-separated origins such as https://app.example.com (no paths, no *)",
+                value: origin.clone(),
+            });
+        }
+    }
+    Ok(origins)
 }
 
 fn alert_config(

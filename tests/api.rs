@@ -818,3 +818,72 @@ async fn rotating_and_revoking_keys_takes_effect_at_once_websockets_included() {
         .await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+#[tokio::test]
+async fn pages_and_api_carry_security_headers() {
+    let s = start().await;
+    for path in ["/", "/healthz", "/api/quota/status"] {
+        let res = s.http.get(s.url(path)).send().await.unwrap();
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            h["referrer-policy"], "strict-origin-when-cross-origin",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let s = common::start_with(&[("QUOTA_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        s.http
+            .request(reqwest::Method::OPTIONS, s.url("/api/quota/status"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let evil = preflight("https://evil.example.com").await.unwrap();
+    assert!(!evil.headers().contains_key("access-control-allow-origin"));
+
+    let default = start().await;
+    let res = default
+        .http
+        .get(default.url("/api/quota/status"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !res.headers().contains_key("access-control-allow-origin"),
+        "nothing allowed by default"
+    );
+}
+
+#[tokio::test]
+async fn websocket_checks_origin_against_the_same_list() {
+    let s = common::start_with(&[("QUOTA_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let key = s.workspace("acme").await;
+    let open = |origin: String| {
+        let mut request = s
+            .ws_url(&format!("?token={key}"))
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    let err = open("https://evil.example.com".into()).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(open("https://app.example.com".into()).await.is_ok());
+    let same = s.base.clone();
+    assert!(open(same).await.is_ok(), "the app's own pages");
+}

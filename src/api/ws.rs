@@ -48,6 +48,7 @@ pub async fn quota_ws(
         }
     };
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
+    check_origin(&service, &headers)?;
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request(
             "websocket_required",
@@ -63,6 +64,32 @@ struct Session {
     last_status: QuotaStatus,
     last_version: u64,
     last_sent_at: Instant,
+}
+
+/// Browsers send `Origin` on WebSocket handshakes and CORS does not apply to
+/// them: a page elsewhere could otherwise open a socket with the user's session
+/// cookie. Same-origin pages and `QUOTA_ALLOWED_ORIGINS` pass; non-browser
+/// clients send no `Origin` and are judged by their key alone.
+fn check_origin(service: &QuotaService, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let same_origin = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        == Some(host);
+    if same_origin || service.config().allowed_origins.iter().any(|o| o == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "Origin {origin} may not open this WebSocket; add it to QUOTA_ALLOWED_ORIGINS."
+        )))
+    }
 }
 
 /// What the connection authenticated with, re-checked when its workspace's
