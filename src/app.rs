@@ -1,10 +1,17 @@
 //! The page shell and routes, shared by the server (SSR) and the browser (hydrate).
+//!
+//! Pages that depend on who is signed in render fully on the server
+//! (`SsrMode::Async`): the HTML already holds the current status, and a browser
+//! that is not signed in gets a real redirect to `/signin`.
 
-use crate::ui::live_status::LiveStatus;
+use crate::ui::dashboard::DashboardRoute;
+use crate::ui::layout::Page;
+use crate::ui::signin::SignInPage;
+use crate::ui::workspace::WorkspaceRoute;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::{SsrMode, StaticSegment};
 
 /// The HTML document around the app. No `AutoReload`: the server runs on its own
 /// (not under `cargo leptos watch`), and a reload script with nothing to talk to
@@ -16,6 +23,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -36,38 +44,11 @@ pub fn App() -> impl IntoView {
         <Title text="quota-alert"/>
         <Router>
             <Routes fallback=NotFound>
-                <Route path=StaticSegment("") view=HomePage/>
+                <Route path=StaticSegment("") view=WorkspaceRoute ssr=SsrMode::Async/>
+                <Route path=StaticSegment("signin") view=SignInPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("dashboard") view=DashboardRoute ssr=SsrMode::Async/>
             </Routes>
         </Router>
-    }
-}
-
-#[component]
-fn HomePage() -> impl IntoView {
-    // Effects run only in the browser, so this marks the moment hydration is done
-    // (end-to-end tests wait for it before clicking).
-    let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
-
-    view! {
-        <main class="page" data-hydrated=move || hydrated.get().to_string()>
-            <header class="page-header">
-                <h1><span aria-hidden="true">"◔ "</span>"quota-alert"</h1>
-                <p class="tagline">
-                    "Live OpenAI quota status per workspace: know before you hit a limit, and when you have."
-                </p>
-            </header>
-            <LiveStatus/>
-            <section class="card" aria-labelledby="api-heading">
-                <h2 id="api-heading">"API"</h2>
-                <ul class="endpoints">
-                    <li><code>"GET /api/quota/status"</code>" — the workspace's snapshot"</li>
-                    <li><code>"GET /api/quota/check"</code>" — may the next request go?"</li>
-                    <li><code>"POST /api/quota/record"</code>" — report a call you made to OpenAI"</li>
-                    <li><code>"GET /api/quota/ws"</code>" — live updates over a WebSocket"</li>
-                </ul>
-            </section>
-        </main>
     }
 }
 
@@ -80,9 +61,11 @@ fn NotFound() -> impl IntoView {
         }
     }
     view! {
-        <main class="page">
-            <h1>"Not found"</h1>
-            <p><a href="/">"Back to quota-alert"</a></p>
-        </main>
+        <Page class="page-narrow">
+            <section class="card">
+                <h1>"Not found"</h1>
+                <p>"There is no page here. "<a href="/" rel="external">"Back to quota-alert"</a></p>
+            </section>
+        </Page>
     }
 }

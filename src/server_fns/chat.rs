@@ -1,6 +1,9 @@
 use crate::model::{ChatMessage, ChatOutcome};
 use leptos::prelude::*;
 
+/// The conversation the workspace page shows (one per workspace).
+pub const CONVERSATION: &str = "main";
+
 /// Sends one chat message for `workspace` through the tracked upstream client.
 /// The caller is the signed-in session (or a bearer key).
 #[server(prefix = "/api/fn", endpoint = "send_message")]

@@ -1,4 +1,8 @@
 //! `#[server]` functions the UI calls. They run on the server with the same
-//! engine and tracked client as the REST API and the proxy.
+//! engine and tracked client as the REST API and the proxy; the browser is
+//! identified by its session cookie (see `api::session`).
 
 pub mod chat;
+pub mod dashboard;
+pub mod session;
+pub mod status;

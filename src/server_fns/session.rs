@@ -1,0 +1,84 @@
+//! Who the browser is signed in as.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A signed-in browser: the admin (every workspace) or one workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "workspace_id", rename_all = "snake_case")]
+pub enum Viewer {
+    Admin,
+    Workspace(String),
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Viewer::Admin)
+    }
+
+    /// "admin" or the workspace id, for the top bar.
+    pub fn label(&self) -> String {
+        match self {
+            Viewer::Admin => "admin".to_string(),
+            Viewer::Workspace(id) => id.clone(),
+        }
+    }
+}
+
+/// The sign-in state of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "viewer", rename_all = "snake_case")]
+pub enum Session {
+    /// No session cookie (and no bearer key).
+    SignedOut,
+    /// A cookie (or key) that no longer resolves: signed out elsewhere, or the
+    /// server forgot it.
+    Expired,
+    SignedIn(Viewer),
+}
+
+impl Session {
+    pub fn viewer(&self) -> Option<&Viewer> {
+        match self {
+            Session::SignedIn(viewer) => Some(viewer),
+            _ => None,
+        }
+    }
+
+    /// Where to send a browser that is not signed in.
+    pub fn signin_path(&self) -> &'static str {
+        match self {
+            Session::Expired => "/signin?expired=1",
+            _ => "/signin",
+        }
+    }
+}
+
+/// The caller of this request. Never an error for a missing or stale session:
+/// that is an answer (`SignedOut`/`Expired`), so the browser logs nothing.
+#[server(prefix = "/api/fn", endpoint = "whoami")]
+pub async fn whoami() -> Result<Session, ServerFnError> {
+    Ok(server::session().await?.1)
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) mod server {
+    use super::{Session, Viewer};
+    use crate::api::AppState;
+    use crate::service::Caller;
+    use leptos::prelude::*;
+
+    /// The app state and the caller's session.
+    pub async fn session() -> Result<(AppState, Session), ServerFnError> {
+        let state =
+            use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
+        let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+        let session = match state.service.caller_from_headers(&headers) {
+            Ok(Some(Caller::Admin)) => Session::SignedIn(Viewer::Admin),
+            Ok(Some(Caller::Workspace(id))) => Session::SignedIn(Viewer::Workspace(id)),
+            Ok(None) => Session::SignedOut,
+            Err(_) => Session::Expired,
+        };
+        Ok((state, session))
+    }
+}

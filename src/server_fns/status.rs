@@ -1,0 +1,108 @@
+//! The workspace page's data and the status the browser polls while its
+//! WebSocket is down.
+
+use super::session::{Session, Viewer};
+use crate::model::{ChatMessage, QuotaSnapshot};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Everything the conversation workspace needs for its first render.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceData {
+    pub viewer: Viewer,
+    pub workspace_id: String,
+    pub snapshot: QuotaSnapshot,
+    pub conversation: String,
+    pub transcript: Vec<ChatMessage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum WorkspacePageAnswer {
+    /// Not signed in: the page redirects to the sign-in form.
+    SignedOut {
+        session: Session,
+    },
+    /// The admin has no workspace of its own: the page redirects to the dashboard.
+    ChooseWorkspace,
+    Ready(Box<WorkspaceData>),
+}
+
+/// The workspace page for the signed-in browser. `workspace` names one for the
+/// admin; a workspace session may only name its own.
+#[server(prefix = "/api/fn", endpoint = "workspace_page")]
+pub async fn workspace_page(
+    workspace: Option<String>,
+) -> Result<WorkspacePageAnswer, ServerFnError> {
+    use super::chat::CONVERSATION;
+    let (state, session) = super::session::server::session().await?;
+    let Session::SignedIn(viewer) = session else {
+        return Ok(WorkspacePageAnswer::SignedOut { session });
+    };
+    let workspace = workspace.filter(|w| !w.is_empty());
+    if viewer.is_admin() && workspace.is_none() {
+        return Ok(WorkspacePageAnswer::ChooseWorkspace);
+    }
+    let workspace_id = server::resolve(&state, &viewer, workspace.as_deref())?;
+    let snapshot = state
+        .service
+        .snapshot(&workspace_id)
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    let transcript = state.chat.transcript(&workspace_id, CONVERSATION);
+    Ok(WorkspacePageAnswer::Ready(Box::new(WorkspaceData {
+        viewer,
+        workspace_id,
+        snapshot,
+        conversation: CONVERSATION.to_string(),
+        transcript,
+    })))
+}
+
+/// The current snapshot of `workspace` (a workspace session's own by default);
+/// `None` when the browser is not (or no longer) signed in.
+#[server(prefix = "/api/fn", endpoint = "status")]
+pub async fn get_status(workspace: Option<String>) -> Result<Option<QuotaSnapshot>, ServerFnError> {
+    let (state, session) = super::session::server::session().await?;
+    let Session::SignedIn(viewer) = session else {
+        return Ok(None);
+    };
+    let id = server::resolve(&state, &viewer, workspace.as_deref())?;
+    state
+        .service
+        .snapshot(&id)
+        .map(Some)
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) mod server {
+    use super::Viewer;
+    use crate::api::extract::validate_workspace_id;
+    use crate::api::AppState;
+    use leptos::prelude::*;
+
+    /// The workspace a viewer asks about: its own, or (admin) the one named.
+    pub fn resolve(
+        state: &AppState,
+        viewer: &Viewer,
+        requested: Option<&str>,
+    ) -> Result<String, ServerFnError> {
+        if let Some(id) = requested {
+            validate_workspace_id(id).map_err(|e| ServerFnError::new(e.message))?;
+        }
+        match (viewer, requested) {
+            (Viewer::Workspace(own), None) => Ok(own.clone()),
+            (Viewer::Workspace(own), Some(id)) if id == own => Ok(own.clone()),
+            (Viewer::Workspace(_), Some(_)) => Err(ServerFnError::new(
+                "A workspace session can only see its own workspace.",
+            )),
+            (Viewer::Admin, None) => Err(ServerFnError::new(
+                "The admin must name a workspace (open one from the dashboard).",
+            )),
+            (Viewer::Admin, Some(id)) if state.service.engine().contains(id) => Ok(id.to_string()),
+            (Viewer::Admin, Some(id)) => Err(ServerFnError::new(format!(
+                "Workspace `{id}` does not exist."
+            ))),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! A ticking clock for countdowns. It starts only in the browser, after
+//! hydration, so the server and the first browser render agree (both show the
+//! durations as received); the interval stops when the page unmounts.
+
+use leptos::prelude::*;
+
+#[derive(Clone, Copy)]
+pub struct Clock {
+    now: ReadSignal<Option<f64>>,
+}
+
+impl Clock {
+    /// A clock ticking every `every_ms` in the browser (never on the server).
+    pub fn start(every_ms: u64) -> Self {
+        let (now, set_now) = signal(None::<f64>);
+        Effect::new(move |_| {
+            set_now.set(Some(now_ms()));
+            #[cfg(feature = "hydrate")]
+            {
+                let handle = set_interval_with_handle(
+                    move || {
+                        set_now.try_set(Some(now_ms()));
+                    },
+                    std::time::Duration::from_millis(every_ms),
+                );
+                if let Ok(handle) = handle {
+                    on_cleanup(move || handle.clear());
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = every_ms;
+        });
+        Clock { now }
+    }
+
+    /// Browser time in ms; `None` on the server and before hydration. Tracked.
+    pub fn now(&self) -> Option<f64> {
+        self.now.get()
+    }
+
+    /// What is left of `seconds` counted from `since` (browser ms), never
+    /// below zero; all of it while the clock has not started. Tracked.
+    pub fn left(&self, since: Option<f64>, seconds: f64) -> f64 {
+        match (self.now.get(), since) {
+            (Some(now), Some(since)) => (seconds - (now - since) / 1000.0).max(0.0),
+            _ => seconds.max(0.0),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the browser's (or server's) clock.
+pub fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        leptos::web_sys::js_sys::Date::now()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or_default()
+    }
+}

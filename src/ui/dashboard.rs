@@ -1,0 +1,338 @@
+//! `/dashboard`: every workspace (admin) or the signed-in one: status, the four
+//! windows with a prediction each, per-minute usage for the last hour, and the
+//! alert history. Server-rendered, then refreshed every few seconds.
+
+use super::alerts::AlertHistory;
+use super::chart::UsageChart;
+use super::clock::Clock;
+use super::conversation::describe_error;
+use super::format::{countdown, rate};
+use super::layout::{Page, Section, TopBar};
+use super::meter::Meter;
+use super::prediction::{predict, Outlook, Prediction};
+use super::status_view::{status_icon, status_label, status_slug, StatusBadge};
+use super::windows::WindowKind;
+use crate::model::QuotaStatus;
+use crate::server_fns::dashboard::{
+    dashboard_data, DashboardAnswer, DashboardReport, WorkspaceReport, HISTORY_MINUTES,
+};
+use leptos::prelude::*;
+use leptos_router::components::Redirect;
+
+/// How often the browser refreshes the dashboard.
+pub const REFRESH_MS: u32 = 5_000;
+
+#[component]
+pub fn DashboardRoute() -> impl IntoView {
+    let data = Resource::new(|| (), |_| dashboard_data());
+    view! {
+        <Suspense fallback=|| view! { <Page><p class="loading">"Loading the dashboard…"</p></Page> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(DashboardAnswer::Ready(data)) => view! { <DashboardView initial=*data/> }.into_any(),
+                    Ok(DashboardAnswer::SignedOut { session }) => {
+                        view! { <Redirect path=session.signin_path()/> }.into_any()
+                    }
+                    Err(e) => view! {
+                        <Page>
+                            <TopBar viewer=None section=Section::Dashboard/>
+                            <section class="card" role="alert" data-testid="page-error">
+                                <h1>"The dashboard cannot be shown"</h1>
+                                <p>{describe_error(&e)}</p>
+                            </section>
+                        </Page>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Why the last refresh did not bring new data.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+enum Stale {
+    Unreachable(String),
+    SignedOut,
+}
+
+#[component]
+fn DashboardView(initial: DashboardReport) -> impl IntoView {
+    let viewer = initial.viewer.clone();
+    let admin = viewer.is_admin();
+    let data = RwSignal::new(initial);
+    let received_at = RwSignal::new(None::<f64>);
+    let stale = RwSignal::new(None::<Stale>);
+    let filter = RwSignal::new(String::new());
+    let clock = Clock::start(1_000);
+
+    Effect::new(move |started: Option<()>| {
+        if started.is_none() {
+            received_at.set(Some(super::clock::now_ms()));
+            #[cfg(feature = "hydrate")]
+            refresh::start(data, received_at, stale);
+        }
+    });
+
+    let workspaces = move || {
+        let needle = filter.get().trim().to_lowercase();
+        data.with(|d| {
+            d.workspaces
+                .iter()
+                .filter(|w| needle.is_empty() || w.snapshot.workspace_id.contains(&needle))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+    let counts = move || {
+        data.with(|d| {
+            QuotaStatus::ALL
+                .iter()
+                .rev()
+                .map(|s| {
+                    (
+                        *s,
+                        d.workspaces
+                            .iter()
+                            .filter(|w| w.snapshot.status == *s)
+                            .count(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+
+    view! {
+        <Page class="page-wide">
+            <TopBar viewer=Some(viewer.clone()) section=Section::Dashboard/>
+            <div class="dashboard-head">
+                <div>
+                    <h1>{if admin { "All workspaces" } else { "Your workspace" }}</h1>
+                    <p class="muted" data-testid="dashboard-freshness">
+                        {move || {
+                            let n = data.with(|d| d.workspaces.len());
+                            format!(
+                                "{n} workspace{} · usage of the last {HISTORY_MINUTES} minutes · refreshes every {}s",
+                                if n == 1 { "" } else { "s" },
+                                REFRESH_MS / 1000
+                            )
+                        }}
+                    </p>
+                </div>
+                {admin.then(|| view! {
+                    <div class="filter">
+                        <label for="ws-filter">"Find a workspace"</label>
+                        <input
+                            id="ws-filter"
+                            type="search"
+                            placeholder="workspace id"
+                            prop:value=move || filter.get()
+                            on:input=move |ev| filter.set(event_target_value(&ev))
+                        />
+                    </div>
+                })}
+            </div>
+            <ul class="status-summary" aria-label="Workspaces by status">
+                {move || counts()
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, n)| view! {
+                        <li class=format!("chip status-{}", status_slug(s)) data-status=s.as_str()>
+                            <span aria-hidden="true">{status_icon(s)}" "</span>
+                            {format!("{n} {}", status_label(s).to_lowercase())}
+                        </li>
+                    })
+                    .collect_view()}
+            </ul>
+            {move || stale.get().map(|s| match s {
+                Stale::Unreachable(e) => view! {
+                    <p class="notice notice-warning" role="status" data-testid="dashboard-stale">
+                        <span aria-hidden="true">"⚠ "</span>
+                        "Could not refresh ("{e}"); showing the last data received. Retrying."
+                    </p>
+                }.into_any(),
+                Stale::SignedOut => view! {
+                    <p class="notice notice-warning" role="alert" data-testid="session-ended">
+                        "Your session has ended. "<a href="/signin?expired=1" rel="external">"Sign in again"</a>"."
+                    </p>
+                }.into_any(),
+            })}
+            <div class="workspace-list">
+                <For
+                    each=workspaces
+                    key=|w| (
+                        w.snapshot.workspace_id.clone(),
+                        w.snapshot.version,
+                        w.alert_count,
+                        w.history.last().map(|m| m.minute_start),
+                    )
+                    let:report
+                >
+                    <WorkspaceCard report admin now_ms=data.with_untracked(|d| d.now_ms) received_at clock/>
+                </For>
+                <Show when=move || data.with(|d| d.workspaces.is_empty())>
+                    <section class="card empty">
+                        <h2>"No workspaces yet"</h2>
+                        <p>
+                            "Create one with "<code>"POST /api/admin/workspaces"</code>
+                            " and the admin key; it appears here within a few seconds."
+                        </p>
+                    </section>
+                </Show>
+            </div>
+        </Page>
+    }
+}
+
+#[component]
+fn WorkspaceCard(
+    report: WorkspaceReport,
+    admin: bool,
+    now_ms: u64,
+    received_at: RwSignal<Option<f64>>,
+    clock: Clock,
+) -> impl IntoView {
+    let WorkspaceReport {
+        snapshot,
+        history,
+        alerts,
+        alert_count,
+    } = report;
+    let id = snapshot.workspace_id.clone();
+    let status = snapshot.status;
+    let href = if admin {
+        format!("/?workspace={id}")
+    } else {
+        "/".to_string()
+    };
+    let retry = snapshot.retry_after_s.map(|s| {
+        let left = move || countdown(clock.left(received_at.get(), s));
+        view! {
+            <p class="ws-retry">
+                <span aria-hidden="true">"⏱ "</span>"Requests allowed again in "<strong>{left}</strong>"."
+            </p>
+        }
+    });
+    let windows = WindowKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let usage = kind.of(&snapshot);
+            let prediction = predict(kind, &usage, &history, now_ms);
+            view! {
+                <div class="ws-window">
+                    <Meter kind usage=usage received_at clock/>
+                    <PredictionLine prediction resets_in_s=usage.resets_in_s/>
+                </div>
+            }
+        })
+        .collect_view();
+    view! {
+        <article
+            class=format!("card ws-card status-edge-{}", status_slug(status))
+            data-testid="workspace-card"
+            data-workspace=id.clone()
+            data-status=status.as_str()
+            aria-labelledby=format!("ws-{id}")
+        >
+            <header class="ws-card-head">
+                <h2 id=format!("ws-{id}")>{id.clone()}</h2>
+                <StatusBadge status/>
+                <a class="ws-open" href=href rel="external">"Open conversation →"</a>
+            </header>
+            <p class="status-message">{snapshot.message.clone()}</p>
+            {retry}
+            <div class="ws-windows">{windows}</div>
+            <div class="ws-charts">
+                <UsageChart
+                    kind=WindowKind::RequestsPerMinute
+                    history=history.clone()
+                    limit=snapshot.requests_per_minute.limit
+                    id=format!("chart-{id}-requests")
+                />
+                <UsageChart
+                    kind=WindowKind::TokensPerMinute
+                    history=history
+                    limit=snapshot.tokens_per_minute.limit
+                    id=format!("chart-{id}-tokens")
+                />
+            </div>
+            <AlertHistory alerts total=alert_count now_ms/>
+        </article>
+    }
+}
+
+#[component]
+fn PredictionLine(prediction: Prediction, resets_in_s: f64) -> impl IntoView {
+    let flagged = prediction.flagged();
+    let per_min = format!("{}/min", rate(prediction.rate_per_min));
+    let text = match prediction.outlook {
+        Outlook::Idle => "Nothing used in the last 5 minutes.".to_string(),
+        Outlook::Holds => format!("At {per_min} this window holds under its limit."),
+        Outlook::AtLimit => "At the limit now.".to_string(),
+        Outlook::RunsOut {
+            in_s,
+            before_reset: true,
+        } => format!(
+            "Runs out in ~{} at {per_min} — before it resets (in {}).",
+            countdown(in_s),
+            countdown(resets_in_s)
+        ),
+        Outlook::RunsOut { in_s, .. } => format!(
+            "Would run out in ~{} at {per_min}, after the window resets.",
+            countdown(in_s)
+        ),
+    };
+    view! {
+        <p
+            class=if flagged { "prediction prediction-flagged" } else { "prediction" }
+            data-testid="prediction"
+            data-window=prediction.kind.slug()
+            data-flagged=flagged.to_string()
+        >
+            <span aria-hidden="true">{if flagged { "⚠ " } else { "↗ " }}</span>
+            {flagged.then_some(view! { <span class="visually-hidden">"Warning: "</span> })}
+            {text}
+        </p>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod refresh {
+    use super::{Stale, REFRESH_MS};
+    use crate::server_fns::dashboard::{dashboard_data, DashboardAnswer, DashboardReport};
+    use crate::ui::conversation::describe_error;
+    use futures_util::future::abortable;
+    use gloo_timers::future::TimeoutFuture;
+    use leptos::prelude::*;
+
+    /// Refreshes `data` every [`REFRESH_MS`] until the page unmounts.
+    pub fn start(
+        data: RwSignal<DashboardReport>,
+        received_at: RwSignal<Option<f64>>,
+        stale: RwSignal<Option<Stale>>,
+    ) {
+        let (task, abort) = abortable(async move {
+            loop {
+                TimeoutFuture::new(REFRESH_MS).await;
+                match dashboard_data().await {
+                    Ok(DashboardAnswer::Ready(fresh)) => {
+                        data.try_set(*fresh);
+                        received_at.try_set(Some(crate::ui::clock::now_ms()));
+                        stale.try_set(None);
+                    }
+                    Ok(DashboardAnswer::SignedOut { .. }) => {
+                        stale.try_set(Some(Stale::SignedOut));
+                    }
+                    Err(e) => {
+                        stale.try_set(Some(Stale::Unreachable(describe_error(&e))));
+                    }
+                }
+            }
+        });
+        leptos::task::spawn_local(async move {
+            let _ = task.await;
+        });
+        on_cleanup(move || abort.abort());
+    }
+}

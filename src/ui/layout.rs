@@ -1,0 +1,97 @@
+//! What every page shares: the `<main>` element (marked once hydrated, which
+//! end-to-end tests wait for), the top bar with navigation, who is signed in,
+//! and signing out.
+
+use crate::server_fns::session::Viewer;
+use leptos::prelude::*;
+
+/// The page's `<main>`; `data-hydrated` turns "true" once the WASM has taken over.
+#[component]
+pub fn Page(#[prop(optional)] class: &'static str, children: Children) -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    // Effects run only in the browser: this marks the moment hydration is done.
+    Effect::new(move |_| set_hydrated.set(true));
+    view! {
+        <main class=format!("page {class}") data-hydrated=move || hydrated.get().to_string()>
+            {children()}
+        </main>
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Conversation,
+    Dashboard,
+    SignIn,
+}
+
+#[component]
+pub fn TopBar(viewer: Option<Viewer>, section: Section) -> impl IntoView {
+    let current = move |s: Section| if s == section { Some("page") } else { None };
+    let conversation_link = match &viewer {
+        Some(Viewer::Workspace(_)) => Some("/"),
+        _ => None,
+    };
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/" rel="external">
+                <span class="brand-mark" aria-hidden="true">"◔"</span>
+                " quota-alert"
+            </a>
+            {viewer.clone().map(|viewer| view! {
+                <nav class="topnav" aria-label="Main">
+                    {conversation_link.map(|href| view! {
+                        <a href=href aria-current=current(Section::Conversation)>"Conversation"</a>
+                    })}
+                    <a href="/dashboard" aria-current=current(Section::Dashboard)>"Dashboard"</a>
+                </nav>
+                <div class="whoami">
+                    <span class="whoami-label" data-testid="whoami">
+                        <span aria-hidden="true">{if viewer.is_admin() { "🔑 " } else { "▣ " }}</span>
+                        {if viewer.is_admin() { "Admin".to_string() } else { format!("Workspace {}", viewer.label()) }}
+                    </span>
+                    <SignOutButton/>
+                </div>
+            })}
+        </header>
+    }
+}
+
+/// Signs out (`DELETE /api/session`), then goes to the sign-in page.
+#[component]
+pub fn SignOutButton() -> impl IntoView {
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let on_click = move |_| {
+        busy.set(true);
+        error.set(None);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let result = gloo_net::http::Request::delete("/api/session").send().await;
+            match result {
+                Ok(response) if response.ok() => {
+                    let _ = window().location().set_href("/signin");
+                }
+                Ok(response) => {
+                    busy.try_set(false);
+                    error.try_set(Some(format!(
+                        "Could not sign out (HTTP {}).",
+                        response.status()
+                    )));
+                }
+                Err(_) => {
+                    busy.try_set(false);
+                    error.try_set(Some(
+                        "Could not sign out: the server is unreachable.".to_string(),
+                    ));
+                }
+            }
+        });
+    };
+    view! {
+        <button type="button" class="button-small button-quiet" data-testid="sign-out" on:click=on_click disabled=move || busy.get()>
+            "Sign out"
+        </button>
+        {move || error.get().map(|e| view! { <span class="form-error" role="alert">{e}</span> })}
+    }
+}

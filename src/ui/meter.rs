@@ -1,0 +1,102 @@
+//! Quota meters: used / limit for each window, how full, and when the oldest
+//! usage leaves (ticking down in the browser).
+
+use super::clock::Clock;
+use super::format::{count, countdown};
+use super::windows::WindowKind;
+use crate::model::{QuotaSnapshot, WindowUsage};
+use leptos::prelude::*;
+
+/// `ok`, `high` (at the warning share) or `full`.
+pub fn fill_level(usage: &WindowUsage) -> &'static str {
+    if usage.percentage >= 100.0 {
+        "full"
+    } else if usage.percentage >= 80.0 {
+        "high"
+    } else {
+        "ok"
+    }
+}
+
+fn level_text(level: &str) -> &'static str {
+    match level {
+        "full" => "⛔ at the limit",
+        "high" => "⚠ high",
+        _ => "",
+    }
+}
+
+/// The four meters of a snapshot that may change (live page).
+#[component]
+pub fn Meters(
+    #[prop(into)] snapshot: Signal<QuotaSnapshot>,
+    /// Browser time the snapshot arrived; with `clock`, resets tick down.
+    #[prop(into)]
+    received_at: Signal<Option<f64>>,
+    clock: Clock,
+) -> impl IntoView {
+    view! {
+        <div class="meters">
+            {WindowKind::ALL
+                .into_iter()
+                .map(|kind| {
+                    let usage = Signal::derive(move || snapshot.with(|s| kind.of(s)));
+                    view! { <Meter kind usage received_at clock/> }
+                })
+                .collect_view()}
+        </div>
+    }
+}
+
+#[component]
+pub fn Meter(
+    kind: WindowKind,
+    #[prop(into)] usage: Signal<WindowUsage>,
+    #[prop(into)] received_at: Signal<Option<f64>>,
+    clock: Clock,
+) -> impl IntoView {
+    let level = move || usage.with(fill_level);
+    let label_id = format!("meter-{}", kind.slug());
+    let resets = move || {
+        let u = usage.get();
+        if u.current == 0 {
+            "empty".to_string()
+        } else {
+            let left = clock.left(received_at.get(), u.resets_in_s);
+            if left > 0.0 {
+                format!("oldest leaves in {}", countdown(left))
+            } else {
+                "easing now".to_string()
+            }
+        }
+    };
+    view! {
+        <div class=move || format!("meter meter-{}", level()) data-testid="meter" data-window=kind.slug()>
+            <div class="meter-label">
+                <span id=label_id.clone()>{kind.label()}</span>
+                <span class="meter-figures" data-testid="meter-figures">
+                    {move || format!("{} / {}", count(usage.get().current), count(usage.get().limit))}
+                </span>
+            </div>
+            <div
+                class="meter-track"
+                role="meter"
+                aria-labelledby=label_id
+                aria-valuemin="0"
+                aria-valuemax=move || usage.get().limit.to_string()
+                aria-valuenow=move || usage.get().current.min(usage.get().limit).to_string()
+                aria-valuetext=move || {
+                    let u = usage.get();
+                    format!("{} of {} {} ({:.0}%)", count(u.current), count(u.limit), kind.unit(), u.percentage)
+                }
+            >
+                <div class="meter-fill" style=move || format!("width: {:.1}%", usage.get().percentage.clamp(0.0, 100.0))></div>
+            </div>
+            <div class="meter-note">
+                <span>{move || format!("{:.0}%", usage.get().percentage)}</span>
+                <span class="meter-level">{move || level_text(level())}</span>
+                <span class="meter-reset">{resets}</span>
+            </div>
+        </div>
+    }
+}

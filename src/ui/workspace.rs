@@ -1,0 +1,107 @@
+//! `/`: the conversation workspace. Server-rendered with the current status
+//! (the banner is in the HTML before any script runs), then kept live by
+//! `use_quota_monitor`. Not signed in: redirected to `/signin` by the server.
+//! The admin opens a workspace with `/?workspace=<id>`.
+
+use super::clock::Clock;
+use super::connection::ConnectionIndicator;
+use super::conversation::{describe_error, ConversationPanel};
+use super::layout::{Page, Section, TopBar};
+use super::meter::Meters;
+use super::quota_monitor::use_quota_monitor;
+use super::status_view::StatusBadge;
+use super::toast::{ToastRegion, Toasts};
+use crate::server_fns::session::Viewer;
+use crate::server_fns::status::{workspace_page, WorkspaceData, WorkspacePageAnswer};
+use leptos::prelude::*;
+use leptos_router::components::Redirect;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn WorkspaceRoute() -> impl IntoView {
+    let query = use_query_map();
+    let page = Resource::new(move || query.with(|q| q.get("workspace")), workspace_page);
+    view! {
+        <Suspense fallback=|| view! { <Page><p class="loading">"Loading the workspace…"</p></Page> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(WorkspacePageAnswer::Ready(data)) => view! { <WorkspaceView data=*data/> }.into_any(),
+                    Ok(WorkspacePageAnswer::SignedOut { session }) => {
+                        view! { <Redirect path=session.signin_path()/> }.into_any()
+                    }
+                    Ok(WorkspacePageAnswer::ChooseWorkspace) => view! { <Redirect path="/dashboard"/> }.into_any(),
+                    Err(e) => view! {
+                        <Page>
+                            <TopBar viewer=None section=Section::Conversation/>
+                            <section class="card" role="alert" data-testid="page-error">
+                                <h1>"This workspace cannot be shown"</h1>
+                                <p>{describe_error(&e)}</p>
+                                <p><a href="/dashboard">"Back to the dashboard"</a></p>
+                            </section>
+                        </Page>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
+    let WorkspaceData {
+        viewer,
+        workspace_id,
+        snapshot,
+        conversation,
+        transcript,
+    } = data;
+    // An admin watches the workspace it opened; a workspace session its own.
+    let target = viewer.is_admin().then(|| workspace_id.clone());
+    let monitor = use_quota_monitor(snapshot, target);
+    let clock = Clock::start(250);
+    let toasts = Toasts::new();
+    Effect::new(move |_| {
+        if let Some(change) = monitor.last_change.get() {
+            toasts.status_changed(&change);
+        }
+    });
+    let status = Signal::derive(move || monitor.snapshot.with(|s| s.status));
+    let admin_note = match &viewer {
+        Viewer::Admin => Some(view! {
+            <p class="admin-note">"Viewing as the admin. "<a href="/dashboard">"All workspaces"</a></p>
+        }),
+        Viewer::Workspace(_) => None,
+    };
+
+    view! {
+        <Page class="page-wide">
+            <TopBar viewer=Some(viewer.clone()) section=Section::Conversation/>
+            <div class="workspace-title">
+                <h1>
+                    <span class="muted">"Workspace "</span>
+                    <span data-testid="workspace-id">{workspace_id.clone()}</span>
+                </h1>
+            </div>
+            {admin_note}
+            <div class="workspace-grid">
+                <ConversationPanel workspace_id=workspace_id.clone() conversation transcript monitor clock/>
+                <aside class="card quota-panel" aria-labelledby="quota-heading">
+                    <h2 id="quota-heading">"Quota"</h2>
+                    <ConnectionIndicator monitor clock/>
+                    <p class="status-line">
+                        <StatusBadge status/>
+                        <span class="status-message" data-testid="status-message">
+                            {move || monitor.snapshot.with(|s| s.message.clone())}
+                        </span>
+                    </p>
+                    <Meters snapshot=monitor.snapshot received_at=monitor.received_at clock/>
+                    <p class="fine-print">
+                        "Limits slide: per-minute windows free up second by second, day windows minute by minute."
+                    </p>
+                </aside>
+            </div>
+            <ToastRegion toasts/>
+        </Page>
+    }
+}
