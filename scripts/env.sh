@@ -12,5 +12,8 @@ if [ ! -e target ] && [ ! -L target ]; then
   ln -s "$TARGET_CACHE" target
 fi
 unset CARGO_TARGET_DIR
+# Incremental caches are per checkout path; with CI cloning afresh every run
+# they pile up by gigabytes and buy nothing. Compiled dependencies are shared.
+export CARGO_INCREMENTAL=0
 # wasm-opt from npm's binaryen comes first: Debian's builds a wasm that fails to hydrate.
 export PATH="$ROOT/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
