@@ -44,6 +44,11 @@ pub struct Config {
     /// the API from a browser and to open the WebSocket. Empty by default:
     /// only the app's own pages.
     pub allowed_origins: Vec<String>,
+    /// Requests per second to the API (`/api/*`, not the proxy) per key or
+    /// session (`QUOTA_API_RATE_PER_KEY`, default 1000) and per client address
+    /// (`QUOTA_API_RATE_PER_IP`, default 2000). Bursts of twice that. 0 = off.
+    pub api_rate_per_key: u32,
+    pub api_rate_per_ip: u32,
 }
 
 /// Where the tracked client and the proxy send requests.
@@ -292,6 +297,8 @@ impl Config {
                 .unwrap_or_else(|| crate::store::DEFAULT_DATABASE_URL.to_string()),
             alerts: alert_config(&env)?,
             allowed_origins: allowed_origins(&env)?,
+            api_rate_per_key: rate("QUOTA_API_RATE_PER_KEY", &env, 1_000)?,
+            api_rate_per_ip: rate("QUOTA_API_RATE_PER_IP", &env, 2_000)?,
             history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
                 Some(raw) => check_range(
                     "QUOTA_HISTORY_HORIZON_DAYS",
@@ -308,6 +315,24 @@ impl Config {
             } * 86_400_000,
         })
     }
+}
+
+fn rate(
+    name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    let value = match env(name) {
+        Some(raw) => parse_env(name, &raw, "requests per second from 0 (off) to 1000000")?,
+        None => u64::from(default),
+    };
+    Ok(check_range(
+        name,
+        value,
+        0,
+        1_000_000,
+        "requests per second from 0 (off) to 1000000",
+    )? as u32)
 }
 
 fn allowed_origins(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {

@@ -138,6 +138,7 @@ async fn main() -> ExitCode {
         tracing::info!("shutting down: draining requests, closing WebSockets");
         shutdown_service.begin_shutdown();
     };
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -445,9 +445,16 @@ async fn unknown_endpoints_and_methods_answer_in_json() {
 async fn the_home_page_is_server_rendered() {
     let s = start().await;
     let res = s.http.get(s.url("/")).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the workspace page (or where it sends a stranger)"
+    );
+    // The sign-in page is rendered on the server with its form.
+    let res = s.http.get(s.url("/signin")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
-    assert!(html.contains("<title>quota-alert</title>"), "{html}");
+    assert!(html.contains("<title>"), "{html}");
     assert!(html.contains("name=\"api_key\""));
     assert!(
         html.contains("/pkg/quota-alert.js"),
@@ -886,4 +893,58 @@ async fn websocket_checks_origin_against_the_same_list() {
     assert!(open("https://app.example.com".into()).await.is_ok());
     let same = s.base.clone();
     assert!(open(same).await.is_ok(), "the app's own pages");
+}
+
+#[tokio::test]
+async fn the_api_rate_limits_each_key_and_each_address() {
+    let s = common::start_with(&[
+        ("QUOTA_API_RATE_PER_KEY", "5"),
+        ("QUOTA_API_RATE_PER_IP", "0"),
+    ])
+    .await;
+    let a = s.workspace("a").await;
+    let b = s.workspace("b").await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(s.get("/api/quota/check", Some(&a)).await);
+    }
+    let limited = statuses
+        .iter()
+        .find(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS);
+    let (status, body) = limited.expect("burst of 10 then limited");
+    assert_error(
+        *status,
+        body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+    );
+    let res = s
+        .http
+        .get(s.url("/api/quota/check"))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(
+        s.get("/api/quota/check", Some(&b)).await.0,
+        StatusCode::OK,
+        "other keys are not affected"
+    );
+
+    let by_ip = common::start_with(&[
+        ("QUOTA_API_RATE_PER_KEY", "0"),
+        ("QUOTA_API_RATE_PER_IP", "3"),
+    ])
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(by_ip.get("/api/quota/status", Some("qa_any")).await.0);
+    }
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+    assert_eq!(
+        by_ip.get("/healthz", None).await.0,
+        StatusCode::OK,
+        "health is never limited"
+    );
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod proxy;
 pub mod quota;
+pub mod rate_limit;
 pub mod session;
 pub mod ws;
 
@@ -82,6 +83,13 @@ pub fn router(state: AppState) -> Router {
             post(session::sign_in).delete(session::sign_out),
         )
         .route("/api/{*rest}", any(unknown_endpoint))
+        .route_layer(axum::middleware::from_fn_with_state(
+            rate_limit::ApiRateLimits::new(
+                state.service.config().api_rate_per_key,
+                state.service.config().api_rate_per_ip,
+            ),
+            rate_limit::enforce,
+        ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

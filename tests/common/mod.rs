@@ -50,7 +50,13 @@ pub async fn start_with(extra: &[(&str, &str)]) -> Server {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Server {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
@@ -155,7 +161,13 @@ pub async fn serve(service: QuotaService) -> Server {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Server {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
