@@ -4,8 +4,9 @@
 
 use super::clock::Clock;
 use super::format::countdown;
+use super::icon::StatusIcon;
 use super::quota_monitor::QuotaMonitor;
-use super::status_view::{status_icon, status_label, status_slug};
+use super::status_view::{status_label, status_slug};
 use super::windows::WindowKind;
 use crate::model::{QuotaSnapshot, QuotaStatus};
 use leptos::prelude::*;
@@ -108,7 +109,7 @@ pub fn QuotaBanner(monitor: QuotaMonitor, clock: Clock) -> impl IntoView {
                 role="region"
                 aria-label="Quota status"
             >
-                <span class="banner-icon" aria-hidden="true">{move || status_icon(status.get())}</span>
+                <span class="banner-icon">{move || view! { <StatusIcon status=status.get()/> }}</span>
                 <div class="banner-text">
                     <p class="banner-title">
                         <strong>{move || status_label(status.get())}</strong>

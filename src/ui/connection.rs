@@ -15,11 +15,6 @@ pub fn ConnectionIndicator(monitor: QuotaMonitor, clock: Clock) -> impl IntoView
         ConnectionState::Reconnecting => "Reconnecting…",
         ConnectionState::Offline => "Offline",
     };
-    let icon = move || match state.get() {
-        ConnectionState::Connected => "●",
-        ConnectionState::Connecting | ConnectionState::Reconnecting => "◌",
-        ConnectionState::Offline => "○",
-    };
     let detail = move || {
         let state = state.get();
         if state == ConnectionState::Connected || state == ConnectionState::Connecting {
@@ -54,7 +49,7 @@ pub fn ConnectionIndicator(monitor: QuotaMonitor, clock: Clock) -> impl IntoView
                 role="status"
                 aria-live="polite"
             >
-                <span class="connection-dot" aria-hidden="true">{icon}</span>
+                <span class="connection-dot" aria-hidden="true"></span>
                 <span class="connection-label">{label}</span>
                 {move || detail().map(|d| view! { <span class="connection-detail">{d}</span> })}
             </p>

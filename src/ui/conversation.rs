@@ -8,6 +8,7 @@
 use super::banner::QuotaBanner;
 use super::clock::Clock;
 use super::format::{countdown, utc_datetime};
+use super::icon::{Icon, IconName};
 use super::quota_monitor::QuotaMonitor;
 use super::status_view::status_label;
 use crate::model::{ChatMessage, ChatOutcome, ChatRole};
@@ -168,7 +169,7 @@ pub fn ConversationPanel(
                 })}
                 {move || error.get().map(|e| view! {
                     <div class="message message-error" role="alert" data-testid="chat-error">
-                        <div class="message-meta"><span class="message-role">"⚠ "{e.title}</span></div>
+                        <div class="message-meta"><span class="message-role"><Icon name=IconName::Warning/>" "{e.title}</span></div>
                         <p class="message-body">{e.message}</p>
                         <p class="message-note">"Your text is still in the box below; send it again when ready."</p>
                     </div>
@@ -194,7 +195,7 @@ pub fn ConversationPanel(
                         class=move || if blocked() { "send-hint send-hint-blocked" } else { "send-hint" }
                         data-testid="send-hint"
                     >
-                        {move || blocked().then_some(view! { <span aria-hidden="true">"⏸ "</span> })}
+                        {move || blocked().then_some(view! { <Icon name=IconName::Pause/>" " })}
                         {hint}
                     </p>
                     <button

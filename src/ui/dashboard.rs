@@ -7,10 +7,11 @@ use super::chart::UsageChart;
 use super::clock::Clock;
 use super::conversation::describe_error;
 use super::format::{countdown, rate};
+use super::icon::{Icon, IconName, StatusIcon};
 use super::layout::{Page, Section, TopBar};
 use super::meter::Meter;
 use super::prediction::{predict, Outlook, Prediction};
-use super::status_view::{status_icon, status_label, status_slug, StatusBadge};
+use super::status_view::{status_label, status_slug, StatusBadge};
 use super::windows::WindowKind;
 use crate::model::QuotaStatus;
 use crate::server_fns::dashboard::{
@@ -139,7 +140,7 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
                     .filter(|(_, n)| *n > 0)
                     .map(|(s, n)| view! {
                         <li class=format!("chip status-{}", status_slug(s)) data-status=s.as_str()>
-                            <span aria-hidden="true">{status_icon(s)}" "</span>
+                            <StatusIcon status=s/>
                             {format!("{n} {}", status_label(s).to_lowercase())}
                         </li>
                     })
@@ -148,7 +149,7 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
             {move || stale.get().map(|s| match s {
                 Stale::Unreachable(e) => view! {
                     <p class="notice notice-warning" role="status" data-testid="dashboard-stale">
-                        <span aria-hidden="true">"⚠ "</span>
+                        <Icon name=IconName::Warning/>" "
                         "Could not refresh ("{e}"); showing the last data received. Retrying."
                     </p>
                 }.into_any(),
@@ -201,6 +202,7 @@ fn WorkspaceCard(
     } = report;
     let id = snapshot.workspace_id.clone();
     let status = snapshot.status;
+    let idle = history.iter().all(|m| m.requests == 0 && m.tokens == 0);
     let href = if admin {
         format!("/?workspace={id}")
     } else {
@@ -210,7 +212,7 @@ fn WorkspaceCard(
         let left = move || countdown(clock.left(received_at.get(), s));
         view! {
             <p class="ws-retry">
-                <span aria-hidden="true">"⏱ "</span>"Requests allowed again in "<strong>{left}</strong>"."
+                <Icon name=IconName::Timer/>" Requests allowed again in "<strong>{left}</strong>"."
             </p>
         }
     });
@@ -243,20 +245,32 @@ fn WorkspaceCard(
             <p class="status-message">{snapshot.message.clone()}</p>
             {retry}
             <div class="ws-windows">{windows}</div>
-            <div class="ws-charts">
-                <UsageChart
-                    kind=WindowKind::RequestsPerMinute
-                    history=history.clone()
-                    limit=snapshot.requests_per_minute.limit
-                    id=format!("chart-{id}-requests")
-                />
-                <UsageChart
-                    kind=WindowKind::TokensPerMinute
-                    history=history
-                    limit=snapshot.tokens_per_minute.limit
-                    id=format!("chart-{id}-tokens")
-                />
-            </div>
+            {if idle {
+                view! {
+                    <p class="ws-idle muted" data-testid="no-usage">
+                        "No usage in the last "{HISTORY_MINUTES}" minutes: nothing to chart."
+                    </p>
+                }
+                .into_any()
+            } else {
+                view! {
+                    <div class="ws-charts">
+                        <UsageChart
+                            kind=WindowKind::RequestsPerMinute
+                            history=history.clone()
+                            limit=snapshot.requests_per_minute.limit
+                            id=format!("chart-{id}-requests")
+                        />
+                        <UsageChart
+                            kind=WindowKind::TokensPerMinute
+                            history=history
+                            limit=snapshot.tokens_per_minute.limit
+                            id=format!("chart-{id}-tokens")
+                        />
+                    </div>
+                }
+                .into_any()
+            }}
             <AlertHistory alerts total=alert_count now_ms/>
         </article>
     }
@@ -290,7 +304,7 @@ fn PredictionLine(prediction: Prediction, resets_in_s: f64) -> impl IntoView {
             data-window=prediction.kind.slug()
             data-flagged=flagged.to_string()
         >
-            <span aria-hidden="true">{if flagged { "⚠ " } else { "↗ " }}</span>
+            <Icon name=if flagged { IconName::Warning } else { IconName::Trend }/>" "
             {flagged.then_some(view! { <span class="visually-hidden">"Warning: "</span> })}
             {text}
         </p>

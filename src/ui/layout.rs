@@ -2,6 +2,7 @@
 //! end-to-end tests wait for), the top bar with navigation, who is signed in,
 //! and signing out.
 
+use super::icon::{Icon, IconName};
 use crate::server_fns::session::Viewer;
 use leptos::prelude::*;
 
@@ -47,7 +48,7 @@ pub fn TopBar(viewer: Option<Viewer>, section: Section) -> impl IntoView {
                 </nav>
                 <div class="whoami">
                     <span class="whoami-label" data-testid="whoami">
-                        <span aria-hidden="true">{if viewer.is_admin() { "🔑 " } else { "▣ " }}</span>
+                        <Icon name=if viewer.is_admin() { IconName::Key } else { IconName::Workspace }/>" "
                         {if viewer.is_admin() { "Admin".to_string() } else { format!("Workspace {}", viewer.label()) }}
                     </span>
                     <SignOutButton/>

@@ -3,6 +3,7 @@
 
 use super::clock::Clock;
 use super::format::{count, countdown};
+use super::icon::{Icon, IconName};
 use super::windows::WindowKind;
 use crate::model::{QuotaSnapshot, WindowUsage};
 use leptos::prelude::*;
@@ -20,8 +21,8 @@ pub fn fill_level(usage: &WindowUsage) -> &'static str {
 
 fn level_text(level: &str) -> &'static str {
     match level {
-        "full" => "⛔ at the limit",
-        "high" => "⚠ high",
+        "full" => "at the limit",
+        "high" => "high",
         _ => "",
     }
 }
@@ -94,7 +95,14 @@ pub fn Meter(
             </div>
             <div class="meter-note">
                 <span>{move || format!("{:.0}%", usage.get().percentage)}</span>
-                <span class="meter-level">{move || level_text(level())}</span>
+                <span class="meter-level">
+                    {move || match level() {
+                        "full" => Some(view! { <Icon name=IconName::Blocked/> }),
+                        "high" => Some(view! { <Icon name=IconName::Warning/> }),
+                        _ => None,
+                    }}
+                    {move || level_text(level())}
+                </span>
                 <span class="meter-reset">{resets}</span>
             </div>
         </div>

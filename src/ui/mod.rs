@@ -8,6 +8,7 @@ pub mod connection;
 pub mod conversation;
 pub mod dashboard;
 pub mod format;
+pub mod icon;
 pub mod layout;
 pub mod meter;
 pub mod prediction;

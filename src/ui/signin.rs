@@ -3,6 +3,7 @@
 //! (it works before the WASM loads); the key goes to the server once and the
 //! browser keeps only an HttpOnly, SameSite session cookie.
 
+use super::icon::{Icon, IconName};
 use super::layout::{Page, Section, TopBar};
 use crate::server_fns::session::{whoami, Session, Viewer};
 use leptos::prelude::*;
@@ -41,13 +42,13 @@ pub fn SignInPage() -> impl IntoView {
                 </Suspense>
                 {move || expired().then(|| view! {
                     <p class="notice" role="status" data-testid="signin-expired">
-                        <span aria-hidden="true">"ⓘ "</span>
+                        <Icon name=IconName::Info/>" "
                         "Your session has ended. Sign in again to continue."
                     </p>
                 })}
                 {move || error().map(|e| view! {
                     <p class="form-error" role="alert" data-testid="signin-error" id="signin-error">
-                        <span aria-hidden="true">"⛔ "</span>{e}
+                        <Icon name=IconName::Blocked/>" "{e}
                     </p>
                 })}
                 <form class="signin-form" method="post" action="/api/session">

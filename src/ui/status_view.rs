@@ -1,18 +1,9 @@
 //! How a status looks: every status is shown with colour, text and an icon —
 //! never colour alone.
 
+use super::icon::StatusIcon;
 use crate::model::QuotaStatus;
 use leptos::prelude::*;
-
-pub fn status_icon(status: QuotaStatus) -> &'static str {
-    match status {
-        QuotaStatus::Normal => "✓",
-        QuotaStatus::Warning => "⚠",
-        QuotaStatus::Degraded => "⚡",
-        QuotaStatus::RateLimited => "⏱",
-        QuotaStatus::QuotaExceeded => "⛔",
-    }
-}
 
 /// CSS modifier: `normal`, `warning`, `degraded`, `rate-limited`, `quota-exceeded`.
 pub fn status_slug(status: QuotaStatus) -> &'static str {
@@ -45,7 +36,7 @@ pub fn StatusBadge(#[prop(into)] status: Signal<QuotaStatus>) -> impl IntoView {
             data-status=move || status.get().as_str()
             title=move || status.get().as_str()
         >
-            <span class="status-icon" aria-hidden="true">{move || status_icon(status.get())}</span>
+            {move || view! { <StatusIcon status=status.get()/> }}
             <span>{move || status_label(status.get())}</span>
         </span>
     }
@@ -56,7 +47,7 @@ pub fn StatusBadge(#[prop(into)] status: Signal<QuotaStatus>) -> impl IntoView {
 pub fn StatusChip(status: QuotaStatus) -> impl IntoView {
     view! {
         <span class=format!("chip status-{}", status_slug(status)) data-status=status.as_str()>
-            <span aria-hidden="true">{status_icon(status)}" "</span>
+            <StatusIcon status/>
             {status_label(status)}
         </span>
     }

@@ -11,8 +11,9 @@
 //! the toast has focus). Motion is CSS only and off under
 //! `prefers-reduced-motion`.
 
+use super::icon::StatusIcon;
 use super::quota_monitor::StatusChange;
-use super::status_view::{status_icon, status_label, status_slug};
+use super::status_view::{status_label, status_slug};
 use crate::model::{NotificationLevel, QuotaStatus};
 use leptos::prelude::*;
 use std::collections::VecDeque;
@@ -244,7 +245,7 @@ fn ToastView(toast: Toast, toasts: Toasts) -> impl IntoView {
             tabindex="0"
             on:keydown=on_keydown
         >
-            <span class="toast-icon" aria-hidden="true">{status_icon(toast.status)}</span>
+            <span class="toast-icon"><StatusIcon status=toast.status/></span>
             <div class="toast-text">
                 <strong class="toast-title">{toast.title.clone()}</strong>
                 <p class="toast-body">{toast.body.clone()}</p>
