@@ -152,20 +152,26 @@ async fn deliver(http: &reqwest::Client, url: &str, body: &serde_json::Value, st
 }
 
 pub fn alert_body(t: &Transition) -> serde_json::Value {
-    let icon = match t.to {
-        QuotaStatus::Normal => ":white_check_mark:",
-        QuotaStatus::Warning => ":warning:",
-        QuotaStatus::Degraded => ":zap:",
-        QuotaStatus::RateLimited => ":stopwatch:",
-        QuotaStatus::QuotaExceeded => ":no_entry:",
+    let icon = if t.from == t.to {
+        ":rotating_light:"
+    } else {
+        match t.to {
+            QuotaStatus::Normal => ":white_check_mark:",
+            QuotaStatus::Warning => ":warning:",
+            QuotaStatus::Degraded => ":zap:",
+            QuotaStatus::RateLimited => ":stopwatch:",
+            QuotaStatus::QuotaExceeded => ":no_entry:",
+        }
     };
-    let headline = if t.to == QuotaStatus::Normal {
+    let headline = if t.from == t.to {
+        format!("shows unusual traffic (status {})", t.to)
+    } else if t.to == QuotaStatus::Normal {
         format!("recovered ({} → NORMAL)", t.from)
     } else {
         format!("{} → {}", t.from, t.to)
     };
     json!({
-        "event": "quota.status_changed",
+        "event": if t.from == t.to { "quota.unusual_traffic" } else { "quota.status_changed" },
         "workspace_id": t.workspace_id,
         "from": t.from,
         "to": t.to,

@@ -259,6 +259,9 @@ impl Config {
                 "a number of seconds from 1 to 86400",
             )? * 1000,
             history_len: defaults.history_len,
+            anomaly_factor: defaults.anomaly_factor,
+            anomaly_min_requests: defaults.anomaly_min_requests,
+            anomaly_cooldown_ms: defaults.anomaly_cooldown_ms,
         };
 
         let (admin_key, admin_key_source) = match env("QUOTA_ADMIN_RESET_KEY") {

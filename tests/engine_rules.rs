@@ -465,3 +465,63 @@ fn rate_limit_headers_saying_nothing_is_left_block_until_their_reset() {
     clock.advance_s(6);
     assert_eq!(status(&engine), QuotaStatus::Normal);
 }
+
+#[test]
+fn a_jump_far_above_the_recent_norm_is_flagged_once_per_cooldown() {
+    let (engine, clock) = engine_with(Limits {
+        requests_per_minute: 10_000,
+        requests_per_day: 1_000_000,
+        tokens_per_minute: 10_000_000,
+        tokens_per_day: 100_000_000,
+    });
+    // A norm: 10 requests a minute for 15 minutes.
+    for _ in 0..15 {
+        record_n(&engine, 10, 0);
+        clock.advance_s(60);
+    }
+    clock.advance_s(60);
+    let mut flagged = Vec::new();
+    for _ in 0..100 {
+        let effect = engine.record("acme", &CallOutcome::success(0)).unwrap();
+        flagged.extend(effect.anomaly);
+    }
+    assert_eq!(flagged.len(), 1, "one flag, not one per request");
+    assert!(
+        flagged[0].reason.contains("Unusual traffic"),
+        "{}",
+        flagged[0].reason
+    );
+    let snapshot = engine.snapshot("acme").unwrap();
+    assert!(
+        snapshot.message.contains("Unusual traffic"),
+        "{}",
+        snapshot.message
+    );
+    assert!(engine
+        .history("acme")
+        .unwrap()
+        .iter()
+        .any(|t| t.reason.contains("Unusual traffic")));
+
+    // Steady traffic at the norm is not unusual.
+    let (steady, clock) = small_steady();
+    for _ in 0..20 {
+        for _ in 0..10 {
+            assert!(steady
+                .record("acme", &CallOutcome::success(0))
+                .unwrap()
+                .anomaly
+                .is_none());
+        }
+        clock.advance_s(60);
+    }
+}
+
+fn small_steady() -> (Engine, Arc<ManualClock>) {
+    engine_with(Limits {
+        requests_per_minute: 10_000,
+        requests_per_day: 1_000_000,
+        tokens_per_minute: 10_000_000,
+        tokens_per_day: 100_000_000,
+    })
+}

@@ -19,6 +19,14 @@ pub struct EngineConfig {
     pub quota_probe_interval_ms: u64,
     /// Status transitions kept per workspace (the alert history).
     pub history_len: usize,
+    /// Unusual traffic: the last minute's requests at least this many times
+    /// the workspace's average minute over the 15 before it...
+    pub anomaly_factor: f64,
+    /// ...and at least this many requests (small numbers are noise).
+    pub anomaly_min_requests: u64,
+    /// A flag stays in the status message this long, and is raised again no
+    /// sooner.
+    pub anomaly_cooldown_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +44,9 @@ impl Default for EngineConfig {
             default_rate_limit_backoff_ms: 20_000,
             quota_probe_interval_ms: 60_000,
             history_len: 200,
+            anomaly_factor: 5.0,
+            anomaly_min_requests: 60,
+            anomaly_cooldown_ms: 600_000,
         }
     }
 }

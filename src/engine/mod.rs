@@ -83,6 +83,9 @@ pub enum EngineError {
 pub struct Effect {
     /// Set when the status changed.
     pub transition: Option<Transition>,
+    /// Set when this operation revealed unusual traffic (a history entry with
+    /// `from == to`, to be alerted like a transition).
+    pub anomaly: Option<Transition>,
     /// The workspace's version after the operation.
     pub version: u64,
 }
@@ -200,6 +203,7 @@ impl Engine {
             ws.minute.add(now, 1, 0);
             ws.day.add(now, 1, 0);
             ws.version += 1;
+            engine.flag_unusual_traffic(id, ws, now);
             let transition = engine.transition_if_changed(id, ws, now);
             let check = CheckResult {
                 allowed: true,
@@ -285,7 +289,10 @@ impl Engine {
     pub fn snapshot(&self, id: &str) -> Result<QuotaSnapshot, EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
-            (build_snapshot(id, ws, &verdict, now), None)
+            (
+                build_snapshot(id, ws, &verdict, now, engine.config.anomaly_cooldown_ms),
+                None,
+            )
         })
         .map(|(snapshot, _)| snapshot)
     }
@@ -294,7 +301,7 @@ impl Engine {
     pub fn usage(&self, id: &str, minutes: u64) -> Result<UsageReport, EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
-            let snapshot = build_snapshot(id, ws, &verdict, now);
+            let snapshot = build_snapshot(id, ws, &verdict, now, engine.config.anomaly_cooldown_ms);
             let history = ws
                 .day
                 .history(now, minutes)
@@ -406,6 +413,9 @@ impl Engine {
                 ws.day.add(now, requests, outcome.tokens);
             }
             engine.apply_outcome(ws, outcome, now);
+            if count_request {
+                engine.flag_unusual_traffic(id, ws, now);
+            }
             ws.version += 1;
             ((), engine.transition_if_changed(id, ws, now))
         })
@@ -460,6 +470,35 @@ impl Engine {
         });
     }
 
+    /// Raises an unusual-traffic flag (at most once per cooldown): kept in the
+    /// history, shown in the status message, returned for alerting.
+    fn flag_unusual_traffic(&self, id: &str, ws: &mut WorkspaceState, now: u64) {
+        let cooling = ws
+            .anomaly
+            .as_ref()
+            .is_some_and(|(_, at)| now < at + self.config.anomaly_cooldown_ms);
+        if cooling {
+            return;
+        }
+        let Some(reason) = rules::unusual_traffic(ws, now, &self.config) else {
+            return;
+        };
+        tracing::warn!(workspace_id = id, %reason, "unusual traffic");
+        let flag = Transition {
+            workspace_id: id.to_string(),
+            from: ws.status,
+            to: ws.status,
+            at_ms: now,
+            reason: reason.clone(),
+        };
+        if ws.history.len() >= self.config.history_len {
+            ws.history.pop_front();
+        }
+        ws.history.push_back(flag.clone());
+        ws.anomaly = Some((reason, now));
+        ws.pending_anomaly = Some(flag);
+    }
+
     fn reevaluate(&self, id: &str) -> Option<Transition> {
         self.with_workspace(id, |ws, now, engine| {
             engine.refresh(ws, now);
@@ -489,6 +528,7 @@ impl Engine {
         let (value, transition) = f(&mut ws, now, self);
         let effect = Effect {
             transition,
+            anomaly: ws.pending_anomaly.take(),
             version: ws.version,
         };
         Ok((value, effect))
@@ -563,13 +603,23 @@ fn window_usage(window: &SlidingWindow, metric: M, limit: u64, now: u64) -> Wind
     }
 }
 
-fn build_snapshot(id: &str, ws: &WorkspaceState, verdict: &Verdict, now: u64) -> QuotaSnapshot {
+fn build_snapshot(
+    id: &str,
+    ws: &WorkspaceState,
+    verdict: &Verdict,
+    now: u64,
+    cooldown_ms: u64,
+) -> QuotaSnapshot {
+    let message = match &ws.anomaly {
+        Some((note, at)) if now < at + cooldown_ms => format!("{} {note}", verdict.message),
+        _ => verdict.message.clone(),
+    };
     // The stored status is what subscribers were told; the verdict may be newer
     // only between a time-driven change and the next tick, so report the verdict.
     QuotaSnapshot {
         workspace_id: id.to_string(),
         status: verdict.status,
-        message: verdict.message.clone(),
+        message,
         requests_per_minute: window_usage(
             &ws.minute,
             M::Requests,

@@ -190,3 +190,36 @@ pub fn evaluate(
         allowed,
     }
 }
+
+/// Minutes of history that make a workspace's "recent norm".
+const NORM_MINUTES: u64 = 15;
+/// A norm needs traffic in at least this many of those minutes; a workspace
+/// waking from idle is not unusual.
+const NORM_ACTIVE_MINUTES: usize = 5;
+
+/// Says so when the last minute's requests jumped far above the workspace's
+/// recent norm (average minute over the 15 before). `ws` must be advanced.
+pub fn unusual_traffic(ws: &WorkspaceState, now_ms: u64, config: &EngineConfig) -> Option<String> {
+    let last_minute = ws.minute.total(Metric::Requests);
+    if last_minute < config.anomaly_min_requests {
+        return None;
+    }
+    // Day buckets are clock minutes; skip the current one and the one before
+    // (both overlap the sliding minute being judged).
+    let history = ws.day.history(now_ms, NORM_MINUTES + 2);
+    let norm_minutes = &history[..history.len().saturating_sub(2)];
+    let active = norm_minutes
+        .iter()
+        .filter(|(_, requests, _)| *requests > 0)
+        .count();
+    if active < NORM_ACTIVE_MINUTES {
+        return None;
+    }
+    let norm =
+        norm_minutes.iter().map(|(_, r, _)| *r).sum::<u64>() as f64 / norm_minutes.len() as f64;
+    (last_minute as f64 >= config.anomaly_factor * norm.max(1.0)).then(|| {
+        format!(
+            "Unusual traffic: {last_minute} requests in the last minute against a norm of {norm:.0} per minute over the last {NORM_MINUTES} minutes."
+        )
+    })
+}

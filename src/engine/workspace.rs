@@ -53,6 +53,10 @@ pub struct WorkspaceState {
     pub history: VecDeque<Transition>,
     pub version: u64,
     pub updated_at_ms: u64,
+    /// The last unusual-traffic flag: what, and when.
+    pub anomaly: Option<(String, u64)>,
+    /// A flag raised by the current operation, for its `Effect`.
+    pub pending_anomaly: Option<Transition>,
 }
 
 impl UpstreamState {
@@ -83,6 +87,8 @@ impl WorkspaceState {
             history: VecDeque::new(),
             version: 0,
             updated_at_ms: now_ms,
+            anomaly: None,
+            pending_anomaly: None,
         }
     }
 

@@ -443,6 +443,7 @@ impl QuotaService {
         for transition in self.inner.engine.tick() {
             self.publish_transition(&transition);
             let effect = Effect {
+                anomaly: None,
                 transition: Some(transition.clone()),
                 version: 0,
             };
@@ -502,6 +503,9 @@ impl QuotaService {
         if let Some(transition) = &effect.transition {
             log_transition(transition);
             self.alert(transition);
+        }
+        if let Some(flag) = &effect.anomaly {
+            self.alert(flag);
         }
         self.publish_quiet(id);
     }

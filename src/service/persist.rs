@@ -53,17 +53,21 @@ impl QuotaService {
             return;
         };
         let transition = effect.transition.clone();
+        let anomaly = effect.anomaly.clone();
         let upstream = upstream_changed
             .then(|| self.engine().durable_upstream(id))
             .flatten();
-        if transition.is_none() && upstream.is_none() {
+        if transition.is_none() && anomaly.is_none() && upstream.is_none() {
             return;
         }
         let service = self.clone();
         let id = id.to_string();
         spawn(async move {
             let mut result = Ok(());
-            if let Some(t) = transition {
+            for t in transition.iter().chain(anomaly.iter()) {
+                if result.is_err() {
+                    break;
+                }
                 result = store
                     .append_transition(
                         &t.workspace_id,

@@ -114,6 +114,7 @@ impl QuotaService {
             return Ok(Admission {
                 check: local,
                 effect: Effect {
+                    anomaly: None,
                     transition: None,
                     version: 0,
                 },
@@ -155,6 +156,7 @@ impl QuotaService {
                         retry_after_s: Some(1.0),
                     },
                     effect: Effect {
+                        anomaly: None,
                         transition: None,
                         version: 0,
                     },
@@ -171,6 +173,7 @@ impl QuotaService {
                             retry_after_s: Some(5.0),
                         },
                         effect: Effect {
+                            anomaly: None,
                             transition: None,
                             version: 0,
                         },
