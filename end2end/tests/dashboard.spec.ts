@@ -32,6 +32,9 @@ test('the admin dashboard shows every workspace: status, windows, charts, alert 
   await expect(charts.first().locator('svg rect.bar')).toHaveCount(1);
   await expect(charts.first().locator('svg title').first()).toContainText('Requests per minute');
   await expect(charts.first()).toContainText('Peak 4 requests');
+  // A quiet workspace folds its charts and history away; they open on demand.
+  await expect(idleCard.getByTestId('no-usage')).toBeHidden();
+  await idleCard.getByText(/Usage of the last hour and alert history/).click();
   await expect(idleCard.getByTestId('no-usage')).toBeVisible();
 
   // Alert history: the transition with its time and reason.

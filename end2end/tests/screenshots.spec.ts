@@ -35,7 +35,13 @@ test('screenshots', async ({ browser, request }) => {
     await page.getByTestId('composer').fill('How do I batch requests?');
     await page.screenshot({ path: path.join(DIR, `workspace-limited-${view.name}.png`), fullPage: true });
     await signIn(page, ADMIN_KEY);
-    await page.screenshot({ path: path.join(DIR, `dashboard-${view.name}.png`), fullPage: true });
+    await page.screenshot({ path: path.join(DIR, `dashboard-${view.name}.png`) });
+    await page
+      .locator(`[data-testid="workspace-card"][data-workspace="${id}"]`)
+      .screenshot({ path: path.join(DIR, `dashboard-card-${view.name}.png`) });
+    await signIn(page, key);
+    await page.goto('/dashboard');
+    await page.screenshot({ path: path.join(DIR, `dashboard-own-${view.name}.png`), fullPage: true });
     await context.close();
   }
 });
@@ -52,6 +58,7 @@ test('screenshots of toasts', async ({ browser, request }) => {
     await expect(page.getByTestId('toast')).toHaveCount(1);
     await record(request, key, rateLimited(30));
     await expect(page.getByTestId('toast')).toHaveCount(2);
+    await page.waitForTimeout(600); // let the entrance animation finish
     await page.screenshot({ path: path.join(DIR, `toasts-${view.name}.png`) });
     await context.close();
     const reset = await request.post('/api/quota/reset', {

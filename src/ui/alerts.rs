@@ -14,10 +14,9 @@ pub fn AlertHistory(alerts: Vec<AlertEntry>, total: usize, now_ms: u64) -> impl 
         1 => "Alert history — 1 status change".to_string(),
         n => format!("Alert history — {n} status changes"),
     };
-    let open = total > 0;
     view! {
-        <details class="alerts" open=open data-testid="alert-history">
-            <summary>{summary}</summary>
+        <section class="alerts" data-testid="alert-history">
+            <h3>{summary}</h3>
             {(total == 0).then(|| view! {
                 <p class="muted">"Every change of status will be listed here with its time and reason."</p>
             })}
@@ -43,6 +42,6 @@ pub fn AlertHistory(alerts: Vec<AlertEntry>, total: usize, now_ms: u64) -> impl 
             {(total > shown).then(|| view! {
                 <p class="muted">{format!("Showing the latest {shown} of {total}.")}</p>
             })}
-        </details>
+        </section>
     }
 }

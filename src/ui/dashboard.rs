@@ -203,6 +203,13 @@ fn WorkspaceCard(
     let id = snapshot.workspace_id.clone();
     let status = snapshot.status;
     let idle = history.iter().all(|m| m.requests == 0 && m.tokens == 0);
+    // With many workspaces, the quiet ones fold their charts and history away.
+    let open_details = !admin || status != QuotaStatus::Normal;
+    let details_summary = format!(
+        "Usage of the last hour and alert history ({} change{})",
+        alert_count,
+        if alert_count == 1 { "" } else { "s" }
+    );
     let href = if admin {
         format!("/?workspace={id}")
     } else {
@@ -245,6 +252,8 @@ fn WorkspaceCard(
             <p class="status-message">{snapshot.message.clone()}</p>
             {retry}
             <div class="ws-windows">{windows}</div>
+            <details class="ws-details" open=open_details data-testid="workspace-details">
+            <summary>{details_summary}</summary>
             {if idle {
                 view! {
                     <p class="ws-idle muted" data-testid="no-usage">
@@ -272,6 +281,7 @@ fn WorkspaceCard(
                 .into_any()
             }}
             <AlertHistory alerts total=alert_count now_ms/>
+            </details>
         </article>
     }
 }

@@ -373,6 +373,61 @@ mod live {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::WindowUsage;
+
+    fn snapshot(id: &str, version: u64, status: QuotaStatus) -> QuotaSnapshot {
+        let window = WindowUsage {
+            current: 0,
+            limit: 10,
+            percentage: 0.0,
+            resets_in_s: 0.0,
+        };
+        QuotaSnapshot {
+            workspace_id: id.into(),
+            status,
+            message: String::new(),
+            requests_per_minute: window,
+            requests_per_day: window,
+            tokens_per_minute: window,
+            tokens_per_day: window,
+            retry_after_s: None,
+            last_error: None,
+            upstream_limits: None,
+            updated_at: String::new(),
+            version,
+        }
+    }
+
+    #[test]
+    fn updates_never_go_back_but_a_resync_always_wins() {
+        let current = snapshot("a", 10, QuotaStatus::Warning);
+        assert!(accepts(
+            &current,
+            &snapshot("a", 11, QuotaStatus::Normal),
+            false
+        ));
+        assert!(accepts(
+            &current,
+            &snapshot("a", 10, QuotaStatus::Warning),
+            false
+        ));
+        assert!(!accepts(
+            &current,
+            &snapshot("a", 9, QuotaStatus::Normal),
+            false
+        ));
+        // After a restart the server counts versions afresh.
+        assert!(accepts(
+            &current,
+            &snapshot("a", 1, QuotaStatus::Normal),
+            true
+        ));
+        assert!(accepts(
+            &current,
+            &snapshot("b", 1, QuotaStatus::Normal),
+            false
+        ));
+    }
 
     #[test]
     fn backoff_doubles_then_caps_with_jitter() {

@@ -9,11 +9,12 @@ use super::conversation::{describe_error, ConversationPanel};
 use super::layout::{Page, Section, TopBar};
 use super::meter::Meters;
 use super::quota_monitor::use_quota_monitor;
-use super::status_view::StatusBadge;
+use super::status_view::{status_label, StatusBadge};
 use super::toast::{ToastRegion, Toasts};
 use crate::server_fns::session::Viewer;
 use crate::server_fns::status::{workspace_page, WorkspaceData, WorkspacePageAnswer};
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
 
@@ -67,6 +68,17 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
         }
     });
     let status = Signal::derive(move || monitor.snapshot.with(|s| s.status));
+    // A background tab shows the status in its title.
+    let title = {
+        let workspace_id = workspace_id.clone();
+        move || {
+            format!(
+                "{} · {} — quota-alert",
+                status_label(status.get()),
+                workspace_id
+            )
+        }
+    };
     let admin_note = match &viewer {
         Viewer::Admin => Some(view! {
             <p class="admin-note">"Viewing as the admin. "<a href="/dashboard">"All workspaces"</a></p>
@@ -75,6 +87,7 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
     };
 
     view! {
+        <Title text=title/>
         <Page class="page-wide">
             <TopBar viewer=Some(viewer.clone()) section=Section::Conversation/>
             <div class="workspace-title">
