@@ -9,7 +9,7 @@ use super::conversation::{describe_error, ConversationPanel};
 use super::layout::{Page, Section, TopBar};
 use super::meter::Meters;
 use super::quota_monitor::use_quota_monitor;
-use super::status_view::{status_label, StatusBadge};
+use super::status_view::{status_label, StatusBadge, StatusChip};
 use super::toast::{ToastRegion, Toasts};
 use crate::server_fns::session::Viewer;
 use crate::server_fns::status::{workspace_page, WorkspaceData, WorkspacePageAnswer};
@@ -95,6 +95,7 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
                     <span class="muted">"Workspace "</span>
                     <span data-testid="workspace-id">{workspace_id.clone()}</span>
                 </h1>
+                <span class="title-status">{move || view! { <StatusChip status=status.get()/> }}</span>
             </div>
             {admin_note}
             <div class="workspace-grid">
