@@ -35,6 +35,34 @@ test('while the WebSocket cannot connect, the page polls the status and still sh
   expect(seen).toBeLessThan(12);
 });
 
+test('going offline shows "offline" at once, and the page catches up when the network returns', async ({
+  page,
+  context,
+  request,
+  consoleErrors,
+}) => {
+  const id = uid('offline');
+  const key = await createWorkspace(request, id, { requests_per_minute: 10 });
+  await openWorkspace(page, key);
+  const connection = page.getByTestId('connection');
+
+  await context.setOffline(true);
+  await expect(connection).toHaveAttribute('data-state', 'offline');
+  await expect(connection).toContainText('Offline');
+  await expect(connection).toContainText('showing the last known status');
+  await expect(page.getByTestId('retry-now')).toBeVisible();
+
+  // The workspace changes while this browser is offline.
+  await record(request, key, SUCCESS, 8);
+  await page.waitForTimeout(1_000);
+  await expect(page.getByTestId('quota-banner')).toHaveCount(0);
+
+  await context.setOffline(false);
+  await expect(connection).toHaveAttribute('data-state', 'connected', { timeout: 10_000 });
+  await expect(page.getByTestId('quota-banner')).toHaveAttribute('data-status', 'WARNING');
+  await expect(page.locator('[data-testid="toast"][data-status="WARNING"]')).toHaveCount(1);
+});
+
 // A server with a one-second heartbeat: a client that did not answer pings
 // would be dropped after three seconds.
 const heartbeat = base.extend<{}, { server: TestServer }>({

@@ -41,6 +41,8 @@ test('usage over the warning share, recorded through REST, brings a toast and a 
 
   await expect(page.getByTestId('status-badge')).toHaveAttribute('data-status', 'WARNING');
   await expect(page.locator('[data-testid="meter"][data-window="requests-per-minute"]')).toContainText('8 / 10');
+  // A background tab tells it in its title.
+  await expect(page).toHaveTitle(`Warning · ${id} — quota-alert`);
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
 
   // More usage within WARNING is no new change: still one toast.
@@ -122,4 +124,20 @@ test('toasts: errors stay until dismissed by keyboard, info goes by itself, stac
   await error.getByTestId('toast-dismiss').focus();
   await page.keyboard.press('Enter');
   await expect(error).toHaveCount(0);
+});
+
+test('toasts do not move when the person prefers reduced motion', async ({ page, consoleErrors }) => {
+  const id = uid('motion');
+  const key = await createWorkspace(page.request, id);
+  await page.emulateMedia({ reducedMotion: 'reduce' });
+  await openWorkspace(page, key);
+  await record(page.request, key, rateLimited(60));
+  const toast = page.getByTestId('toast');
+  await expect(toast).toHaveCount(1);
+  expect(await toast.evaluate((el) => getComputedStyle(el).animationName)).toBe('none');
+
+  await page.emulateMedia({ reducedMotion: 'no-preference' });
+  await record(page.request, key, { success: true, tokens_used: 1 }); // no new change: no new toast
+  await expect(toast).toHaveCount(1);
+  expect(await toast.evaluate((el) => getComputedStyle(el).animationName)).toBe('toast-in');
 });

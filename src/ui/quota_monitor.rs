@@ -236,6 +236,12 @@ mod live {
         let url = socket_url(parts.target.as_deref());
         let mut failures: u32 = 0;
         loop {
+            // Offline, an attempt can only fail: wait for the network.
+            while !browser_online() {
+                parts.set_connection.try_set(ConnectionState::Offline);
+                parts.set_next_attempt_at.try_set(None);
+                TimeoutFuture::new(250).await;
+            }
             if let Some(url) = &url {
                 if connect_once(&parts, url).await {
                     failures = 0;
@@ -262,12 +268,20 @@ mod live {
         };
         let (mut write, mut read) = socket.split();
         let mut answered = false;
+        // The browser going offline ends the connection at once (a socket may
+        // otherwise look open for a long time).
+        let mut offline = Box::pin(async {
+            while browser_online() {
+                TimeoutFuture::new(500).await;
+            }
+        });
         loop {
-            let next = select(read.next(), TimeoutFuture::new(SILENCE_LIMIT_MS)).await;
+            let silence = select(TimeoutFuture::new(SILENCE_LIMIT_MS), &mut offline);
+            let next = select(read.next(), silence).await;
             let text = match next {
                 Either::Left((Some(Ok(Message::Text(text))), _)) => text,
                 Either::Left((Some(Ok(Message::Bytes(_))), _)) => continue,
-                // Closed, failed, or silent for too long.
+                // Closed, failed, silent for too long, or offline.
                 Either::Left((Some(Err(_)) | None, _)) | Either::Right(_) => break,
             };
             match serde_json::from_str::<WsMessage>(&text) {
@@ -299,7 +313,7 @@ mod live {
             TimeoutFuture::new(1_000).await;
             let connected =
                 parts.connection.try_get_untracked() == Some(ConnectionState::Connected);
-            if connected {
+            if connected || !browser_online() {
                 last_poll = None;
                 continue;
             }
