@@ -1,7 +1,19 @@
-import { test as base, expect } from '@playwright/test';
+import { test as base, expect, Page } from '@playwright/test';
+import path from 'node:path';
 import { createWorkspace, openWorkspace, watchConsole } from './fixtures';
 import { FakeOpenAI } from './fake_openai';
 import { TestServer } from './server';
+
+/** Pictures for a person to check, when QUOTA_SCREENSHOTS names a folder. */
+async function shoot(page: Page, name: string) {
+  const dir = process.env.QUOTA_SCREENSHOTS;
+  if (!dir) return;
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.screenshot({ path: path.join(dir, `${name}-${scheme}.png`) });
+  }
+  await page.emulateMedia({ colorScheme: null });
+}
 
 // A server of its own whose upstream is a local stand-in for OpenAI.
 const test = base.extend<{}, { upstream: FakeOpenAI; server: TestServer }>({
@@ -58,6 +70,7 @@ test('a message goes through send_message and the reply appears in the transcrip
     await expect(messages).toHaveCount(4);
     await page.reload();
     await expect(page.getByTestId('message')).toHaveCount(4);
+    await shoot(page, 'conversation');
     expect(errors).toEqual([]);
   } finally {
     await context.close();
@@ -79,6 +92,7 @@ test('an upstream failure is shown inline and the text is kept', async ({ browse
     await expect(error).toBeVisible();
     await expect(error).toHaveAttribute('role', 'alert');
     await expect(error).toContainText('500');
+    await shoot(page, 'conversation-error');
     await expect(page.getByTestId('message')).toHaveCount(0);
     await expect(page.getByTestId('composer')).toHaveValue('Will this work?');
 
