@@ -73,7 +73,8 @@ pub fn ConversationPanel(
         let workspace_id = workspace_id.clone();
         move || {
             let text = draft.get_untracked().trim().to_string();
-            if text.is_empty() || sending.get_untracked().is_some() || blocked() {
+            let blocked_now = status.get_untracked().blocks_requests();
+            if text.is_empty() || sending.get_untracked().is_some() || blocked_now {
                 return;
             }
             sending.set(Some(text.clone()));
