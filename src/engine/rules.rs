@@ -204,19 +204,16 @@ pub fn unusual_traffic(ws: &WorkspaceState, now_ms: u64, config: &EngineConfig) 
     if last_minute < config.anomaly_min_requests {
         return None;
     }
-    // Day buckets are clock minutes; skip the current one and the one before
-    // (both overlap the sliding minute being judged).
-    let history = ws.day.history(now_ms, NORM_MINUTES + 2);
-    let norm_minutes = &history[..history.len().saturating_sub(2)];
-    let active = norm_minutes
-        .iter()
-        .filter(|(_, requests, _)| *requests > 0)
-        .count();
+    // Day buckets are clock minutes; the norm is the 15 before the current
+    // one and the one before it (both overlap the sliding minute judged).
+    let current_minute_start = now_ms - now_ms % 60_000;
+    let norm_end = current_minute_start.saturating_sub(60_000);
+    let norm_start = norm_end.saturating_sub(NORM_MINUTES * 60_000);
+    let (norm_requests, active) = ws.day.requests_between(norm_start, norm_end);
     if active < NORM_ACTIVE_MINUTES {
         return None;
     }
-    let norm =
-        norm_minutes.iter().map(|(_, r, _)| *r).sum::<u64>() as f64 / norm_minutes.len() as f64;
+    let norm = norm_requests as f64 / NORM_MINUTES as f64;
     (last_minute as f64 >= config.anomaly_factor * norm.max(1.0)).then(|| {
         format!(
             "Unusual traffic: {last_minute} requests in the last minute against a norm of {norm:.0} per minute over the last {NORM_MINUTES} minutes."

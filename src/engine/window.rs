@@ -162,6 +162,16 @@ impl SlidingWindow {
         out
     }
 
+    /// Requests in the buckets covering `[from_ms, to_ms)`, and how many of
+    /// those buckets had any. No allocation: this runs on the record path.
+    pub fn requests_between(&self, from_ms: u64, to_ms: u64) -> (u64, usize) {
+        let (from, to) = (from_ms / self.bucket_ms, to_ms / self.bucket_ms);
+        self.buckets
+            .iter()
+            .filter(|b| b.index >= from && b.index < to && b.requests > 0)
+            .fold((0, 0), |(sum, active), b| (sum + b.requests, active + 1))
+    }
+
     pub fn clear(&mut self) {
         self.buckets = VecDeque::new();
         self.requests = 0;
