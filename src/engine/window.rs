@@ -166,9 +166,14 @@ impl SlidingWindow {
     /// those buckets had any. No allocation: this runs on the record path.
     pub fn requests_between(&self, from_ms: u64, to_ms: u64) -> (u64, usize) {
         let (from, to) = (from_ms / self.bucket_ms, to_ms / self.bucket_ms);
+        // From the newest end: the range is recent, so this touches only the
+        // buckets in it, not the whole day.
         self.buckets
             .iter()
-            .filter(|b| b.index >= from && b.index < to && b.requests > 0)
+            .rev()
+            .skip_while(|b| b.index >= to)
+            .take_while(|b| b.index >= from)
+            .filter(|b| b.requests > 0)
             .fold((0, 0), |(sum, active), b| (sum + b.requests, active + 1))
     }
 
