@@ -43,6 +43,18 @@ pub struct LimitOverrides {
     pub tokens_per_day: Option<u64>,
 }
 
+impl LimitOverrides {
+    /// Overrides that pin every window to `limits` (restoring stored limits).
+    pub fn exactly(limits: Limits) -> Self {
+        Self {
+            requests_per_minute: Some(limits.requests_per_minute),
+            requests_per_day: Some(limits.requests_per_day),
+            tokens_per_minute: Some(limits.tokens_per_minute),
+            tokens_per_day: Some(limits.tokens_per_day),
+        }
+    }
+}
+
 impl Limits<u64> {
     /// These limits with any overrides applied.
     pub fn with_overrides(self, overrides: &LimitOverrides) -> Self {

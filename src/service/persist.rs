@@ -178,12 +178,7 @@ impl QuotaService {
         let now = engine.now_ms();
         let workspaces = store.load_workspaces().await?;
         for w in &workspaces {
-            let exact = LimitOverrides {
-                requests_per_minute: Some(w.limits.requests_per_minute),
-                requests_per_day: Some(w.limits.requests_per_day),
-                tokens_per_minute: Some(w.limits.tokens_per_minute),
-                tokens_per_day: Some(w.limits.tokens_per_day),
-            };
+            let exact = LimitOverrides::exactly(w.limits);
             // Already present only if restored twice; either way the stored
             // limits are the truth.
             let _ = engine.create_workspace(&w.id, &exact);

@@ -358,12 +358,7 @@ impl QuotaService {
     }
 
     fn apply_created(&self, id: &str, digest_hex: &str, limits: Limits) {
-        let exact = LimitOverrides {
-            requests_per_minute: Some(limits.requests_per_minute),
-            requests_per_day: Some(limits.requests_per_day),
-            tokens_per_minute: Some(limits.tokens_per_minute),
-            tokens_per_day: Some(limits.tokens_per_day),
-        };
+        let exact = LimitOverrides::exactly(limits);
         let _ = self.engine().create_workspace(id, &exact);
         let mut digest = [0u8; 32];
         if hex::decode_to_slice(digest_hex, &mut digest).is_ok() {

@@ -20,47 +20,18 @@ pub async fn start() -> Server {
     start_with(&[]).await
 }
 
-/// A server whose environment is the test defaults overridden by `extra`.
+/// A server whose environment is the test defaults (small limits) overridden
+/// by `extra`.
 pub async fn start_with(extra: &[(&str, &str)]) -> Server {
-    let extra: Vec<(String, String)> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let env = move |name: &str| -> Option<String> {
-        if let Some((_, v)) = extra.iter().find(|(k, _)| k == name) {
-            return Some(v.clone());
-        }
-        match name {
-            "QUOTA_ADMIN_RESET_KEY" => Some(ADMIN.into()),
-            "OPENAI_RATE_LIMIT_PER_MINUTE" => Some("10".into()),
-            "OPENAI_RATE_LIMIT_PER_DAY" => Some("1000".into()),
-            "OPENAI_TOKEN_LIMIT_PER_MINUTE" => Some("10000".into()),
-            "OPENAI_TOKEN_LIMIT_PER_DAY" => Some("100000".into()),
-            _ => None,
-        }
-    };
-    let config = Config::from_sources(None, Path::new("none"), env).expect("config");
-    let service = QuotaService::new(config, Arc::new(SystemClock));
-    service.spawn_ticker();
-    service.start_alerts();
-    let options = quota_alert::server::leptos_options().expect("leptos options");
-    let state = quota_alert::api::AppState::new(service).expect("state");
-    let app = quota_alert::server::app(state, options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    Server {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-    }
+    let mut env = vec![
+        ("OPENAI_RATE_LIMIT_PER_MINUTE", "10"),
+        ("OPENAI_RATE_LIMIT_PER_DAY", "1000"),
+        ("OPENAI_TOKEN_LIMIT_PER_MINUTE", "10000"),
+        ("OPENAI_TOKEN_LIMIT_PER_DAY", "100000"),
+    ];
+    env.retain(|(name, _)| !extra.iter().any(|(k, _)| k == name));
+    env.extend_from_slice(extra);
+    serve(QuotaService::new(test_config(&env), Arc::new(SystemClock))).await
 }
 
 impl Server {
