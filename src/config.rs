@@ -49,6 +49,45 @@ pub struct Config {
     /// (`QUOTA_API_RATE_PER_IP`, default 2000). Bursts of twice that. 0 = off.
     pub api_rate_per_key: u32,
     pub api_rate_per_ip: u32,
+    /// `QUOTA_TLS_CERT` and `QUOTA_TLS_KEY` (PEM files): set both and the
+    /// server speaks HTTPS and WSS itself. Neither: plain HTTP, for running
+    /// behind a TLS-terminating reverse proxy (docs/DEPLOYMENT.md).
+    pub tls: Option<TlsFiles>,
+    /// Session cookies carry `Secure`: always under TLS, and behind a proxy
+    /// that terminates TLS when `QUOTA_COOKIE_SECURE=true`.
+    pub cookie_secure: bool,
+    pub http: HttpTimeouts,
+}
+
+/// The certificate chain and private key the server presents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How long a client may take, so a slow or stalled one cannot hold a
+/// connection (and its memory) forever.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// `QUOTA_HTTP_HEADER_TIMEOUT_S` (default 10): to send a request's headers,
+    /// and for an idle keep-alive connection to start its next request.
+    pub header_read_ms: u64,
+    /// `QUOTA_HTTP_BODY_TIMEOUT_S` (default 30): to send a whole request body.
+    pub body_read_ms: u64,
+    /// `QUOTA_SHUTDOWN_DRAIN_S` (default 10): how long a graceful shutdown
+    /// waits for requests in flight.
+    pub shutdown_drain_ms: u64,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        Self {
+            header_read_ms: 10_000,
+            body_read_ms: 30_000,
+            shutdown_drain_ms: 10_000,
+        }
+    }
 }
 
 /// Where the tracked client and the proxy send requests.
@@ -302,6 +341,9 @@ impl Config {
             allowed_origins: allowed_origins(&env)?,
             api_rate_per_key: rate("QUOTA_API_RATE_PER_KEY", &env, 1_000)?,
             api_rate_per_ip: rate("QUOTA_API_RATE_PER_IP", &env, 2_000)?,
+            tls: tls_files(&env)?,
+            cookie_secure: flag("QUOTA_COOKIE_SECURE", &env)? || tls_files(&env)?.is_some(),
+            http: http_timeouts(&env)?,
             history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
                 Some(raw) => check_range(
                     "QUOTA_HISTORY_HORIZON_DAYS",
@@ -336,6 +378,56 @@ fn rate(
         1_000_000,
         "requests per second from 0 (off) to 1000000",
     )? as u32)
+}
+
+fn tls_files(env: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    let path = |name: &str| env(name).map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+    match (path("QUOTA_TLS_CERT"), path("QUOTA_TLS_KEY")) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            name: "QUOTA_TLS_KEY".into(),
+            expected: "set together with QUOTA_TLS_CERT (the PEM private key)",
+            value: String::new(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Invalid {
+            name: "QUOTA_TLS_CERT".into(),
+            expected: "set together with QUOTA_TLS_KEY (the PEM certificate chain)",
+            value: String::new(),
+        }),
+    }
+}
+
+fn flag(name: &str, env: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match env(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            name: name.to_string(),
+            expected: "true or false",
+            value: other.to_string(),
+        }),
+    }
+}
+
+fn http_timeouts(env: &impl Fn(&str) -> Option<String>) -> Result<HttpTimeouts, ConfigError> {
+    const EXPECTED: &str = "a whole number of seconds from 1 to 3600";
+    let defaults = HttpTimeouts::default();
+    let seconds = |name: &str, default_ms: u64| -> Result<u64, ConfigError> {
+        match env(name) {
+            Some(raw) => Ok(check_range(name, parse_env(name, &raw, EXPECTED)?, 1, 3600, EXPECTED)? * 1000),
+            None => Ok(default_ms),
+        }
+    };
+    Ok(HttpTimeouts {
+        header_read_ms: seconds("QUOTA_HTTP_HEADER_TIMEOUT_S", defaults.header_read_ms)?,
+        body_read_ms: seconds("QUOTA_HTTP_BODY_TIMEOUT_S", defaults.body_read_ms)?,
+        shutdown_drain_ms: seconds("QUOTA_SHUTDOWN_DRAIN_S", defaults.shutdown_drain_ms)?,
+    })
 }
 
 fn allowed_origins(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
@@ -513,5 +605,34 @@ mod tests {
         );
         let err = load(Some("[limits]\nrequests_per_minut = 5\n"), &[]).unwrap_err();
         assert!(err.to_string().contains("requests_per_minut"), "{err}");
+        let err = load(None, &[("QUOTA_HTTP_HEADER_TIMEOUT_S", "0")]).unwrap_err();
+        assert!(err.to_string().contains("QUOTA_HTTP_HEADER_TIMEOUT_S"), "{err}");
+        let err = load(None, &[("QUOTA_COOKIE_SECURE", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("QUOTA_COOKIE_SECURE"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_makes_cookies_secure() {
+        let err = load(None, &[("QUOTA_TLS_CERT", "/etc/cert.pem")]).unwrap_err();
+        assert!(err.to_string().contains("QUOTA_TLS_KEY"), "{err}");
+        let err = load(None, &[("QUOTA_TLS_KEY", "/etc/key.pem")]).unwrap_err();
+        assert!(err.to_string().contains("QUOTA_TLS_CERT"), "{err}");
+        let plain = load(None, &[]).unwrap();
+        assert_eq!(plain.tls, None);
+        assert!(!plain.cookie_secure);
+        let tls = load(
+            None,
+            &[("QUOTA_TLS_CERT", "/etc/cert.pem"), ("QUOTA_TLS_KEY", "/etc/key.pem")],
+        )
+        .unwrap();
+        assert_eq!(
+            tls.tls,
+            Some(TlsFiles {
+                cert: "/etc/cert.pem".into(),
+                key: "/etc/key.pem".into()
+            })
+        );
+        assert!(tls.cookie_secure);
+        assert!(load(None, &[("QUOTA_COOKIE_SECURE", "true")]).unwrap().cookie_secure);
     }
 }

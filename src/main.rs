@@ -81,6 +81,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Certificates are checked before anything is opened, so a bad file stops
+    // the server at once with the file named.
+    let tls = match &config.tls {
+        Some(files) => match quota_alert::server::tls::load(files) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("quota-alert: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let leptos_options = match quota_alert::server::leptos_options() {
         Ok(options) => options,
         Err(e) => {
@@ -120,16 +132,18 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown_service = state.service.clone();
+    let timeouts = state.service.config().http.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let app = quota_alert::server::app(state, leptos_options);
 
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match std::net::TcpListener::bind(addr) {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("quota-alert: cannot listen on {addr}: {e}");
             return ExitCode::from(1);
         }
     };
-    tracing::info!("listening on http://{addr}");
+    tracing::info!("listening on {scheme}://{addr}");
     // SIGTERM (orchestrators) or Ctrl-C: stop accepting, tell WebSockets we
     // are going away (close code 1001, so clients reconnect elsewhere), and let
     // in-flight requests finish.
@@ -138,11 +152,7 @@ async fn main() -> ExitCode {
         tracing::info!("shutting down: draining requests, closing WebSockets");
         shutdown_service.begin_shutdown();
     };
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    if let Err(e) = quota_alert::server::serve(listener, app, &timeouts, tls, shutdown).await {
         eprintln!("quota-alert: server error: {e}");
         return ExitCode::from(1);
     }

@@ -154,3 +154,77 @@ async fn invalid_webhook_urls_stop_the_server_at_start() {
         .unwrap_err();
     assert!(err.to_string().contains("QUOTA_WEBHOOK_URL"), "{err}");
 }
+
+/// A jump far above the workspace's recent norm: one `quota.unusual_traffic`
+/// alert, the flag in the status message and in the history, and no second
+/// alert while the cooldown lasts. The clock is manual (the norm needs a
+/// quarter of an hour of traffic); everything else is the real server.
+#[tokio::test]
+async fn unusual_traffic_is_flagged_in_the_status_the_history_and_one_alert() {
+    use quota_alert::engine::ManualClock;
+    use quota_alert::service::QuotaService;
+
+    let (url, r) = receiver(0).await;
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let config = common::test_config(&[
+        ("QUOTA_WEBHOOK_URL", url.as_str()),
+        ("QUOTA_API_RATE_PER_KEY", "0"),
+        ("QUOTA_API_RATE_PER_IP", "0"),
+    ]);
+    let service = QuotaService::new(config, clock.clone());
+    let s = common::serve(service.clone()).await;
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces",
+            Some(ADMIN),
+            json!({"id": "spiky", "limits": {"requests_per_minute": 10000, "requests_per_day": 1000000}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["api_key"].as_str().unwrap().to_string();
+
+    // A steady 8 requests a minute for 16 minutes: the norm.
+    for _ in 0..16 {
+        for _ in 0..8 {
+            s.record(&key, json!({"success": true})).await;
+        }
+        clock.advance_s(60);
+    }
+    settle().await;
+    assert!(r.alerts.lock().unwrap().is_empty(), "steady traffic is not unusual");
+
+    // Then 80 in one minute: ten times the norm.
+    for _ in 0..80 {
+        s.record(&key, json!({"success": true})).await;
+        clock.advance_ms(500);
+    }
+    // And more of the same within the cooldown: still one alert.
+    for _ in 0..40 {
+        s.record(&key, json!({"success": true})).await;
+    }
+    settle().await;
+
+    let alerts = r.alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "exactly one alert: {alerts:?}");
+    assert_eq!(alerts[0]["event"], "quota.unusual_traffic", "{}", alerts[0]);
+    assert_eq!(alerts[0]["workspace_id"], "spiky");
+    assert!(
+        alerts[0]["text"].as_str().unwrap_or("").contains("unusual traffic"),
+        "{}",
+        alerts[0]
+    );
+
+    let (_, snapshot) = s.get("/api/quota/status", Some(&key)).await;
+    assert!(
+        snapshot["message"].as_str().unwrap_or("").contains("Unusual traffic"),
+        "{snapshot}"
+    );
+    // The history the dashboard shows keeps the flag.
+    let history = service.engine().history("spiky").expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|t| t.from == t.to && t.reason.contains("Unusual traffic")),
+        "{history:?}"
+    );
+}

@@ -840,7 +840,52 @@ async fn pages_and_api_carry_security_headers() {
             h["referrer-policy"], "strict-origin-when-cross-origin",
             "{path}"
         );
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
     }
+}
+
+/// A page's CSP lets its own scripts run (a fresh nonce per page, on every
+/// inline script Leptos writes) and WASM compile, and nothing else.
+#[tokio::test]
+async fn pages_allow_only_their_own_scripts() {
+    let s = start().await;
+    let mut nonces = Vec::new();
+    for path in ["/", "/signin", "/no-such-page"] {
+        let res = s.http.get(s.url(path)).send().await.unwrap();
+        let csp = res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let html = res.text().await.unwrap();
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{path}: a nonce in {csp}"))
+            .to_string();
+        assert!(nonce.len() >= 16, "{path}: {nonce}");
+        assert!(
+            csp.contains("script-src 'self' 'nonce-") && csp.contains("'wasm-unsafe-eval'"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("connect-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains(" 'unsafe-eval'"), "{csp}");
+        // Every script on the page carries the nonce; no inline style anywhere.
+        let scripts = html.matches("<script").count();
+        assert!(scripts > 0, "{path}: the hydration script is there");
+        assert_eq!(
+            html.matches(&format!("nonce=\"{nonce}\"")).count(),
+            scripts,
+            "{path}: every <script> carries this page's nonce"
+        );
+        assert!(!html.contains(" style=\""), "{path}: inline styles are refused by the CSP");
+        nonces.push(nonce);
+    }
+    nonces.dedup();
+    assert_eq!(nonces.len(), 3, "a fresh nonce per page: {nonces:?}");
 }
 
 #[tokio::test]

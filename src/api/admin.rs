@@ -2,25 +2,31 @@
 
 use super::error::ApiError;
 use super::extract::{validate_workspace_id, AdminAuth, ApiJson};
-use crate::model::{LimitOverrides, Limits};
+use super::openapi::text;
+use crate::model::{ApiError as ErrorBody, LimitOverrides, Limits};
 use crate::service::QuotaService;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Largest limit accepted for any window.
 pub const MAX_LIMIT: u64 = 1_000_000_000_000;
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/admin/workspaces`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
+    /// 1 to 64 characters of lowercase letters, digits, `_` and `-`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub id: String,
+    /// Limits that differ from the server's defaults; each from 1 to 10^12.
     #[serde(default)]
     pub limits: LimitOverrides,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedWorkspace {
     pub id: String,
     /// Shown once: only its digest is kept.
@@ -28,6 +34,28 @@ pub struct CreatedWorkspace {
     pub limits: Limits,
 }
 
+/// Create a workspace and its first key.
+///
+/// The key in the answer is the only time it is shown; keep it.
+#[utoipa::path(
+    post,
+    path = "/api/admin/workspaces",
+    tag = "admin",
+    request_body = CreateWorkspace,
+    responses(
+        (status = 201, description = "Created: the workspace, its limits and its key.", body = CreatedWorkspace),
+        (status = 400, description = text::BAD_BODY_OR_ID, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 409, description = "`already_exists`: a workspace with this id exists.", body = ErrorBody),
+        (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn create_workspace(
     State(service): State<QuotaService>,
     _admin: AdminAuth,
@@ -61,14 +89,34 @@ pub async fn create_workspace(
     ))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RotatedKey {
     pub id: String,
     /// Shown once. Every earlier key of the workspace has stopped working.
     pub api_key: String,
 }
 
-/// `POST /api/admin/workspaces/{id}/rotate-key`
+/// Replace a workspace's key.
+///
+/// Every earlier key of the workspace stops working at once: its sessions end
+/// and its WebSockets are closed with 1008.
+#[utoipa::path(
+    post,
+    path = "/api/admin/workspaces/{id}/rotate-key",
+    tag = "admin",
+    params(("id" = String, Path, description = text::WORKSPACE_ID_PATH)),
+    responses(
+        (status = 200, description = "The new key, shown only this once.", body = RotatedKey),
+        (status = 400, description = text::BAD_WORKSPACE_ID, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn rotate_key(
     State(service): State<QuotaService>,
     _admin: AdminAuth,
@@ -79,8 +127,27 @@ pub async fn rotate_key(
     Ok(Json(RotatedKey { id, api_key }))
 }
 
-/// `POST /api/admin/workspaces/{id}/revoke`: every key and session of the
-/// workspace stops working at once, open WebSockets included.
+/// Revoke every key of a workspace.
+///
+/// Every key and session of the workspace stops working at once, open
+/// WebSockets included; rotate a new key to use it again.
+#[utoipa::path(
+    post,
+    path = "/api/admin/workspaces/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = text::WORKSPACE_ID_PATH)),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, description = text::BAD_WORKSPACE_ID, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn revoke_keys(
     State(service): State<QuotaService>,
     _admin: AdminAuth,

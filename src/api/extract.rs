@@ -48,19 +48,10 @@ where
     }
 }
 
+/// Parsing into `serde_json::Value` first means a data error cannot happen
+/// here; shape errors are answered by `ApiJson` with the field's path.
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        // axum reports data errors with the path of the field (serde_path_to_error),
-        // e.g. "tokens_used: invalid type: string \"x\", expected u64".
-        JsonRejection::JsonDataError(e) => ApiError::bad_request(
-            "invalid_body",
-            format!(
-                "The JSON body does not have the expected shape: {}",
-                e.body_text().trim_start_matches(
-                    "Failed to deserialize the JSON body into the target type: "
-                )
-            ),
-        ),
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
             "invalid_json",
             format!(

@@ -1,8 +1,10 @@
 //! The HTTP API: JSON everywhere, errors as `{"error": {"code", "message"}}`.
 
 pub mod admin;
+pub mod docs_page;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod proxy;
 pub mod quota;
 pub mod rate_limit;
@@ -18,8 +20,9 @@ use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use error::ApiError;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Largest JSON body the API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -93,21 +96,68 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        // Fixed documents, built once: outside the per-key rate limit like the
+        // probes above.
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/docs", get(docs_page::docs_page))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(proxy)
         .with_state(state)
 }
 
-async fn healthz(State(service): State<QuotaService>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": "ok",
-        "workspaces": service.engine().workspace_count(),
-        "store": if service.engine().store_healthy() { "ok" } else { "unreachable" },
-    }))
+/// Answer of `GET /healthz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    pub status: String,
+    /// Workspaces this instance knows.
+    pub workspaces: usize,
+    /// `ok`, or `unreachable` when the last write to the store failed (the
+    /// workspaces then show DEGRADED).
+    pub store: String,
 }
 
-/// Prometheus text format.
+/// Answer of `GET /readyz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// `unreachable` when not ready; absent when ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive, with the workspace count and the store's health.", body = Health)),
+)]
+async fn healthz(State(service): State<QuotaService>) -> Json<Health> {
+    let store = if service.engine().store_healthy() {
+        "ok"
+    } else {
+        "unreachable"
+    };
+    Json(Health {
+        status: "ok".to_string(),
+        workspaces: service.engine().workspace_count(),
+        store: store.to_string(),
+    })
+}
+
+/// Prometheus metrics.
+///
+/// Records, admissions, workspaces per status, WebSocket connections,
+/// upstream and store latency, webhook deliveries. No key: keep it internal.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8")),
+)]
 async fn metrics(
     State(service): State<QuotaService>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
@@ -120,20 +170,34 @@ async fn metrics(
     )
 }
 
-/// Ready to serve: the store answers.
-async fn readyz(State(service): State<QuotaService>) -> (StatusCode, Json<serde_json::Value>) {
+/// Readiness: the store answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Readiness),
+        (status = 503, description = "Not ready: the store does not answer.", body = Readiness),
+    ),
+)]
+async fn readyz(State(service): State<QuotaService>) -> (StatusCode, Json<Readiness>) {
     if service.store_ready().await {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+        let ready = Readiness {
+            status: "ready".to_string(),
+            store: None,
+        };
+        (StatusCode::OK, Json(ready))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "store": "unreachable"})),
-        )
+        let not_ready = Readiness {
+            status: "not_ready".to_string(),
+            store: Some("unreachable".to_string()),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready))
     }
 }
 
 async fn unknown_endpoint() -> ApiError {
-    ApiError::not_found("No such API endpoint; see the README for the list.")
+    ApiError::not_found("No such API endpoint; see /api/docs for the list.")
 }
 
 async fn method_not_allowed() -> ApiError {

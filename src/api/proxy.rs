@@ -15,11 +15,54 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Largest request body forwarded (OpenAI's own upload limit for audio is 25 MB).
 pub const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// Any OpenAI API call, accounted to the workspace whose key it carries.
+///
+/// One passthrough for every OpenAI path and method (`GET`, `POST`, `PUT`,
+/// `PATCH`, `DELETE`): point an OpenAI SDK's base URL at `/v1` and use a
+/// workspace key as its API key. The request is admitted against the
+/// workspace's quota first; a refused one gets a local 429 in OpenAI's own
+/// error shape, with `retry-after` and `retry-after-ms`, so SDK back-off works
+/// unchanged and nothing reaches OpenAI. Admitted requests are forwarded with
+/// the server's OpenAI key, and the answer (errors and `stream: true` event
+/// streams included) comes back as OpenAI sent it, then is recorded. Errors
+/// raised here use OpenAI's shape (`OpenAiError`), not the API's.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/v1/{path}",
+    tag = "proxy",
+    params(("path" = String, Path, description = "The OpenAI API path after `/v1/`, e.g. `chat/completions` (may contain `/`). The query string is forwarded as it is.")),
+    request_body(
+        content = inline(Option<serde_json::Value>),
+        description = "Whatever the OpenAI endpoint takes, forwarded unchanged (any content type, e.g. JSON or multipart; at most 32 MiB). None for a GET or DELETE.",
+    ),
+    responses(
+        (status = 200, description = "OpenAI's answer, passed through with its status and headers: JSON, or `text/event-stream` for `stream: true`. OpenAI's own errors (its 4xx and 5xx, its own 429s included) pass through unchanged too.",
+            content(
+                (serde_json::Value = "application/json"),
+                (String = "text/event-stream"),
+            )),
+        (status = 401, description = "`invalid_api_key`: no key, a malformed `Authorization` header, a key that is not valid, or a workspace that no longer exists.", body = OpenAiError),
+        (status = 403, description = "`workspace_key_required`: the admin key has no workspace to account usage to.", body = OpenAiError),
+        (status = 413, description = "`invalid_body`: the request body is over 32 MiB.", body = OpenAiError),
+        (status = 429, description = "Refused here, before reaching OpenAI: the workspace is `RATE_LIMITED` (`type` `requests`, `code` `rate_limit_exceeded`) or `QUOTA_EXCEEDED` (`type` and `code` `insufficient_quota`). The message says when to retry.",
+            body = OpenAiError,
+            headers(
+                ("retry-after" = u64, description = "Whole seconds until a request may be admitted (rounded up, never early)."),
+                ("retry-after-ms" = u64, description = "The same in milliseconds, which OpenAI's SDKs prefer."),
+            )),
+        (status = 502, description = "`upstream_unreachable`: OpenAI could not be reached.", body = OpenAiError),
+        (status = 503, description = "`quota_store_unavailable`: the shared quota store (Redis) is unreachable and the failure policy is closed.", body = OpenAiError,
+            headers(("retry-after" = u64, description = "Seconds to wait (5)."))),
+        (status = 504, description = "`upstream_timeout`: OpenAI did not answer in time.", body = OpenAiError),
+    ),
+    security(("workspace_key" = [])),
+)]
 pub async fn proxy(
     State(service): State<QuotaService>,
     State(client): State<TrackedClient>,
@@ -167,10 +210,37 @@ fn forward_error(error: ForwardError) -> Response {
     }
 }
 
-/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+/// An error in OpenAI's shape, which OpenAI's SDKs parse (and back off on)
+/// unchanged: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiError {
+    pub error: OpenAiErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorBody {
+    /// For people: what happened and, for a 429, when to retry.
+    pub message: String,
+    /// OpenAI's error type, e.g. `requests`, `insufficient_quota`,
+    /// `invalid_request_error`, `server_error`, `upstream_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Always null here (OpenAI names a request field in it).
+    pub param: Option<String>,
+    /// Machine-readable, e.g. `rate_limit_exceeded`, `insufficient_quota`,
+    /// `invalid_api_key`.
+    pub code: String,
+}
+
+/// An error in OpenAI's shape (see [`OpenAiError`]).
 pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
-    let body = json!({
-        "error": { "message": message, "type": kind, "param": null, "code": code }
-    });
+    let body = OpenAiError {
+        error: OpenAiErrorBody {
+            message: message.to_string(),
+            kind: kind.to_string(),
+            param: None,
+            code: code.to_string(),
+        },
+    };
     (status, Json(body)).into_response()
 }

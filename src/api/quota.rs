@@ -2,9 +2,11 @@
 
 use super::error::ApiError;
 use super::extract::{target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery};
+use super::openapi::text;
 use crate::engine::CallOutcome;
 use crate::model::{
-    CheckResult, Notification, QuotaSnapshot, RecordBatch, RecordRequest, UsageReport,
+    ApiError as ErrorBody, CheckResult, Notification, QuotaSnapshot, RecordBatch, RecordRequest,
+    UsageReport,
 };
 use crate::service::QuotaService;
 use crate::upstream::error_body::parse_error_body;
@@ -13,6 +15,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// Largest token count one call may report: far above any model's context, low
 /// enough that sums cannot overflow.
@@ -23,6 +26,25 @@ const MAX_ERROR_FIELD_LEN: usize = 2_000;
 const DEFAULT_HISTORY_MINUTES: u64 = 60;
 const MAX_HISTORY_MINUTES: u64 = 1_440;
 
+/// A workspace's quota right now.
+///
+/// Status, message, the four windows, when requests are allowed again, the last upstream error and the limits OpenAI last reported.
+#[utoipa::path(
+    get,
+    path = "/api/quota/status",
+    tag = "quota",
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY)),
+    responses(
+        (status = 200, description = "The snapshot.", body = QuotaSnapshot),
+        (status = 400, description = text::BAD_WORKSPACE_QUERY, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn status(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
@@ -32,6 +54,25 @@ pub async fn status(
     Ok(Json(service.snapshot(&id)?))
 }
 
+/// May one more request be sent now?
+///
+/// Read-only: nothing is counted. Ask before calling OpenAI; record the outcome after.
+#[utoipa::path(
+    get,
+    path = "/api/quota/check",
+    tag = "quota",
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY)),
+    responses(
+        (status = 200, description = "The answer, with the status and when to retry.", body = CheckResult),
+        (status = 400, description = text::BAD_WORKSPACE_QUERY, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn check(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
@@ -41,6 +82,25 @@ pub async fn check(
     Ok(Json(service.check(&id)?))
 }
 
+/// What a UI should show about the quota.
+///
+/// A title, message and level derived from the status; `show` is false while all is NORMAL.
+#[utoipa::path(
+    get,
+    path = "/api/quota/notifications",
+    tag = "quota",
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY)),
+    responses(
+        (status = 200, description = "The notification.", body = Notification),
+        (status = 400, description = text::BAD_WORKSPACE_QUERY, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn notifications(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
@@ -50,6 +110,26 @@ pub async fn notifications(
     Ok(Json(Notification::from(&service.snapshot(&id)?)))
 }
 
+/// The four windows plus per-minute history.
+///
+/// History is zero-filled, oldest first, one entry per minute asked for.
+#[utoipa::path(
+    get,
+    path = "/api/quota/usage",
+    tag = "quota",
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY),
+        ("minutes" = Option<u64>, Query, minimum = 1, maximum = 1440, description = "Minutes of history, 1 to 1440 (default 60).")),
+    responses(
+        (status = 200, description = "The usage report.", body = UsageReport),
+        (status = 400, description = text::BAD_WORKSPACE_QUERY, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn usage(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
@@ -66,6 +146,30 @@ pub async fn usage(
     Ok(Json(service.usage(&id, minutes)?))
 }
 
+/// Record the outcome of one call to OpenAI.
+///
+/// Counts the request and its tokens, learns from the error and rate-limit
+/// headers, and answers with the new snapshot. Acknowledged only once stored.
+#[utoipa::path(
+    post,
+    path = "/api/quota/record",
+    tag = "quota",
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY)),
+    request_body = RecordRequest,
+    responses(
+        (status = 200, description = "Recorded: the snapshot after counting it.", body = QuotaSnapshot),
+        (status = 400, description = text::BAD_RECORD, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn record(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
@@ -83,14 +187,37 @@ pub const MAX_BATCH_RECORDS: usize = 1_000;
 const MAX_HEADERS: usize = 100;
 const MAX_HEADER_VALUE_LEN: usize = 1_000;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BatchRecorded {
+    /// How many outcomes were counted (all of them).
     pub recorded: usize,
     pub snapshot: QuotaSnapshot,
 }
 
-/// Many outcomes in one call. All are validated before any is counted, so a bad
-/// record (named by its index) leaves the counts untouched.
+/// Record many outcomes in one call.
+///
+/// All are validated before any is counted, so a bad record (named by its
+/// index, e.g. `records[3].tokens_used`) leaves the counts untouched.
+#[utoipa::path(
+    post,
+    path = "/api/quota/record/batch",
+    tag = "quota",
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY)),
+    request_body = RecordBatch,
+    responses(
+        (status = 200, description = "All recorded: how many, and the snapshot after.", body = BatchRecorded),
+        (status = 400, description = text::BAD_RECORD, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn record_batch(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
@@ -232,18 +359,44 @@ pub fn outcome_from_record(body: RecordRequest) -> Result<CallOutcome, ApiError>
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/quota/reset`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
+    /// The workspace to reset; absent resets every workspace.
     #[serde(default)]
     pub workspace_id: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ResetResponse {
+    /// The ids of the workspaces that were reset.
     pub reset: Vec<String>,
 }
 
+/// Reset one workspace's counts and status, or every workspace's.
+///
+/// Clears the windows and any upstream block (e.g. `QUOTA_EXCEEDED` after
+/// billing was fixed). Keys are unchanged.
+#[utoipa::path(
+    post,
+    path = "/api/quota/reset",
+    tag = "quota",
+    request_body = ResetRequest,
+    responses(
+        (status = 200, description = "Reset: which workspaces.", body = ResetResponse),
+        (status = 400, description = text::BAD_BODY_OR_ID, body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn reset(
     State(service): State<QuotaService>,
     _admin: AdminAuth,

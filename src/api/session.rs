@@ -2,21 +2,68 @@
 //! `{"api_key"}` or the sign-in form); `DELETE /api/session` signs it out.
 
 use super::error::ApiError;
+use super::openapi::text;
+use crate::model::ApiError as ErrorBody;
 use crate::service::{Caller, QuotaService};
 use crate::session::{clear_cookie, session_cookie, session_id_from_headers};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// Body of `POST /api/session`, as JSON or as the sign-in form.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
+    /// A workspace key or the admin key.
     pub api_key: String,
 }
 
+/// The JSON answer to a successful sign-in (the form gets a redirect instead).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignedIn {
+    pub signed_in: bool,
+    /// Signed in with the admin key.
+    pub admin: bool,
+    /// The workspace of a workspace key; null for the admin.
+    pub workspace_id: Option<String>,
+}
+
+/// Sign a browser in.
+///
+/// Sets an HttpOnly `qa_session` cookie that REST, the WebSocket and server
+/// functions accept instead of the bearer key. JSON callers get `SignedIn`;
+/// the sign-in form (`application/x-www-form-urlencoded`) is redirected to its
+/// landing page, or back to `/signin?error=invalid_key`.
+#[utoipa::path(
+    post,
+    path = "/api/session",
+    tag = "session",
+    request_body(
+        description = "The key, as JSON or as the sign-in form.",
+        content(
+            (SignIn = "application/json"),
+            (SignIn = "application/x-www-form-urlencoded"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Signed in (JSON).", body = SignedIn,
+            headers(("set-cookie" = String, description = "`qa_session=<id>; Path=/; HttpOnly; SameSite=Lax; Max-Age=…` (plus `Secure` over TLS)."))),
+        (status = 303, description = "Form sign-in: to `/` (workspace), `/dashboard` (admin), or back to `/signin?error=invalid_key`.",
+            headers(
+                ("location" = String, description = "Where to go next."),
+                ("set-cookie" = String, description = "`qa_session=<id>; Path=/; HttpOnly; SameSite=Lax; Max-Age=…` (plus `Secure` over TLS)."),
+            )),
+        (status = 400, description = text::BAD_BODY, body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the key is not valid (JSON sign-in).", body = ErrorBody),
+        (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+)]
 pub async fn sign_in(
     State(service): State<QuotaService>,
     request: Request,
@@ -48,7 +95,7 @@ pub async fn sign_in(
         return Err(ApiError::unauthorized("The key is not valid."));
     };
     let session = service.sessions().open(caller.clone());
-    let cookie = session_cookie(&session, false);
+    let cookie = session_cookie(&session, service.config().cookie_secure);
     let (workspace_id, landing) = match &caller {
         Caller::Admin => (None, "/dashboard"),
         Caller::Workspace(id) => (Some(id.clone()), "/"),
@@ -56,8 +103,12 @@ pub async fn sign_in(
     let mut response = if from_form {
         Redirect::to(landing).into_response()
     } else {
-        Json(json!({"signed_in": true, "admin": caller == Caller::Admin, "workspace_id": workspace_id}))
-            .into_response()
+        Json(SignedIn {
+            signed_in: true,
+            admin: caller == Caller::Admin,
+            workspace_id,
+        })
+        .into_response()
     };
     if let Ok(value) = cookie.parse() {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -65,6 +116,22 @@ pub async fn sign_in(
     Ok(response)
 }
 
+/// Sign a browser out.
+///
+/// Ends the session named by the cookie, if any, and clears the cookie.
+/// Always succeeds.
+#[utoipa::path(
+    delete,
+    path = "/api/session",
+    tag = "session",
+    responses(
+        (status = 204, description = "Signed out.",
+            headers(("set-cookie" = String, description = "Clears `qa_session`."))),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security((), ("session_cookie" = [])),
+)]
 pub async fn sign_out(State(service): State<QuotaService>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id_from_headers(&headers) {
         service.sessions().close(&id);

@@ -9,7 +9,8 @@ use super::error::ApiError;
 use super::extract::{
     authenticate, bearer_key, caller_from_headers, target_workspace, ApiQuery, WorkspaceQuery,
 };
-use crate::model::{QuotaSnapshot, QuotaStatus, WsMessage};
+use super::openapi::text;
+use crate::model::{ApiError as ErrorBody, QuotaSnapshot, QuotaStatus, WsMessage};
 use crate::service::QuotaService;
 use crate::session::session_id_from_headers;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -24,6 +25,39 @@ use tokio::time::{sleep_until, Instant};
 /// Largest frame a client may send; clients only ever send pings and pongs.
 const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
+/// Live snapshots of one workspace over a WebSocket.
+///
+/// A GET with `Upgrade: websocket`. Browsers cannot set headers on a
+/// WebSocket, so besides the bearer key it accepts the session cookie or the
+/// key as `?token=`. Every frame is a JSON text frame shaped like `WsMessage`:
+/// first `quota_initial` with the current snapshot, then `quota_update` on
+/// every change (a status change at once; pure usage changes at most once per
+/// `websocket.coalesce_ms`, default 250 ms, newest wins) carrying the status
+/// this connection last saw as `previous_status`. The server sends
+/// `{"type":"ping"}` every heartbeat (`websocket.heartbeat_s`, default 15 s)
+/// and answers a client's ping with `{"type":"pong"}`; a client that
+/// says nothing for three heartbeats is dropped. Clients send only `ping` and
+/// `pong` (at most 4 KiB): anything else closes with 1003. Revoking or rotating
+/// the key closes with 1008; shutting down with 1001.
+#[utoipa::path(
+    get,
+    path = "/api/quota/ws",
+    tag = "quota",
+    params(
+        ("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY),
+        ("token" = Option<String>, Query, description = "A workspace or admin key, for clients that cannot set `Authorization` (browsers). Ignored when an `Authorization` header is sent."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols. From then on, JSON text frames, each a `WsMessage`.", body = WsMessage),
+        (status = 400, description = "`websocket_required` (not an upgrade request), or the query or workspace id is not valid (`invalid_query`, `invalid_workspace_id`, `missing_workspace_id`).", body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a workspace key naming another workspace, or an `Origin` that is neither this server nor in `QUOTA_ALLOWED_ORIGINS`.", body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
+)]
 pub async fn quota_ws(
     State(service): State<QuotaService>,
     headers: HeaderMap,

@@ -2,11 +2,15 @@ use serde::{Deserialize, Serialize};
 
 /// The body of every error answer: `{"error": {"code", "message"}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApiError {
+    /// What went wrong.
     pub error: ApiErrorBody,
 }
 
+/// The inside of an error answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     /// Stable, machine-readable: `unauthorized`, `invalid_body`, `not_found`, ...
     pub code: String,

@@ -19,18 +19,31 @@ pub use status::QuotaStatus;
 pub use usage::{MinuteUsage, UsageReport};
 pub use ws::WsMessage;
 
-/// The four windows every workspace is limited by. Also the shape of per-workspace
-/// limit overrides (`Limits<Option<u64>>`).
+/// The four windows every workspace is limited by (overrides, each optional,
+/// are [`LimitOverrides`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+// Only `Limits<u64>` crosses the wire, so the schema names the fields' type
+// instead of leaving a reference to the parameter `T`.
+#[cfg_attr(feature = "ssr", schema(bound = ""))]
 pub struct Limits<T = u64> {
+    /// Requests in any 60 seconds.
+    #[cfg_attr(feature = "ssr", schema(value_type = u64))]
     pub requests_per_minute: T,
+    /// Requests in any 24 hours.
+    #[cfg_attr(feature = "ssr", schema(value_type = u64))]
     pub requests_per_day: T,
+    /// Tokens in any 60 seconds.
+    #[cfg_attr(feature = "ssr", schema(value_type = u64))]
     pub tokens_per_minute: T,
+    /// Tokens in any 24 hours.
+    #[cfg_attr(feature = "ssr", schema(value_type = u64))]
     pub tokens_per_day: T,
 }
 
 /// Optional overrides as sent by an admin when creating a workspace.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
     #[serde(default)]

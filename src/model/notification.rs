@@ -1,7 +1,9 @@
 use super::{QuotaSnapshot, QuotaStatus};
 use serde::{Deserialize, Serialize};
 
+/// How prominently to show a notification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationLevel {
     Info,
@@ -21,12 +23,15 @@ impl NotificationLevel {
 
 /// What a UI should show about the quota right now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Notification {
+    /// False while the status is NORMAL: nothing needs saying.
     pub show: bool,
     pub level: NotificationLevel,
     pub title: String,
     pub message: String,
     pub status: QuotaStatus,
+    /// Seconds until requests are allowed again; null when they are now.
     pub retry_after_s: Option<f64>,
 }
 

@@ -3,11 +3,16 @@ use std::collections::BTreeMap;
 
 /// Body of `POST /api/quota/record`: the outcome of one call an app made to OpenAI.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecordRequest {
+    /// Whether the call succeeded. A failed call needs `error` (or `http_status`
+    /// with `error_body`).
     pub success: bool,
+    /// Tokens the call used (prompt + completion), at most 100 000 000.
     #[serde(default)]
     pub tokens_used: u64,
+    /// The upstream error, parsed, for a failed call.
     #[serde(default)]
     pub error: Option<UpstreamErrorReport>,
     /// The upstream's `retry-after`, in seconds, when it sent one.
@@ -21,25 +26,32 @@ pub struct RecordRequest {
     /// instead of a parsed `error`.
     #[serde(default)]
     pub http_status: Option<u16>,
+    /// The upstream's error body as received (OpenAI's `{"error": {...}}`).
     #[serde(default)]
     pub error_body: Option<serde_json::Value>,
 }
 
 /// Body of `POST /api/quota/record/batch`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecordBatch {
+    /// 1 to 1 000 records, each shaped like `POST /api/quota/record`'s body.
     pub records: Vec<RecordRequest>,
 }
 
 /// An upstream error as the app saw it. `http_status` is absent for failures that
 /// never got an HTTP answer (then `code` is e.g. `timeout` or `connection_error`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UpstreamErrorReport {
+    /// The HTTP status the upstream answered with (100 to 599).
     #[serde(default)]
     pub http_status: Option<u16>,
+    /// OpenAI's `error.type`, e.g. `requests` or `insufficient_quota`.
     #[serde(default, rename = "type")]
     pub error_type: Option<String>,
+    /// OpenAI's `error.code`, e.g. `rate_limit_exceeded`.
     #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]

@@ -3,8 +3,11 @@ use serde::{Deserialize, Serialize};
 
 /// Usage of one sliding window.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WindowUsage {
+    /// Requests or tokens counted in the window now.
     pub current: u64,
+    /// The workspace's limit for the window.
     pub limit: u64,
     /// `current / limit` in percent, one decimal; may exceed 100 when usage was
     /// recorded after the fact (apps reporting calls they already made).
@@ -15,6 +18,7 @@ pub struct WindowUsage {
 
 /// The last upstream error recorded for a workspace, as classified.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LastError {
     pub http_status: Option<u16>,
     #[serde(rename = "type")]
@@ -24,14 +28,17 @@ pub struct LastError {
     /// How the engine classified it: `rate_limited`, `quota_exhausted`,
     /// `upstream_failure` or `client_error`.
     pub class: String,
+    /// RFC 3339 time it was recorded.
     pub at: String,
 }
 
 /// Everything a client needs to know about one workspace's quota, right now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct QuotaSnapshot {
     pub workspace_id: String,
     pub status: QuotaStatus,
+    /// For people: what the status means and what to do.
     pub message: String,
     pub requests_per_minute: WindowUsage,
     pub requests_per_day: WindowUsage,
@@ -53,14 +60,18 @@ pub struct QuotaSnapshot {
 
 /// Answer to "may I send one more request now?".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CheckResult {
+    /// Whether one more request would be admitted now.
     pub allowed: bool,
     pub status: QuotaStatus,
+    /// Seconds until requests are allowed again; null when they are now.
     pub retry_after_s: Option<f64>,
 }
 
 /// What OpenAI's `x-ratelimit-*` headers said, as of `observed_at`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UpstreamLimits {
     pub requests_limit: Option<u64>,
     pub requests_remaining: Option<u64>,
@@ -68,5 +79,6 @@ pub struct UpstreamLimits {
     pub tokens_limit: Option<u64>,
     pub tokens_remaining: Option<u64>,
     pub tokens_reset_s: Option<f64>,
+    /// RFC 3339 time the headers were seen.
     pub observed_at: String,
 }

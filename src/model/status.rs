@@ -4,6 +4,7 @@ use std::fmt;
 /// A workspace's quota status. Declared from least to most severe so that `Ord`
 /// is the precedence order: when several apply, the greatest wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum QuotaStatus {
     Normal,

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 /// Requests and tokens counted in one clock minute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MinuteUsage {
     /// Unix seconds at the start of the minute.
     pub minute_start: u64,
@@ -12,12 +13,14 @@ pub struct MinuteUsage {
 
 /// The four windows plus a per-minute history (oldest first, zero-filled).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsageReport {
     pub workspace_id: String,
     pub requests_per_minute: WindowUsage,
     pub requests_per_day: WindowUsage,
     pub tokens_per_minute: WindowUsage,
     pub tokens_per_day: WindowUsage,
+    /// One entry per minute asked for (`?minutes=`), oldest first.
     pub history: Vec<MinuteUsage>,
 }
 

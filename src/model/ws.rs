@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 /// Messages on `/api/quota/ws`, both directions, tagged by `type`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WsMessage {
     /// First message after connecting: the current snapshot.

@@ -121,26 +121,37 @@ pub fn test_config(extra: &[(&str, &str)]) -> Config {
     .expect("config")
 }
 
-/// Serves `service` on 127.0.0.1:0.
+/// Serves `service` on 127.0.0.1:0 the way the binary does (same timeouts,
+/// same middleware), over plain HTTP.
 pub async fn serve(service: QuotaService) -> Server {
+    let (base, _) = serve_with_tls(service, None).await;
+    Server {
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// Like [`serve`], over TLS when `tls` is given; returns the base URL (with
+/// `https://localhost:<port>` under TLS, for the certificate's name) and the
+/// bound address.
+pub async fn serve_with_tls(
+    service: QuotaService,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+) -> (String, std::net::SocketAddr) {
     service.spawn_ticker();
     service.start_alerts();
+    let timeouts = service.config().http.clone();
     let options = quota_alert::server::leptos_options().expect("leptos options");
     let state = quota_alert::api::AppState::new(service).expect("state");
     let app = quota_alert::server::app(state, options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let base = match tls {
+        Some(_) => format!("https://localhost:{}", addr.port()),
+        None => format!("http://{addr}"),
+    };
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
+        quota_alert::server::serve(listener, app, &timeouts, tls, std::future::pending()).await
     });
-    Server {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-    }
+    (base, addr)
 }

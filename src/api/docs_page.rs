@@ -1,0 +1,725 @@
+//! `GET /api/docs`: the OpenAPI document rendered for people.
+//!
+//! Plain HTML rendered here from the same `utoipa` value that
+//! `/api/openapi.json` serves, so the page and the JSON cannot disagree. No
+//! script at all and no inline styles (the CSP allows neither): it is styled by
+//! the app's stylesheet (`api-*` classes in `style/main.css`). Every piece of
+//! text from the document is HTML-escaped; backtick spans become `<code>`.
+
+use super::openapi::{document, operations};
+use axum::response::Html;
+use std::sync::OnceLock;
+use utoipa::openapi::path::{Operation, Parameter};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Object, Schema, SchemaType, Type};
+use utoipa::openapi::security::{ApiKey, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi, RefOr, Required, Response};
+
+/// The API reference, for people.
+///
+/// The same document as `/api/openapi.json`, as a page: authentication, every
+/// endpoint by tag, and every schema with its fields.
+#[utoipa::path(
+    get,
+    path = "/api/docs",
+    tag = "docs",
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html; charset=utf-8"),
+    ),
+)]
+pub async fn docs_page() -> Html<&'static str> {
+    // The document is fixed at compile time, so the page is too.
+    static PAGE: OnceLock<String> = OnceLock::new();
+    Html(PAGE.get_or_init(|| render(document())))
+}
+
+/// The whole page for `doc`.
+pub fn render(doc: &OpenApi) -> String {
+    let title = format!("{} API reference", doc.info.title);
+    let mut page = String::with_capacity(64 * 1024);
+    page.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    page.push_str(&format!("<title>{}</title>\n", escape(&title)));
+    page.push_str("<link rel=\"stylesheet\" href=\"/pkg/quota-alert.css\">\n</head>\n");
+    page.push_str("<body>\n<main class=\"api-docs\">\n");
+
+    page.push_str("<header class=\"api-docs-header\">\n");
+    page.push_str(&format!(
+        "<h1>{} <span class=\"api-version\">version {}</span></h1>\n",
+        escape(&title),
+        escape(&doc.info.version)
+    ));
+    if let Some(description) = &doc.info.description {
+        page.push_str(&prose(description));
+    }
+    page.push_str(
+        "<p class=\"api-docs-links\"><a href=\"/api/openapi.json\">The OpenAPI document (JSON)</a> \
+         <span aria-hidden=\"true\">·</span> <a href=\"/\">Back to quota-alert</a></p>\n",
+    );
+    page.push_str("</header>\n");
+
+    let groups = group_by_tag(doc);
+    page.push_str(&contents(&groups));
+    page.push_str(&authentication(doc));
+    for group in &groups {
+        page.push_str(&tag_section(group));
+    }
+    page.push_str(&schemas_section(doc));
+    page.push_str("</main>\n</body>\n</html>\n");
+    page
+}
+
+/// The operations under one tag, in document order.
+struct TagGroup<'a> {
+    name: String,
+    description: Option<&'a str>,
+    operations: Vec<(&'static str, &'a str, &'a Operation)>,
+}
+
+/// Groups operations by their first tag: the document's tags in their declared
+/// order, then any tag it did not declare, then untagged operations.
+fn group_by_tag(doc: &OpenApi) -> Vec<TagGroup<'_>> {
+    let mut groups: Vec<TagGroup> = doc
+        .tags
+        .iter()
+        .flatten()
+        .map(|tag| TagGroup {
+            name: tag.name.clone(),
+            description: tag.description.as_deref(),
+            operations: Vec::new(),
+        })
+        .collect();
+    for (path, item) in &doc.paths.paths {
+        for (method, operation) in operations(item) {
+            let tag = operation
+                .tags
+                .as_ref()
+                .and_then(|tags| tags.first())
+                .cloned()
+                .unwrap_or_else(|| "other".to_string());
+            let index = match groups.iter().position(|group| group.name == tag) {
+                Some(index) => index,
+                None => {
+                    groups.push(TagGroup {
+                        name: tag,
+                        description: None,
+                        operations: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            groups[index].operations.push((method, path, operation));
+        }
+    }
+    groups.retain(|group| !group.operations.is_empty());
+    groups
+}
+
+fn contents(groups: &[TagGroup]) -> String {
+    let mut html = String::from(
+        "<nav class=\"api-toc\" aria-labelledby=\"api-toc-title\">\n<h2 id=\"api-toc-title\">Contents</h2>\n<ul>\n",
+    );
+    html.push_str("<li><a href=\"#authentication\">Authentication</a></li>\n");
+    for group in groups {
+        html.push_str(&format!(
+            "<li><a href=\"#{}\">{}</a>\n<ul>\n",
+            anchor("tag-", &group.name),
+            escape(&group.name)
+        ));
+        for (method, path, _) in &group.operations {
+            html.push_str(&format!(
+                "<li><a href=\"#{}\"><span class=\"api-method api-method-{method}\">{}</span> <code>{}</code></a></li>\n",
+                operation_anchor(method, path),
+                method.to_uppercase(),
+                escape(path)
+            ));
+        }
+        html.push_str("</ul>\n</li>\n");
+    }
+    html.push_str("<li><a href=\"#schemas\">Schemas</a></li>\n</ul>\n</nav>\n");
+    html
+}
+
+fn authentication(doc: &OpenApi) -> String {
+    let mut html = String::from(
+        "<section class=\"api-section\" id=\"authentication\" aria-labelledby=\"authentication-title\">\n\
+         <h2 id=\"authentication-title\">Authentication</h2>\n",
+    );
+    let schemes = doc
+        .components
+        .as_ref()
+        .map(|components| &components.security_schemes);
+    match schemes.filter(|schemes| !schemes.is_empty()) {
+        None => html.push_str("<p>None.</p>\n"),
+        Some(schemes) => {
+            html.push_str("<dl class=\"api-auth\">\n");
+            for (name, scheme) in schemes {
+                let (how, description) = describe_scheme(scheme);
+                html.push_str(&format!(
+                    "<dt id=\"{}\"><code>{}</code></dt>\n<dd><p class=\"api-auth-how\">{how}</p>{}</dd>\n",
+                    anchor("auth-", name),
+                    escape(name),
+                    description.map(|d| prose(d)).unwrap_or_default()
+                ));
+            }
+            html.push_str("</dl>\n");
+        }
+    }
+    html.push_str("</section>\n");
+    html
+}
+
+/// How a scheme is sent (as HTML) and its description.
+fn describe_scheme(scheme: &SecurityScheme) -> (String, Option<&str>) {
+    match scheme {
+        SecurityScheme::Http(http) => {
+            let scheme_name = serde_json::to_value(&http.scheme)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_string))
+                .unwrap_or_else(|| "http".to_string());
+            let how = if scheme_name == "bearer" {
+                "HTTP header <code>Authorization: Bearer &lt;key&gt;</code>".to_string()
+            } else {
+                format!("HTTP <code>{}</code> authentication", escape(&scheme_name))
+            };
+            (how, http.description.as_deref())
+        }
+        SecurityScheme::ApiKey(ApiKey::Cookie(value)) => (
+            format!("Cookie <code>{}</code>", escape(&value.name)),
+            value.description.as_deref(),
+        ),
+        SecurityScheme::ApiKey(ApiKey::Header(value)) => (
+            format!("HTTP header <code>{}</code>", escape(&value.name)),
+            value.description.as_deref(),
+        ),
+        SecurityScheme::ApiKey(ApiKey::Query(value)) => (
+            format!("Query parameter <code>{}</code>", escape(&value.name)),
+            value.description.as_deref(),
+        ),
+        SecurityScheme::OAuth2(oauth) => ("OAuth 2".to_string(), oauth.description.as_deref()),
+        SecurityScheme::OpenIdConnect(oidc) => {
+            ("OpenID Connect".to_string(), oidc.description.as_deref())
+        }
+        SecurityScheme::MutualTls { description, .. } => {
+            ("Mutual TLS".to_string(), description.as_deref())
+        }
+    }
+}
+
+fn tag_section(group: &TagGroup) -> String {
+    let id = anchor("tag-", &group.name);
+    let mut html = format!(
+        "<section class=\"api-section api-tag\" id=\"{id}\" aria-labelledby=\"{id}-title\">\n<h2 id=\"{id}-title\">{}</h2>\n",
+        escape(&group.name)
+    );
+    if let Some(description) = group.description {
+        html.push_str(&prose(description));
+    }
+    for (method, path, operation) in &group.operations {
+        html.push_str(&operation_block(method, path, operation));
+    }
+    html.push_str("</section>\n");
+    html
+}
+
+fn operation_block(method: &str, path: &str, operation: &Operation) -> String {
+    let id = operation_anchor(method, path);
+    let mut html = format!(
+        "<article class=\"api-op\" id=\"{id}\" aria-labelledby=\"{id}-title\">\n\
+         <h3 class=\"api-op-title\" id=\"{id}-title\"><span class=\"api-method api-method-{method}\">{}</span> <code class=\"api-path\">{}</code></h3>\n",
+        method.to_uppercase(),
+        escape(path)
+    );
+    if let Some(summary) = &operation.summary {
+        html.push_str(&format!(
+            "<p class=\"api-op-summary\">{}</p>\n",
+            inline(summary)
+        ));
+    }
+    if let Some(description) = &operation.description {
+        html.push_str(&prose(description));
+    }
+    html.push_str(&format!(
+        "<p class=\"api-op-auth\"><strong>Authentication:</strong> {}</p>\n",
+        security_text(operation.security.as_deref())
+    ));
+
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    if !parameters.is_empty() {
+        html.push_str("<h4>Parameters</h4>\n");
+        html.push_str(&parameters_table(parameters));
+    }
+    if let Some(body) = &operation.request_body {
+        html.push_str("<h4>Request body</h4>\n");
+        html.push_str(&request_body(body));
+    }
+    html.push_str("<h4>Responses</h4>\n");
+    html.push_str(&responses_table(operation));
+    html.push_str("</article>\n");
+    html
+}
+
+/// "workspace_key or admin_key", "none", or "none, or session_cookie".
+fn security_text(requirements: Option<&[SecurityRequirement]>) -> String {
+    let requirements = requirements.unwrap_or_default();
+    if requirements.is_empty() {
+        return "none".to_string();
+    }
+    let alternatives: Vec<String> = requirements
+        .iter()
+        .map(|requirement| {
+            // The requirement's scheme names are private fields; its JSON form
+            // is the public view of them.
+            let names: Vec<String> = serde_json::to_value(requirement)
+                .ok()
+                .and_then(|value| value.as_object().cloned())
+                .map(|object| object.keys().cloned().collect())
+                .unwrap_or_default();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names
+                    .iter()
+                    .map(|name| {
+                        format!(
+                            "<a href=\"#{}\"><code>{}</code></a>",
+                            anchor("auth-", name),
+                            escape(name)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            }
+        })
+        .collect();
+    alternatives.join(" or ")
+}
+
+fn parameters_table(parameters: &[Parameter]) -> String {
+    let mut html = table_start(&["Name", "In", "Type", "Required", "Description"]);
+    for parameter in parameters {
+        let location = serde_json::to_value(&parameter.parameter_in)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let (type_html, constraints) = match &parameter.schema {
+            Some(schema) => (type_html(schema), constraints_of(schema)),
+            None => ("any".to_string(), String::new()),
+        };
+        html.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{type_html}</td><td>{}</td><td>{}{constraints}</td></tr>\n",
+            escape(&parameter.name),
+            escape(&location),
+            yes_no(matches!(parameter.required, Required::True)),
+            parameter.description.as_deref().map(inline).unwrap_or_default(),
+        ));
+    }
+    html.push_str(TABLE_END);
+    html
+}
+
+fn request_body(body: &RequestBody) -> String {
+    let mut html = String::new();
+    if let Some(description) = &body.description {
+        html.push_str(&prose(description));
+    }
+    let required = matches!(body.required, Some(Required::True));
+    html.push_str(&format!(
+        "<p class=\"api-note\">{}</p>\n",
+        if required { "Required." } else { "Optional." }
+    ));
+    html.push_str(&table_start(&["Content type", "Schema"]));
+    for (content_type, content) in &body.content {
+        html.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td></tr>\n",
+            escape(content_type),
+            content_schema(content)
+        ));
+    }
+    html.push_str(TABLE_END);
+    html
+}
+
+fn responses_table(operation: &Operation) -> String {
+    let mut html = table_start(&["Status", "Description", "Body", "Headers"]);
+    for (status, response) in &operation.responses.responses {
+        let row = match response {
+            RefOr::T(response) => response_cells(response),
+            RefOr::Ref(reference) => format!(
+                "<td>{}</td><td></td><td></td>",
+                schema_link(ref_name(&reference.ref_location))
+            ),
+        };
+        html.push_str(&format!(
+            "<tr><td><code>{}</code></td>{row}</tr>\n",
+            escape(status)
+        ));
+    }
+    html.push_str(TABLE_END);
+    html
+}
+
+fn response_cells(response: &Response) -> String {
+    let bodies: Vec<String> = response
+        .content
+        .iter()
+        .map(|(content_type, content)| {
+            format!(
+                "{} <span class=\"api-content-type\">({})</span>",
+                content_schema(content),
+                escape(content_type)
+            )
+        })
+        .collect();
+    let headers: Vec<String> = response
+        .headers
+        .iter()
+        .map(|(name, header)| {
+            let description = header
+                .description
+                .as_deref()
+                .map(|d| format!(": {}", inline(d)))
+                .unwrap_or_default();
+            format!("<code>{}</code>{description}", escape(name))
+        })
+        .collect();
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td>",
+        inline(&response.description),
+        if bodies.is_empty() {
+            "none".to_string()
+        } else {
+            bodies.join("<br>")
+        },
+        headers.join("<br>")
+    )
+}
+
+fn content_schema(content: &Content) -> String {
+    content
+        .schema
+        .as_ref()
+        .map(type_html)
+        .unwrap_or_else(|| "any".to_string())
+}
+
+fn schemas_section(doc: &OpenApi) -> String {
+    let mut html = String::from(
+        "<section class=\"api-section\" id=\"schemas\" aria-labelledby=\"schemas-title\">\n\
+         <h2 id=\"schemas-title\">Schemas</h2>\n",
+    );
+    let schemas = doc.components.as_ref().map(|components| &components.schemas);
+    for (name, schema) in schemas.into_iter().flatten() {
+        let id = anchor("schema-", name);
+        html.push_str(&format!(
+            "<article class=\"api-schema\" id=\"{id}\" aria-labelledby=\"{id}-title\">\n<h3 id=\"{id}-title\"><code>{}</code></h3>\n",
+            escape(name)
+        ));
+        match schema {
+            RefOr::Ref(reference) => html.push_str(&format!(
+                "<p>Same as {}.</p>\n",
+                schema_link(ref_name(&reference.ref_location))
+            )),
+            RefOr::T(schema) => {
+                if let Some(description) = description_of_schema(schema) {
+                    html.push_str(&prose(description));
+                }
+                html.push_str(&schema_body(schema));
+            }
+        }
+        html.push_str("</article>\n");
+    }
+    html.push_str("</section>\n");
+    html
+}
+
+/// What a schema holds: its fields, its values, or its alternatives.
+fn schema_body(schema: &Schema) -> String {
+    match schema {
+        Schema::Object(object) if !object.properties.is_empty() => {
+            let mut html = properties_table(object);
+            if matches!(
+                object.additional_properties.as_deref(),
+                Some(AdditionalProperties::FreeForm(false))
+            ) {
+                html.push_str("<p class=\"api-note\">Other fields are refused.</p>\n");
+            }
+            html
+        }
+        Schema::OneOf(one_of) => alternatives_body("One of these shapes:", &one_of.items),
+        Schema::AnyOf(any_of) => alternatives_body("Any of these shapes:", &any_of.items),
+        Schema::AllOf(all_of) => alternatives_body("All of these at once:", &all_of.items),
+        other => format!("<p>Type: {}</p>\n", schema_type_html(other)),
+    }
+}
+
+fn alternatives_body(heading: &str, items: &[RefOr<Schema>]) -> String {
+    let mut html = format!("<p>{heading}</p>\n<ul class=\"api-variants\">\n");
+    for item in items {
+        html.push_str("<li class=\"api-variant\">");
+        match item {
+            RefOr::Ref(reference) => {
+                html.push_str(&schema_link(ref_name(&reference.ref_location)))
+            }
+            RefOr::T(schema) => {
+                if let Some(description) = description_of_schema(schema) {
+                    html.push_str(&prose(description));
+                }
+                html.push_str(&schema_body(schema));
+            }
+        }
+        html.push_str("</li>\n");
+    }
+    html.push_str("</ul>\n");
+    html
+}
+
+fn properties_table(object: &Object) -> String {
+    let mut html = table_start(&["Field", "Type", "Required", "Description"]);
+    for (name, property) in &object.properties {
+        let description = match property {
+            RefOr::Ref(reference) if !reference.description.is_empty() => {
+                Some(reference.description.as_str())
+            }
+            RefOr::Ref(_) => None,
+            RefOr::T(schema) => description_of_schema(schema),
+        };
+        html.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}{}</td></tr>\n",
+            escape(name),
+            type_html(property),
+            yes_no(object.required.iter().any(|required| required == name)),
+            description.map(inline).unwrap_or_default(),
+            constraints_of(property),
+        ));
+    }
+    html.push_str(TABLE_END);
+    html
+}
+
+/// A short type label: a link for a named schema, else the JSON type.
+fn type_html(schema: &RefOr<Schema>) -> String {
+    match schema {
+        RefOr::Ref(reference) => schema_link(ref_name(&reference.ref_location)),
+        RefOr::T(schema) => schema_type_html(schema),
+    }
+}
+
+fn schema_type_html(schema: &Schema) -> String {
+    match schema {
+        Schema::Object(object) => object_type_html(object),
+        Schema::Array(array) => match &array.items {
+            ArrayItems::RefOrSchema(items) => format!("array of {}", type_html(items)),
+            ArrayItems::False => "array".to_string(),
+        },
+        Schema::OneOf(one_of) => alternatives_html(&one_of.items, " or "),
+        Schema::AnyOf(any_of) => alternatives_html(&any_of.items, " or "),
+        Schema::AllOf(all_of) => alternatives_html(&all_of.items, " and "),
+        _ => "any".to_string(),
+    }
+}
+
+/// Alternatives with `null` last, so `Option<LastError>` reads
+/// "LastError or null".
+fn alternatives_html(items: &[RefOr<Schema>], joiner: &str) -> String {
+    let is_null = |item: &RefOr<Schema>| {
+        matches!(item, RefOr::T(Schema::Object(object))
+            if object.schema_type == SchemaType::Type(Type::Null))
+    };
+    let mut labels: Vec<String> = items
+        .iter()
+        .filter(|item| !is_null(item))
+        .map(type_html)
+        .collect();
+    if items.iter().any(is_null) {
+        labels.push("null".to_string());
+    }
+    labels.join(joiner)
+}
+
+fn object_type_html(object: &Object) -> String {
+    if let Some(values) = &object.enum_values {
+        let values: Vec<String> = values
+            .iter()
+            .map(|value| format!("<code>{}</code>", escape(&value.to_string())))
+            .collect();
+        return format!("one of {}", values.join(", "));
+    }
+    let mut types: Vec<&str> = match &object.schema_type {
+        SchemaType::Type(kind) => vec![type_name(kind)],
+        SchemaType::Array(kinds) => kinds.iter().map(type_name).collect(),
+        SchemaType::AnyValue => vec!["any"],
+    };
+    // `null` last, as for alternatives.
+    types.sort_by_key(|kind| *kind == "null");
+    let mut label = types.join(" or ");
+    if let Some(format) = object
+        .format
+        .as_ref()
+        .and_then(|format| serde_json::to_value(format).ok())
+        .and_then(|value| value.as_str().map(str::to_string))
+    {
+        label.push_str(&format!(" ({})", escape(&format)));
+    }
+    if let Some(additional) = object.additional_properties.as_deref() {
+        let values = match additional {
+            AdditionalProperties::RefOr(schema) => type_html(schema),
+            AdditionalProperties::FreeForm(true) => "any".to_string(),
+            AdditionalProperties::FreeForm(false) => String::new(),
+        };
+        if !values.is_empty() && object.properties.is_empty() {
+            label = format!("map of string to {values}");
+        }
+    }
+    label
+}
+
+fn type_name(kind: &Type) -> &'static str {
+    match kind {
+        Type::Object => "object",
+        Type::String => "string",
+        Type::Integer => "integer",
+        Type::Number => "number",
+        Type::Boolean => "boolean",
+        Type::Array => "array",
+        Type::Null => "null",
+    }
+}
+
+/// Bounds and patterns worth telling, e.g. " (from 1 to 1440)".
+fn constraints_of(schema: &RefOr<Schema>) -> String {
+    let RefOr::T(Schema::Object(object)) = schema else {
+        return String::new();
+    };
+    let number = |value: &Option<utoipa::Number>| {
+        value
+            .as_ref()
+            .and_then(|n| serde_json::to_value(n).ok())
+            .map(|v| v.to_string())
+    };
+    let mut parts = Vec::new();
+    // utoipa marks unsigned integers with minimum 0; that says nothing new.
+    if let Some(minimum) = number(&object.minimum).filter(|m| m != "0") {
+        parts.push(format!("minimum {}", escape(&minimum)));
+    }
+    if let Some(maximum) = number(&object.maximum) {
+        parts.push(format!("maximum {}", escape(&maximum)));
+    }
+    if let Some(pattern) = &object.pattern {
+        parts.push(format!("pattern <code>{}</code>", escape(pattern)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" <span class=\"api-constraints\">({})</span>", parts.join(", "))
+    }
+}
+
+fn description_of_schema(schema: &Schema) -> Option<&str> {
+    match schema {
+        Schema::Object(object) => object.description.as_deref(),
+        Schema::Array(array) => array.description.as_deref(),
+        Schema::OneOf(one_of) => one_of.description.as_deref(),
+        Schema::AnyOf(any_of) => any_of.description.as_deref(),
+        Schema::AllOf(all_of) => all_of.description.as_deref(),
+        _ => None,
+    }
+}
+
+const TABLE_END: &str = "</tbody>\n</table>\n</div>\n";
+
+fn table_start(headings: &[&str]) -> String {
+    // The wrapper scrolls sideways on narrow screens instead of the page.
+    let mut html = String::from("<div class=\"api-table-wrap\">\n<table class=\"api-table\">\n<thead><tr>");
+    for heading in headings {
+        html.push_str(&format!("<th scope=\"col\">{}</th>", escape(heading)));
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    html
+}
+
+fn yes_no(required: bool) -> &'static str {
+    if required {
+        "<span class=\"api-required\">required</span>"
+    } else {
+        "optional"
+    }
+}
+
+fn schema_link(name: &str) -> String {
+    format!(
+        "<a href=\"#{}\"><code>{}</code></a>",
+        anchor("schema-", name),
+        escape(name)
+    )
+}
+
+/// `#/components/schemas/QuotaSnapshot` → `QuotaSnapshot`.
+fn ref_name(location: &str) -> &str {
+    location.rsplit('/').next().unwrap_or(location)
+}
+
+fn operation_anchor(method: &str, path: &str) -> String {
+    anchor(&format!("op-{method}-"), path.trim_start_matches('/'))
+}
+
+/// An `id` made only of safe characters, so it needs no escaping.
+fn anchor(prefix: &str, raw: &str) -> String {
+    let mut id = String::from(prefix);
+    id.extend(raw.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '-'
+        }
+    }));
+    id
+}
+
+/// Paragraphs (split on blank lines) of [`inline`] text.
+fn prose(text: &str) -> String {
+    text.split("\n\n")
+        .map(str::trim)
+        .filter(|paragraph| !paragraph.is_empty())
+        .map(|paragraph| {
+            let joined = paragraph.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+            format!("<p>{}</p>\n", inline(&joined))
+        })
+        .collect()
+}
+
+/// Escaped text with `backtick spans` as `<code>`; an unmatched backtick
+/// stays a backtick.
+fn inline(text: &str) -> String {
+    let parts: Vec<&str> = text.split('`').collect();
+    let closed = parts.len() % 2 == 1;
+    let mut html = String::with_capacity(text.len() + 16);
+    for (index, part) in parts.iter().enumerate() {
+        let is_code = index % 2 == 1;
+        if is_code && (closed || index + 1 < parts.len()) {
+            html.push_str(&format!("<code>{}</code>", escape(part)));
+        } else if is_code {
+            html.push('`');
+            html.push_str(&escape(part));
+        } else {
+            html.push_str(&escape(part));
+        }
+    }
+    html
+}
+
+/// HTML-escapes text for element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            _ => escaped.push(c),
+        }
+    }
+    escaped
+}
