@@ -13,6 +13,28 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
 pub const MIN_ADMIN_KEY_LEN: usize = 16;
 
+/// A key or password from the environment. Its `Debug` says `[redacted]`, so
+/// logging a config (or an error holding one) never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that must send or compare it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// Where the admin key came from: set by the operator, or generated at start
 /// (and printed once, because nobody else knows it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +46,7 @@ pub enum AdminKeySource {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub engine: EngineConfig,
-    pub admin_key: String,
+    pub admin_key: Secret,
     pub admin_key_source: AdminKeySource,
     /// Pure usage changes are pushed to a WebSocket at most once per this interval;
     /// status changes are pushed at once.
@@ -97,7 +119,7 @@ pub struct UpstreamConfig {
     pub base_url: String,
     /// `OPENAI_API_KEY`; never leaves the server. Without it requests are
     /// forwarded unauthenticated (useful against local compatible servers).
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// `OPENAI_MODEL`: the model the conversation UI talks to.
     pub chat_model: String,
     /// `OPENAI_CONNECT_TIMEOUT_S` (default 10).
@@ -316,7 +338,7 @@ impl Config {
 
         Ok(Config {
             engine,
-            admin_key,
+            admin_key: Secret::new(admin_key),
             admin_key_source,
             ws_coalesce_ms: check_range(
                 "websocket.coalesce_ms",
@@ -381,7 +403,11 @@ fn rate(
 }
 
 fn tls_files(env: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
-    let path = |name: &str| env(name).map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+    let path = |name: &str| {
+        env(name)
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+    };
     match (path("QUOTA_TLS_CERT"), path("QUOTA_TLS_KEY")) {
         (Some(cert), Some(key)) => Ok(Some(TlsFiles {
             cert: cert.into(),
@@ -419,7 +445,9 @@ fn http_timeouts(env: &impl Fn(&str) -> Option<String>) -> Result<HttpTimeouts, 
     let defaults = HttpTimeouts::default();
     let seconds = |name: &str, default_ms: u64| -> Result<u64, ConfigError> {
         match env(name) {
-            Some(raw) => Ok(check_range(name, parse_env(name, &raw, EXPECTED)?, 1, 3600, EXPECTED)? * 1000),
+            Some(raw) => {
+                Ok(check_range(name, parse_env(name, &raw, EXPECTED)?, 1, 3600, EXPECTED)? * 1000)
+            }
             None => Ok(default_ms),
         }
     };
@@ -520,7 +548,9 @@ fn upstream_config(env: &impl Fn(&str) -> Option<String>) -> Result<UpstreamConf
     };
     Ok(UpstreamConfig {
         base_url,
-        api_key: env("OPENAI_API_KEY").filter(|k| !k.trim().is_empty()),
+        api_key: env("OPENAI_API_KEY")
+            .filter(|k| !k.trim().is_empty())
+            .map(Secret::new),
         chat_model: env("OPENAI_MODEL")
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty())
@@ -590,8 +620,9 @@ mod tests {
         assert!(err.to_string().contains("at least 16"), "{err}");
         let config = load(None, &[]).unwrap();
         assert_eq!(config.admin_key_source, AdminKeySource::Generated);
-        assert!(config.admin_key.len() >= 32);
+        assert!(config.admin_key.expose().len() >= 32);
         assert_ne!(config.admin_key, load(None, &[]).unwrap().admin_key);
+        assert!(!format!("{config:?}").contains(config.admin_key.expose()));
     }
 
     #[test]
@@ -606,7 +637,10 @@ mod tests {
         let err = load(Some("[limits]\nrequests_per_minut = 5\n"), &[]).unwrap_err();
         assert!(err.to_string().contains("requests_per_minut"), "{err}");
         let err = load(None, &[("QUOTA_HTTP_HEADER_TIMEOUT_S", "0")]).unwrap_err();
-        assert!(err.to_string().contains("QUOTA_HTTP_HEADER_TIMEOUT_S"), "{err}");
+        assert!(
+            err.to_string().contains("QUOTA_HTTP_HEADER_TIMEOUT_S"),
+            "{err}"
+        );
         let err = load(None, &[("QUOTA_COOKIE_SECURE", "maybe")]).unwrap_err();
         assert!(err.to_string().contains("QUOTA_COOKIE_SECURE"), "{err}");
     }
@@ -622,7 +656,10 @@ mod tests {
         assert!(!plain.cookie_secure);
         let tls = load(
             None,
-            &[("QUOTA_TLS_CERT", "/etc/cert.pem"), ("QUOTA_TLS_KEY", "/etc/key.pem")],
+            &[
+                ("QUOTA_TLS_CERT", "/etc/cert.pem"),
+                ("QUOTA_TLS_KEY", "/etc/key.pem"),
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -633,6 +670,10 @@ mod tests {
             })
         );
         assert!(tls.cookie_secure);
-        assert!(load(None, &[("QUOTA_COOKIE_SECURE", "true")]).unwrap().cookie_secure);
+        assert!(
+            load(None, &[("QUOTA_COOKIE_SECURE", "true")])
+                .unwrap()
+                .cookie_secure
+        );
     }
 }

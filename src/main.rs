@@ -105,7 +105,7 @@ async fn main() -> ExitCode {
         println!(
             "QUOTA_ADMIN_RESET_KEY was not set; generated admin key for this run:\n  {}\n\
              Set QUOTA_ADMIN_RESET_KEY to keep a key across restarts.",
-            config.admin_key
+            config.admin_key.expose()
         );
     }
 

@@ -191,7 +191,10 @@ async fn unusual_traffic_is_flagged_in_the_status_the_history_and_one_alert() {
         clock.advance_s(60);
     }
     settle().await;
-    assert!(r.alerts.lock().unwrap().is_empty(), "steady traffic is not unusual");
+    assert!(
+        r.alerts.lock().unwrap().is_empty(),
+        "steady traffic is not unusual"
+    );
 
     // Then 80 in one minute: ten times the norm.
     for _ in 0..80 {
@@ -209,14 +212,20 @@ async fn unusual_traffic_is_flagged_in_the_status_the_history_and_one_alert() {
     assert_eq!(alerts[0]["event"], "quota.unusual_traffic", "{}", alerts[0]);
     assert_eq!(alerts[0]["workspace_id"], "spiky");
     assert!(
-        alerts[0]["text"].as_str().unwrap_or("").contains("unusual traffic"),
+        alerts[0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unusual traffic"),
         "{}",
         alerts[0]
     );
 
     let (_, snapshot) = s.get("/api/quota/status", Some(&key)).await;
     assert!(
-        snapshot["message"].as_str().unwrap_or("").contains("Unusual traffic"),
+        snapshot["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Unusual traffic"),
         "{snapshot}"
     );
     // The history the dashboard shows keeps the flag.

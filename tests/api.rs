@@ -872,7 +872,10 @@ async fn pages_allow_only_their_own_scripts() {
             "{path}: {csp}"
         );
         assert!(csp.contains("connect-src 'self'"), "{path}: {csp}");
-        assert!(!csp.contains("unsafe-inline") && !csp.contains(" 'unsafe-eval'"), "{csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains(" 'unsafe-eval'"),
+            "{csp}"
+        );
         // Every script on the page carries the nonce; no inline style anywhere.
         let scripts = html.matches("<script").count();
         assert!(scripts > 0, "{path}: the hydration script is there");
@@ -881,7 +884,10 @@ async fn pages_allow_only_their_own_scripts() {
             scripts,
             "{path}: every <script> carries this page's nonce"
         );
-        assert!(!html.contains(" style=\""), "{path}: inline styles are refused by the CSP");
+        assert!(
+            !html.contains(" style=\""),
+            "{path}: inline styles are refused by the CSP"
+        );
         nonces.push(nonce);
     }
     nonces.dedup();

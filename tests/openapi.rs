@@ -239,7 +239,11 @@ async fn every_reference_resolves_to_a_schema() {
         .expect("components.schemas");
     let mut references = Vec::new();
     collect_refs(&doc, &mut references);
-    assert!(references.len() > 20, "only {} references", references.len());
+    assert!(
+        references.len() > 20,
+        "only {} references",
+        references.len()
+    );
     for reference in &references {
         let name = reference
             .strip_prefix("#/components/schemas/")

@@ -1,6 +1,10 @@
 //! Nothing lost: a restart keeps counts, statuses, keys and history; a
 //! `kill -9` under concurrent load loses no acknowledged record.
 
+mod common;
+
+use common::process::{temp_dir, ServerProcess};
+use common::ADMIN;
 use quota_alert::config::Config;
 use quota_alert::engine::{CallOutcome, SystemClock};
 use quota_alert::model::{LimitOverrides, QuotaStatus, UpstreamErrorReport};
@@ -8,28 +12,13 @@ use quota_alert::service::{Caller, QuotaService};
 use quota_alert::store::SqliteStore;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const ADMIN: &str = "persist-admin-key-0123456789";
-
 fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "quota-alert-{name}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("state.db")
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    temp_dir(name).join("state.db")
 }
 
 fn config() -> Config {
@@ -157,57 +146,8 @@ async fn an_unwritable_or_corrupt_database_stops_with_the_file_named() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-// The child is owned by `ServerProcess`, whose drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
 async fn spawn_server(db: &Path) -> ServerProcess {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_quota-alert"))
-        .env("QUOTA_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("QUOTA_ADMIN_RESET_KEY", ADMIN)
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env("LEPTOS_OUTPUT_NAME", "quota-alert")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server");
-    let server = ServerProcess {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
+    ServerProcess::spawn(db, &[], None).await
 }
 
 #[tokio::test]

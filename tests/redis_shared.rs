@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::process::free_port;
 use common::{serve, test_config, Server, ADMIN};
 use futures_util::StreamExt;
 use quota_alert::engine::SystemClock;
@@ -53,14 +54,6 @@ async fn start_redis(port: u16) -> RedisServer {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("redis-server did not start");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn instance(port: u16) -> (QuotaService, Server) {

@@ -8,9 +8,9 @@ use common::{serve_with_tls, test_config, ADMIN};
 use futures_util::StreamExt;
 use quota_alert::engine::SystemClock;
 use quota_alert::service::QuotaService;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use rustls::pki_types::pem::PemObject;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,15 +23,7 @@ struct CertDir {
 
 impl CertDir {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "quota-alert-tls-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = common::process::temp_dir(&format!("tls-{name}"));
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
             .expect("self-signed certificate");
         let cert_pem = certified.cert.pem();
@@ -130,8 +122,8 @@ async fn https_and_wss_are_served_with_secure_cookies_and_hsts() {
 
     // WSS: the snapshot arrives over TLS.
     let mut roots = rustls::RootCertStore::empty();
-    let der = rustls::pki_types::CertificateDer::from_pem_slice(certs.cert_pem.as_bytes())
-        .expect("der");
+    let der =
+        rustls::pki_types::CertificateDer::from_pem_slice(certs.cert_pem.as_bytes()).expect("der");
     roots.add(der).expect("root");
     let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -176,7 +168,10 @@ async fn behind_a_tls_proxy_cookies_can_be_marked_secure() {
     let cookie = response.headers()["set-cookie"].to_str().expect("cookie");
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(
-        response.headers().get("strict-transport-security").is_none(),
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none(),
         "HSTS only when this server itself speaks TLS"
     );
 }

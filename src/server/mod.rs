@@ -110,7 +110,31 @@ pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
             served_over_tls,
             add_security_headers,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The span each request is traced in. Only the path and a redacted query:
+/// browsers pass the WebSocket's key as `?token=`, and headers (which carry
+/// keys and session cookies) are left out altogether.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        query = %request.uri().query().map(redact_query).unwrap_or_default(),
+    )
+}
+
+/// `query` with the value of every `token` parameter replaced.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("token") => format!("{name}=[redacted]"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// CORS for the API: only the configured origins, none by default (the app's
@@ -169,4 +193,19 @@ pub fn leptos_options() -> Result<LeptosOptions, String> {
         options.output_name = "quota-alert".into();
     }
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_query;
+
+    #[test]
+    fn tokens_never_reach_the_trace() {
+        assert_eq!(
+            redact_query("workspace_id=acme&token=qa_secret&x=1"),
+            "workspace_id=acme&token=[redacted]&x=1"
+        );
+        assert_eq!(redact_query("TOKEN=qa_secret"), "TOKEN=[redacted]");
+        assert_eq!(redact_query("minutes=5"), "minutes=5");
+    }
 }

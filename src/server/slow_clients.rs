@@ -43,7 +43,11 @@ pub async fn read_body_within_deadline(
     let (parts, body) = request.into_parts();
     let read = tokio::time::timeout(limits.deadline, axum::body::to_bytes(body, limit)).await;
     let failure = match read {
-        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Err(_elapsed) => (
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",

@@ -34,7 +34,9 @@ pub fn load(files: &TlsFiles) -> Result<RustlsConfig, String> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| {
-            format!("QUOTA_TLS_CERT {cert_path} and QUOTA_TLS_KEY {key_path} do not make a pair: {e}")
+            format!(
+                "QUOTA_TLS_CERT {cert_path} and QUOTA_TLS_KEY {key_path} do not make a pair: {e}"
+            )
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(RustlsConfig::from_config(Arc::new(config)))

@@ -110,7 +110,7 @@ impl QuotaService {
 
     fn build(config: Config, clock: Arc<dyn Clock>, store: Option<SqliteStore>) -> Self {
         let engine = Engine::new(config.engine.clone(), clock);
-        let registry = Registry::new(&config.admin_key);
+        let registry = Registry::new(config.admin_key.expose());
         Self {
             inner: Arc::new(Inner {
                 config,

@@ -136,7 +136,7 @@ impl TrackedClient {
             .headers(forwardable_request_headers(&request.headers))
             .body(prepared.body);
         if let Some(key) = &self.config.api_key {
-            builder = builder.bearer_auth(key);
+            builder = builder.bearer_auth(key.expose());
         }
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let started = tokio::time::Instant::now();

@@ -102,6 +102,7 @@ impl Server {
 }
 
 pub mod fake_openai;
+pub mod process;
 
 /// The test configuration (admin key, small limits) plus `extra`.
 pub fn test_config(extra: &[(&str, &str)]) -> Config {
