@@ -23,3 +23,32 @@ pub fn key_digest(key: &str) -> [u8; 32] {
 pub fn key_matches(presented: &str, digest: &[u8; 32]) -> bool {
     key_digest(presented).ct_eq(digest).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_fresh_256_bit_values_with_their_prefix() {
+        let a = generate_secret("qa_");
+        let b = generate_secret("qa_");
+        assert_ne!(a, b);
+        assert!(a.starts_with("qa_"));
+        assert_eq!(a.len(), 3 + 64);
+        assert!(a[3..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn only_the_key_itself_matches_its_digest() {
+        let key = generate_secret("qa_");
+        let digest = key_digest(&key);
+        assert!(key_matches(&key, &digest));
+        assert!(!key_matches(&generate_secret("qa_"), &digest));
+        assert!(!key_matches("", &digest));
+        assert!(!key_matches(&key[..key.len() - 1], &digest));
+        assert!(
+            !hex::encode(digest).contains(&key[3..]),
+            "the digest is not the key"
+        );
+    }
+}

@@ -33,11 +33,15 @@ fn assert_error(
 }
 
 #[tokio::test]
-async fn healthz_answers() {
+async fn healthz_and_readyz_answer() {
     let s = start().await;
     let (status, body) = s.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
+    // Ready: the store answers (redis_shared.rs shows a 503 while it does not).
+    let (status, body) = s.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Keys never reach the logs: the binary at `RUST_LOG=debug` with JSON logs,
 //! driven with every way a key travels (bearer header, `?token=`, sign-in
 //! body, session cookie, wrong keys, rotation, the upstream key on proxied
-//! calls), writes none of them.
+//! calls), writes none of them, and its database holds only their digests.
 
 mod common;
 
@@ -133,6 +133,24 @@ async fn no_key_or_session_reaches_the_logs() {
         ("the session id", session_id.as_str()),
     ] {
         assert!(!logged.contains(secret), "{what} was logged");
+    }
+    // Nor the database: keys are kept as digests only.
+    for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("state.db") {
+            continue;
+        }
+        for (what, secret) in [
+            ("the workspace key", key.as_str()),
+            ("the rotated key", new_key.as_str()),
+            ("the admin key", ADMIN),
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{what} is stored in {name}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
