@@ -48,6 +48,7 @@ pub struct CreatedWorkspace {
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
         (status = 409, description = "`already_exists`: a workspace with this id exists.", body = ErrorBody),
+        (status = 408, description = text::BODY_TIMEOUT, body = ErrorBody),
         (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
         (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
         (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,

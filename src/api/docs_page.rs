@@ -73,7 +73,41 @@ pub fn render(doc: &OpenApi) -> String {
 struct TagGroup<'a> {
     name: String,
     description: Option<&'a str>,
-    operations: Vec<(&'static str, &'a str, &'a Operation)>,
+    entries: Vec<Entry<'a>>,
+}
+
+/// One operation shown once, with every method of its path that documents it
+/// identically (the proxy's five methods are one passthrough).
+struct Entry<'a> {
+    methods: Vec<&'static str>,
+    path: &'a str,
+    operation: &'a Operation,
+}
+
+impl Entry<'_> {
+    fn anchor(&self) -> String {
+        operation_anchor(self.methods.first().copied().unwrap_or("any"), self.path)
+    }
+
+    fn method_badges(&self) -> String {
+        self.methods
+            .iter()
+            .map(|method| {
+                format!(
+                    "<span class=\"api-method api-method-{method}\">{}</span>",
+                    method.to_uppercase()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn same_apart_from_id(a: &Operation, b: &Operation) -> bool {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    a.operation_id = None;
+    b.operation_id = None;
+    a == b
 }
 
 /// Groups operations by their first tag: the document's tags in their declared
@@ -86,7 +120,7 @@ fn group_by_tag(doc: &OpenApi) -> Vec<TagGroup<'_>> {
         .map(|tag| TagGroup {
             name: tag.name.clone(),
             description: tag.description.as_deref(),
-            operations: Vec::new(),
+            entries: Vec::new(),
         })
         .collect();
     for (path, item) in &doc.paths.paths {
@@ -103,15 +137,28 @@ fn group_by_tag(doc: &OpenApi) -> Vec<TagGroup<'_>> {
                     groups.push(TagGroup {
                         name: tag,
                         description: None,
-                        operations: Vec::new(),
+                        entries: Vec::new(),
                     });
                     groups.len() - 1
                 }
             };
-            groups[index].operations.push((method, path, operation));
+            let entries = &mut groups[index].entries;
+            match entries.last_mut() {
+                Some(last)
+                    if last.path == path.as_str()
+                        && same_apart_from_id(last.operation, operation) =>
+                {
+                    last.methods.push(method)
+                }
+                _ => entries.push(Entry {
+                    methods: vec![method],
+                    path,
+                    operation,
+                }),
+            }
         }
     }
-    groups.retain(|group| !group.operations.is_empty());
+    groups.retain(|group| !group.entries.is_empty());
     groups
 }
 
@@ -126,12 +173,12 @@ fn contents(groups: &[TagGroup]) -> String {
             anchor("tag-", &group.name),
             escape(&group.name)
         ));
-        for (method, path, _) in &group.operations {
+        for entry in &group.entries {
             html.push_str(&format!(
-                "<li><a href=\"#{}\"><span class=\"api-method api-method-{method}\">{}</span> <code>{}</code></a></li>\n",
-                operation_anchor(method, path),
-                method.to_uppercase(),
-                escape(path)
+                "<li><a href=\"#{}\">{} <code>{}</code></a></li>\n",
+                entry.anchor(),
+                entry.method_badges(),
+                escape(entry.path)
             ));
         }
         html.push_str("</ul>\n</li>\n");
@@ -159,7 +206,7 @@ fn authentication(doc: &OpenApi) -> String {
                     "<dt id=\"{}\"><code>{}</code></dt>\n<dd><p class=\"api-auth-how\">{how}</p>{}</dd>\n",
                     anchor("auth-", name),
                     escape(name),
-                    description.map(|d| prose(d)).unwrap_or_default()
+                    description.map(prose).unwrap_or_default()
                 ));
             }
             html.push_str("</dl>\n");
@@ -215,20 +262,21 @@ fn tag_section(group: &TagGroup) -> String {
     if let Some(description) = group.description {
         html.push_str(&prose(description));
     }
-    for (method, path, operation) in &group.operations {
-        html.push_str(&operation_block(method, path, operation));
+    for entry in &group.entries {
+        html.push_str(&operation_block(entry));
     }
     html.push_str("</section>\n");
     html
 }
 
-fn operation_block(method: &str, path: &str, operation: &Operation) -> String {
-    let id = operation_anchor(method, path);
+fn operation_block(entry: &Entry) -> String {
+    let operation = entry.operation;
+    let id = entry.anchor();
     let mut html = format!(
         "<article class=\"api-op\" id=\"{id}\" aria-labelledby=\"{id}-title\">\n\
-         <h3 class=\"api-op-title\" id=\"{id}-title\"><span class=\"api-method api-method-{method}\">{}</span> <code class=\"api-path\">{}</code></h3>\n",
-        method.to_uppercase(),
-        escape(path)
+         <h3 class=\"api-op-title\" id=\"{id}-title\">{} <code class=\"api-path\">{}</code></h3>\n",
+        entry.method_badges(),
+        escape(entry.path)
     );
     if let Some(summary) = &operation.summary {
         html.push_str(&format!(
@@ -307,7 +355,7 @@ fn parameters_table(parameters: &[Parameter]) -> String {
             None => ("any".to_string(), String::new()),
         };
         html.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{type_html}</td><td>{}</td><td>{}{constraints}</td></tr>\n",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{type_html}</td><td>{}</td><td class=\"api-desc\">{}{constraints}</td></tr>\n",
             escape(&parameter.name),
             escape(&location),
             yes_no(matches!(parameter.required, Required::True)),
@@ -384,7 +432,7 @@ fn response_cells(response: &Response) -> String {
         })
         .collect();
     format!(
-        "<td>{}</td><td>{}</td><td>{}</td>",
+        "<td class=\"api-desc\">{}</td><td>{}</td><td class=\"api-desc\">{}</td>",
         inline(&response.description),
         if bodies.is_empty() {
             "none".to_string()
@@ -408,7 +456,10 @@ fn schemas_section(doc: &OpenApi) -> String {
         "<section class=\"api-section\" id=\"schemas\" aria-labelledby=\"schemas-title\">\n\
          <h2 id=\"schemas-title\">Schemas</h2>\n",
     );
-    let schemas = doc.components.as_ref().map(|components| &components.schemas);
+    let schemas = doc
+        .components
+        .as_ref()
+        .map(|components| &components.schemas);
     for (name, schema) in schemas.into_iter().flatten() {
         let id = anchor("schema-", name);
         html.push_str(&format!(
@@ -458,9 +509,7 @@ fn alternatives_body(heading: &str, items: &[RefOr<Schema>]) -> String {
     for item in items {
         html.push_str("<li class=\"api-variant\">");
         match item {
-            RefOr::Ref(reference) => {
-                html.push_str(&schema_link(ref_name(&reference.ref_location)))
-            }
+            RefOr::Ref(reference) => html.push_str(&schema_link(ref_name(&reference.ref_location))),
             RefOr::T(schema) => {
                 if let Some(description) = description_of_schema(schema) {
                     html.push_str(&prose(description));
@@ -485,7 +534,7 @@ fn properties_table(object: &Object) -> String {
             RefOr::T(schema) => description_of_schema(schema),
         };
         html.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}{}</td></tr>\n",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"api-desc\">{}{}</td></tr>\n",
             escape(name),
             type_html(property),
             yes_no(object.required.iter().any(|required| required == name)),
@@ -543,7 +592,10 @@ fn object_type_html(object: &Object) -> String {
             .iter()
             .map(|value| format!("<code>{}</code>", escape(&value.to_string())))
             .collect();
-        return format!("one of {}", values.join(", "));
+        return match values.as_slice() {
+            [only] => only.clone(),
+            _ => format!("one of {}", values.join(", ")),
+        };
     }
     let mut types: Vec<&str> = match &object.schema_type {
         SchemaType::Type(kind) => vec![type_name(kind)],
@@ -591,18 +643,14 @@ fn constraints_of(schema: &RefOr<Schema>) -> String {
     let RefOr::T(Schema::Object(object)) = schema else {
         return String::new();
     };
-    let number = |value: &Option<utoipa::Number>| {
-        value
-            .as_ref()
-            .and_then(|n| serde_json::to_value(n).ok())
-            .map(|v| v.to_string())
-    };
     let mut parts = Vec::new();
     // utoipa marks unsigned integers with minimum 0; that says nothing new.
-    if let Some(minimum) = number(&object.minimum).filter(|m| m != "0") {
-        parts.push(format!("minimum {}", escape(&minimum)));
+    if let Some(minimum) = object.minimum.as_ref().map(number_text) {
+        if minimum != "0" {
+            parts.push(format!("minimum {}", escape(&minimum)));
+        }
     }
-    if let Some(maximum) = number(&object.maximum) {
+    if let Some(maximum) = object.maximum.as_ref().map(number_text) {
         parts.push(format!("maximum {}", escape(&maximum)));
     }
     if let Some(pattern) = &object.pattern {
@@ -611,17 +659,52 @@ fn constraints_of(schema: &RefOr<Schema>) -> String {
     if parts.is_empty() {
         String::new()
     } else {
-        format!(" <span class=\"api-constraints\">({})</span>", parts.join(", "))
+        format!(
+            " <span class=\"api-constraints\">({})</span>",
+            parts.join(", ")
+        )
     }
+}
+
+/// `1`, not `1.0`, for whole numbers however utoipa stored them.
+fn number_text(number: &utoipa::Number) -> String {
+    match number {
+        utoipa::Number::Int(int) => int.to_string(),
+        utoipa::Number::UInt(uint) => uint.to_string(),
+        utoipa::Number::Float(float) if float.fract() == 0.0 && float.abs() < 1e15 => {
+            format!("{float:.0}")
+        }
+        utoipa::Number::Float(float) => float.to_string(),
+    }
+}
+
+/// utoipa puts a field's description for `Option<Named>` on the reference
+/// inside `oneOf: [null, $ref]`, not on the `oneOf` itself.
+fn from_references(items: &[RefOr<Schema>]) -> Option<&str> {
+    items.iter().find_map(|item| match item {
+        RefOr::Ref(reference) if !reference.description.is_empty() => {
+            Some(reference.description.as_str())
+        }
+        _ => None,
+    })
 }
 
 fn description_of_schema(schema: &Schema) -> Option<&str> {
     match schema {
         Schema::Object(object) => object.description.as_deref(),
         Schema::Array(array) => array.description.as_deref(),
-        Schema::OneOf(one_of) => one_of.description.as_deref(),
-        Schema::AnyOf(any_of) => any_of.description.as_deref(),
-        Schema::AllOf(all_of) => all_of.description.as_deref(),
+        Schema::OneOf(one_of) => one_of
+            .description
+            .as_deref()
+            .or_else(|| from_references(&one_of.items)),
+        Schema::AnyOf(any_of) => any_of
+            .description
+            .as_deref()
+            .or_else(|| from_references(&any_of.items)),
+        Schema::AllOf(all_of) => all_of
+            .description
+            .as_deref()
+            .or_else(|| from_references(&all_of.items)),
         _ => None,
     }
 }
@@ -630,7 +713,8 @@ const TABLE_END: &str = "</tbody>\n</table>\n</div>\n";
 
 fn table_start(headings: &[&str]) -> String {
     // The wrapper scrolls sideways on narrow screens instead of the page.
-    let mut html = String::from("<div class=\"api-table-wrap\">\n<table class=\"api-table\">\n<thead><tr>");
+    let mut html =
+        String::from("<div class=\"api-table-wrap\">\n<table class=\"api-table\">\n<thead><tr>");
     for heading in headings {
         html.push_str(&format!("<th scope=\"col\">{}</th>", escape(heading)));
     }
@@ -682,7 +766,11 @@ fn prose(text: &str) -> String {
         .map(str::trim)
         .filter(|paragraph| !paragraph.is_empty())
         .map(|paragraph| {
-            let joined = paragraph.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+            let joined = paragraph
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
             format!("<p>{}</p>\n", inline(&joined))
         })
         .collect()

@@ -24,11 +24,14 @@ pub mod text {
         "`forbidden`: a workspace key naming another workspace with `?workspace_id=`.";
     pub const NO_SUCH_WORKSPACE: &str = "`not_found`: the workspace does not exist.";
     pub const BAD_WORKSPACE_QUERY: &str = "`invalid_query` (an unknown or malformed query parameter, or one out of range), `invalid_workspace_id`, or `missing_workspace_id` (the admin key must name a workspace).";
-    pub const BAD_WORKSPACE_ID: &str = "`invalid_workspace_id`: not 1 to 64 characters of lowercase letters, digits, `_` and `-`.";
+    pub const BAD_WORKSPACE_ID: &str =
+        "`invalid_workspace_id`: not 1 to 64 characters of lowercase letters, digits, `_` and `-`.";
     pub const BAD_BODY: &str = "`invalid_json` (not JSON) or `invalid_body` (not an object, an unknown field, or a field of the wrong type or range); the message names the field.";
-    pub const BAD_BODY_OR_ID: &str = "`invalid_json`, `invalid_body` (the message names the field) or `invalid_workspace_id`.";
+    pub const BAD_BODY_OR_ID: &str =
+        "`invalid_json`, `invalid_body` (the message names the field) or `invalid_workspace_id`.";
     pub const BAD_RECORD: &str = "`invalid_json`, `invalid_body` (the message names the field, e.g. `tokens_used` or `records[3].error`), `invalid_query`, `invalid_workspace_id` or `missing_workspace_id`.";
     pub const PAYLOAD_TOO_LARGE: &str = "`payload_too_large`: the body is over 64 KiB.";
+    pub const BODY_TIMEOUT: &str = "`request_timeout`: the whole body did not arrive within `QUOTA_HTTP_BODY_TIMEOUT_S` (default 30 s).";
     pub const UNSUPPORTED_MEDIA_TYPE: &str =
         "`unsupported_media_type`: send the body with `Content-Type: application/json`.";
     pub const API_RATE_LIMITED: &str = "`too_many_requests`: over the API's own rate limit per key or session (`QUOTA_API_RATE_PER_KEY`) or per client address (`QUOTA_API_RATE_PER_IP`). This is about calls to this API, not the workspace's OpenAI quota.";

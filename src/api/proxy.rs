@@ -49,7 +49,8 @@ pub const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
             )),
         (status = 401, description = "`invalid_api_key`: no key, a malformed `Authorization` header, a key that is not valid, or a workspace that no longer exists.", body = OpenAiError),
         (status = 403, description = "`workspace_key_required`: the admin key has no workspace to account usage to.", body = OpenAiError),
-        (status = 413, description = "`invalid_body`: the request body is over 32 MiB.", body = OpenAiError),
+        (status = 408, description = "`request_timeout`: the whole body did not arrive within `QUOTA_HTTP_BODY_TIMEOUT_S` (default 30 s).", body = OpenAiError),
+        (status = 413, description = "`payload_too_large`: the request body is over 32 MiB.", body = OpenAiError),
         (status = 429, description = "Refused here, before reaching OpenAI: the workspace is `RATE_LIMITED` (`type` `requests`, `code` `rate_limit_exceeded`) or `QUOTA_EXCEEDED` (`type` and `code` `insufficient_quota`). The message says when to retry.",
             body = OpenAiError,
             headers(

@@ -58,6 +58,7 @@ pub struct SignedIn {
             )),
         (status = 400, description = text::BAD_BODY, body = ErrorBody),
         (status = 401, description = "`unauthorized`: the key is not valid (JSON sign-in).", body = ErrorBody),
+        (status = 408, description = text::BODY_TIMEOUT, body = ErrorBody),
         (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
         (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
         (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,

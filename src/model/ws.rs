@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WsMessage {
     /// First message after connecting: the current snapshot.
-    QuotaInitial {
-        data: QuotaSnapshot,
-    },
+    QuotaInitial { data: QuotaSnapshot },
     /// Sent on every change. `previous_status` is the status this connection last saw.
     QuotaUpdate {
         data: QuotaSnapshot,
@@ -17,5 +15,6 @@ pub enum WsMessage {
     },
     /// Heartbeat; the other side answers with `pong`.
     Ping,
+    /// The answer to a `ping`.
     Pong,
 }
