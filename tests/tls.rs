@@ -208,7 +208,9 @@ fn bad_certificate_settings_stop_the_server_with_the_file_named() {
     let other = CertDir::new("other");
     let (cert, key, other_key) = (certs.cert(), certs.key(), other.key());
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<String>)> = vec![
+    // What is wrong, the environment, what stderr must name.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<String>);
+    let cases: Vec<Case> = vec![
         (
             "a missing certificate file",
             vec![
