@@ -1,5 +1,5 @@
-//! Nothing lost: a restart keeps counts, statuses, keys and history; a
-//! `kill -9` under concurrent load loses no acknowledged record.
+//! Nothing lost: a restart keeps counts, statuses, keys, history and browser
+//! sessions; a `kill -9` under concurrent load loses no acknowledged record.
 
 mod common;
 
@@ -269,4 +269,249 @@ async fn sigterm_drains_and_closes_websockets_with_going_away() {
         .unwrap();
     assert_eq!(exit, Some(0), "a clean exit");
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}
+
+/// Signs in over HTTP; the `qa_session=<id>` pair to send back as `Cookie`.
+async fn sign_in(http: &reqwest::Client, base: &str, key: &str) -> String {
+    let res = http
+        .post(format!("{base}/api/session"))
+        .json(&json!({ "api_key": key }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let set_cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie");
+    set_cookie
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string()
+}
+
+/// The status `GET {path}` answers with only the session cookie.
+async fn status_with_cookie(http: &reqwest::Client, base: &str, path: &str, cookie: &str) -> u16 {
+    http.get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Every file SQLite keeps for the database (main file, WAL, shared memory).
+fn database_bytes(db: &Path) -> Vec<u8> {
+    let name = db.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with(name) {
+            bytes.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn browser_sessions_survive_a_restart_until_signed_out_or_revoked() {
+    let db = temp_db("sessions");
+    let server = spawn_server(&db).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/api/admin/workspaces", server.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "web"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"].as_str().unwrap().to_string();
+    let kept = sign_in(&http, &server.base, &key).await;
+    let signed_out = sign_in(&http, &server.base, &key).await;
+    let admin = sign_in(&http, &server.base, ADMIN).await;
+    let status = "/api/quota/status";
+    let admin_status = "/api/quota/status?workspace_id=web";
+    assert_eq!(
+        status_with_cookie(&http, &server.base, status, &kept).await,
+        200
+    );
+    let res = http
+        .delete(format!("{}/api/session", server.base))
+        .header("cookie", &signed_out)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+
+    // SIGKILL: a sign-in answered is a session stored, with no shutdown help.
+    drop(server);
+    let server = spawn_server(&db).await;
+    assert_eq!(
+        status_with_cookie(&http, &server.base, status, &kept).await,
+        200,
+        "the session survived the restart"
+    );
+    assert_eq!(
+        status_with_cookie(&http, &server.base, admin_status, &admin).await,
+        200,
+        "admin sessions too"
+    );
+    assert_eq!(
+        status_with_cookie(&http, &server.base, status, &signed_out).await,
+        401,
+        "signing out is for good"
+    );
+
+    // Only digests are stored: no session id is in any database file.
+    let bytes = database_bytes(&db);
+    for cookie in [&kept, &signed_out, &admin] {
+        let id = cookie.trim_start_matches("qa_session=");
+        assert_eq!(id.len(), 64, "{cookie}");
+        assert!(!contains(&bytes, id.as_bytes()), "a session id is on disk");
+    }
+    let kept_id = kept.trim_start_matches("qa_session=");
+    assert!(
+        contains(&bytes, &quota_alert::auth::key_digest(kept_id)),
+        "its digest is, so the search looked in the right files"
+    );
+
+    // Revoking the workspace's keys ends its sessions at once, and for good.
+    let res = http
+        .post(format!("{}/api/admin/workspaces/web/revoke", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(
+        status_with_cookie(&http, &server.base, status, &kept).await,
+        401
+    );
+    drop(server);
+    let server = spawn_server(&db).await;
+    assert_eq!(
+        status_with_cookie(&http, &server.base, status, &kept).await,
+        401,
+        "a revoked workspace's session stays ended after a restart"
+    );
+    assert_eq!(
+        status_with_cookie(&http, &server.base, admin_status, &admin).await,
+        200,
+        "revoking a workspace leaves the admin's session alone"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}
+
+#[tokio::test]
+async fn a_sign_in_the_store_cannot_keep_is_refused_without_a_cookie() {
+    let path = temp_db("session-store-down");
+    let store = SqliteStore::open(&path).expect("open store");
+    let service = QuotaService::with_store(config(), Arc::new(SystemClock), store.clone())
+        .await
+        .expect("restore");
+    let (key, _) = service
+        .create_workspace("acme", &LimitOverrides::default())
+        .await
+        .unwrap();
+    let server = common::serve(service).await;
+    let signed_in = sign_in(&server.http, &server.base, &key).await;
+
+    // Every later write fails, as on a dead disk.
+    store.close().await.unwrap();
+    let res = server
+        .http
+        .post(server.url("/api/session"))
+        .json(&json!({ "api_key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("set-cookie").is_none(), "no cookie");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable");
+
+    // Signing out cannot be made durable either: it says so and keeps the
+    // cookie for a retry, but the session already stopped working here.
+    let res = server
+        .http
+        .delete(server.url("/api/session"))
+        .header("cookie", &signed_in)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("set-cookie").is_none());
+    assert_eq!(
+        status_with_cookie(&server.http, &server.base, "/api/quota/status", &signed_in).await,
+        401
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[tokio::test]
+async fn a_used_session_has_its_stored_expiry_pushed_forward() {
+    use quota_alert::engine::ManualClock;
+    const DAY_MS: u64 = 86_400_000;
+    const T0: u64 = 1_800_000_000_000;
+    let path = temp_db("session-refresh");
+    let clock = Arc::new(ManualClock::new(T0));
+    let open = |clock: Arc<ManualClock>| {
+        let path = path.clone();
+        async move {
+            let store = SqliteStore::open(&path).expect("open store");
+            QuotaService::with_store(config(), clock, store)
+                .await
+                .expect("restore")
+        }
+    };
+    let service = open(clock.clone()).await;
+    let (key, _) = service
+        .create_workspace("acme", &LimitOverrides::default())
+        .await
+        .unwrap();
+    let session = service
+        .open_session(&key)
+        .await
+        .unwrap()
+        .expect("signed in");
+    let acme = Some(Caller::Workspace("acme".into()));
+
+    // Used on day 5: the expiry moves from day 7 to day 12, written in the
+    // background.
+    clock.set_ms(T0 + 5 * DAY_MS);
+    assert_eq!(service.session_caller(&session.id), acme);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(service);
+
+    // Restarted on day 10, past the first expiry: still signed in. This use
+    // is five days after the last refresh, so it moves the expiry to day 17.
+    clock.set_ms(T0 + 10 * DAY_MS);
+    let service = open(clock.clone()).await;
+    assert_eq!(service.session_caller(&session.id), acme);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(service);
+
+    // Restarted on day 16: the day-10 refresh was stored (day 12 would be over).
+    clock.set_ms(T0 + 16 * DAY_MS);
+    let service = open(clock.clone()).await;
+    assert_eq!(service.session_caller(&session.id), acme);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(service);
+
+    // Unused for longer than its lifetime: gone, and not restored.
+    clock.set_ms(T0 + 24 * DAY_MS);
+    let service = open(clock.clone()).await;
+    assert_eq!(service.session_caller(&session.id), None, "expired");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

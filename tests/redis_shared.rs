@@ -7,7 +7,7 @@ mod common;
 use common::process::free_port;
 use common::{serve, test_config, Server, ADMIN};
 use futures_util::StreamExt;
-use quota_alert::engine::SystemClock;
+use quota_alert::engine::{Clock, ManualClock, SystemClock};
 use quota_alert::service::{FailurePolicy, QuotaService, Shared};
 use quota_alert::store::RedisShared;
 use reqwest::StatusCode;
@@ -57,6 +57,10 @@ async fn start_redis(port: u16) -> RedisServer {
 }
 
 async fn instance(port: u16) -> (QuotaService, Server) {
+    instance_with_clock(port, Arc::new(SystemClock)).await
+}
+
+async fn instance_with_clock(port: u16, clock: Arc<dyn Clock>) -> (QuotaService, Server) {
     let url = format!("redis://127.0.0.1:{port}/");
     let redis = RedisShared::connect(&url).await.expect("connect to redis");
     let shared = Shared {
@@ -64,7 +68,7 @@ async fn instance(port: u16) -> (QuotaService, Server) {
         instance: quota_alert::auth::generate_secret("i_"),
         policy: FailurePolicy::Open,
     };
-    let service = QuotaService::with_redis(test_config(&[]), Arc::new(SystemClock), shared)
+    let service = QuotaService::with_redis(test_config(&[]), clock, shared)
         .await
         .expect("service");
     let server = serve(service.clone()).await;
@@ -223,4 +227,165 @@ async fn redis_going_away_degrades_and_its_return_recovers() {
         .post("/api/quota/record", Some(&key), json!({"success": true}))
         .await;
     assert_eq!(status, StatusCode::OK, "reconnected on its own");
+}
+
+/// Signs in on `server`; the `qa_session=<id>` pair to send as `Cookie`.
+async fn sign_in(server: &Server, key: &str) -> String {
+    let res = server
+        .http
+        .post(server.url("/api/session"))
+        .json(&json!({ "api_key": key }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(res.status(), StatusCode::OK);
+    res.headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+async fn status_with_cookie(server: &Server, cookie: &str) -> StatusCode {
+    server
+        .http
+        .get(server.url("/api/quota/status"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+/// Waits (up to 3 s) until `server` answers the cookie with `expected`.
+async fn eventually_session(server: &Server, cookie: &str, expected: StatusCode) {
+    let mut last = StatusCode::OK;
+    for _ in 0..150 {
+        last = status_with_cookie(server, cookie).await;
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the session never answered {expected} on {}; last {last}",
+        server.base
+    );
+}
+
+#[tokio::test]
+async fn a_session_opened_on_one_instance_works_on_the_other_until_signed_out() {
+    let port = free_port();
+    let redis = start_redis(port).await;
+    let (_, a) = instance(port).await;
+    let (_, b) = instance(port).await;
+    let key = shared_workspace(&a, &b, "browser", serde_json::from_str(BIG).unwrap()).await;
+
+    let cookie = sign_in(&a, &key).await;
+    assert_eq!(status_with_cookie(&a, &cookie).await, StatusCode::OK);
+    eventually_session(&b, &cookie, StatusCode::OK).await;
+
+    let res = b
+        .http
+        .delete(b.url("/api/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status_with_cookie(&b, &cookie).await,
+        StatusCode::UNAUTHORIZED
+    );
+    eventually_session(&a, &cookie, StatusCode::UNAUTHORIZED).await;
+
+    // A third instance started now loads the live sessions from Redis (and
+    // not the signed-out one); revoking on it ends them on the others too.
+    let kept = sign_in(&b, &key).await;
+    let (_, c) = instance(port).await;
+    assert_eq!(status_with_cookie(&c, &kept).await, StatusCode::OK);
+    assert_eq!(
+        status_with_cookie(&c, &cookie).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = c
+        .post(
+            "/api/admin/workspaces/browser/revoke",
+            Some(ADMIN),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        status_with_cookie(&c, &kept).await,
+        StatusCode::UNAUTHORIZED
+    );
+    eventually_session(&a, &kept, StatusCode::UNAUTHORIZED).await;
+    eventually_session(&b, &kept, StatusCode::UNAUTHORIZED).await;
+    let (_, d) = instance(port).await;
+    assert_eq!(
+        status_with_cookie(&d, &kept).await,
+        StatusCode::UNAUTHORIZED,
+        "revoked sessions are gone from Redis too"
+    );
+    drop(redis);
+}
+
+#[tokio::test]
+async fn a_sign_in_while_redis_is_away_is_refused_not_half_kept() {
+    let port = free_port();
+    let redis = start_redis(port).await;
+    let (_, a) = instance(port).await;
+    let (status, body) = a
+        .post("/api/admin/workspaces", Some(ADMIN), json!({"id": "away"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["api_key"].as_str().unwrap().to_string();
+
+    drop(redis);
+    let res = a
+        .http
+        .post(a.url("/api/session"))
+        .json(&json!({ "api_key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("set-cookie").is_none(), "no cookie");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable");
+}
+
+#[tokio::test]
+async fn a_session_kept_alive_on_one_instance_stays_alive_on_the_other() {
+    const DAY_MS: u64 = 86_400_000;
+    let port = free_port();
+    let _redis = start_redis(port).await;
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let (_, a) = instance_with_clock(port, clock.clone()).await;
+    let (_, b) = instance_with_clock(port, clock.clone()).await;
+    let key = shared_workspace(&a, &b, "daily", serde_json::from_str(BIG).unwrap()).await;
+    let cookie = sign_in(&a, &key).await;
+    eventually_session(&b, &cookie, StatusCode::OK).await;
+
+    // Used on A two days later: its expiry moves from day 7 to day 9, in
+    // Redis and on B.
+    clock.advance_ms(2 * DAY_MS);
+    assert_eq!(status_with_cookie(&a, &cookie).await, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Day 8, past the first expiry. C starts now and loads from Redis before
+    // anyone uses the session again (a use would refresh it once more).
+    clock.advance_ms(6 * DAY_MS);
+    let (_, c) = instance_with_clock(port, clock.clone()).await;
+    assert_eq!(
+        status_with_cookie(&b, &cookie).await,
+        StatusCode::OK,
+        "B learned the later expiry from A's event"
+    );
+    assert_eq!(
+        status_with_cookie(&c, &cookie).await,
+        StatusCode::OK,
+        "Redis holds the later expiry (an extension from elsewhere never revives)"
+    );
 }

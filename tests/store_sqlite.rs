@@ -3,8 +3,8 @@
 
 use quota_alert::model::Limits;
 use quota_alert::store::{
-    path_from_url, PruneStats, SqliteStore, StoreError, StoredAudit, StoredTransition,
-    StoredWorkspace, UsageRow, DEFAULT_DATABASE_URL,
+    path_from_url, PruneStats, SqliteStore, StoreError, StoredAudit, StoredSession,
+    StoredTransition, StoredWorkspace, UsageRow, DEFAULT_DATABASE_URL,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -365,6 +365,7 @@ async fn prune_deletes_exactly_the_old_rows() {
             usage_rows: 2, // T0 and T0+day-1000 (T0+day-1 shares its second)
             transitions: 2,
             audit_entries: 2,
+            sessions: 0,
         }
     );
     let seconds: Vec<u64> = store
@@ -396,6 +397,79 @@ async fn prune_deletes_exactly_the_old_rows() {
         store.prune(now, day, history_horizon).await.unwrap(),
         PruneStats::default()
     );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sessions_round_trip_and_end_by_digest_key_change_or_expiry() {
+    let tmp = TempDir::new("sessions");
+    let path = tmp.path("quota.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .save_workspace("acme", [1; 32], limits(5), T0)
+        .await
+        .unwrap();
+    let day = 86_400_000;
+    let (mine, other, admin, old) = ([10; 32], [11; 32], [12; 32], [13; 32]);
+    store
+        .save_session(mine, Some("acme"), T0 + 7 * day)
+        .await
+        .unwrap();
+    store
+        .save_session(other, Some("acme"), T0 + 7 * day)
+        .await
+        .unwrap();
+    store.save_session(admin, None, T0 + 7 * day).await.unwrap();
+    store
+        .save_session(old, Some("beta"), T0 + day)
+        .await
+        .unwrap();
+
+    // Extending moves forward only, and never brings a deleted one back.
+    assert!(store.extend_session(mine, T0 + 8 * day).await.unwrap());
+    assert!(!store.extend_session(mine, T0 + 2 * day).await.unwrap());
+    assert!(store.delete_session(other).await.unwrap());
+    assert!(!store.delete_session(other).await.unwrap());
+    assert!(!store.extend_session(other, T0 + 9 * day).await.unwrap());
+
+    // Reopened: what is there is what was acknowledged; expired ones are not loaded.
+    store.close().await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let mut loaded = store.load_sessions(T0 + day).await.unwrap();
+    loaded.sort_by_key(|s| s.digest);
+    assert_eq!(
+        loaded,
+        vec![
+            StoredSession {
+                digest: mine,
+                workspace_id: Some("acme".into()),
+                expires_at_ms: T0 + 8 * day,
+            },
+            StoredSession {
+                digest: admin,
+                workspace_id: None,
+                expires_at_ms: T0 + 7 * day,
+            },
+        ]
+    );
+
+    // A key change ends the workspace's sessions in the same write.
+    store.update_workspace_key("acme", [2; 32]).await.unwrap();
+    let mut left: Vec<[u8; 32]> = store
+        .load_sessions(T0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.digest)
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, vec![admin, old]);
+
+    // Pruning deletes the expired ones.
+    let stats = store.prune(T0 + day, day, 30 * day).await.unwrap();
+    assert_eq!(stats.sessions, 1);
+    assert_eq!(store.load_sessions(0).await.unwrap().len(), 1);
     store.close().await.unwrap();
 }
 

@@ -4,7 +4,7 @@ import { TestServer, isNetworkNoise } from './server';
 
 // This test owns its server (own port, database and admin key) so it can kill
 // it without disturbing the shared one.
-test('a server restart shows "reconnecting", then recovers with the current status', async ({ browser }) => {
+test('a server restart shows "reconnecting", then recovers with the current status, still signed in', async ({ browser }) => {
   test.setTimeout(90_000);
   const server = await TestServer.start();
   const context = await browser.newContext({ baseURL: server.url });
@@ -30,19 +30,11 @@ test('a server restart shows "reconnecting", then recovers with the current stat
     await server.start();
     await record(context.request, key, SUCCESS, 4);
 
-    // Sessions are kept in server memory (src/session.rs), so a restart ends
-    // them: the page says so, and signing in again (in any tab of this browser)
-    // lets it pick up the new session by itself. With persisted sessions the
-    // old cookie still works and this step is skipped.
+    // Sessions are stored with the rest of the state (src/service/sessions.rs),
+    // so the cookie from before the restart still works: the page recovers
+    // without signing in again.
     const probe = await context.request.get('/api/quota/status');
-    if (probe.status() === 401) {
-      test.info().annotations.push({ type: 'note', description: 'session did not survive the restart; signed in again' });
-      await expect(page.getByTestId('session-ended')).toBeVisible({ timeout: 15_000 });
-      const signIn = await context.request.post('/api/session', { data: { api_key: key } });
-      expect(signIn.status()).toBe(200);
-    } else {
-      expect(probe.status()).toBe(200);
-    }
+    expect(probe.status()).toBe(200);
 
     await expect(connection).toHaveAttribute('data-state', 'connected', { timeout: 20_000 });
     await expect(page.getByTestId('quota-banner')).toHaveAttribute('data-status', 'WARNING');
@@ -51,8 +43,8 @@ test('a server restart shows "reconnecting", then recovers with the current stat
     await expect(page.locator('[data-testid="toast"][data-status="WARNING"]')).toHaveCount(1);
     await expect(page.getByTestId('session-ended')).toHaveCount(0);
 
-    // Chromium itself logs the refused connections while the server is away
-    // (and the refused stale-session handshake); nothing else may appear.
+    // Chromium itself logs the refused connections while the server is away;
+    // nothing else may appear.
     expect(errors.filter((e) => !isNetworkNoise(e))).toEqual([]);
   } finally {
     await context.close();

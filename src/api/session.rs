@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::openapi::text;
 use crate::model::ApiError as ErrorBody;
-use crate::service::{Caller, QuotaService};
+use crate::service::{Caller, OpenedSession, QuotaService};
 use crate::session::{clear_cookie, session_cookie, session_id_from_headers};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -34,9 +34,11 @@ pub struct SignedIn {
 /// Sign a browser in.
 ///
 /// Sets an HttpOnly `qa_session` cookie that REST, the WebSocket and server
-/// functions accept instead of the bearer key. JSON callers get `SignedIn`;
-/// the sign-in form (`application/x-www-form-urlencoded`) is redirected to its
-/// landing page, or back to `/signin?error=invalid_key`.
+/// functions accept instead of the bearer key. The session is stored (as the
+/// digest of its id) before the answer, so it survives a restart and works on
+/// every instance. JSON callers get `SignedIn`; the sign-in form
+/// (`application/x-www-form-urlencoded`) is redirected to its landing page, or
+/// back to `/signin?error=invalid_key` (or `?error=store_unavailable`).
 #[utoipa::path(
     post,
     path = "/api/session",
@@ -51,7 +53,7 @@ pub struct SignedIn {
     responses(
         (status = 200, description = "Signed in (JSON).", body = SignedIn,
             headers(("set-cookie" = String, description = "`qa_session=<id>; Path=/; HttpOnly; SameSite=Lax; Max-Age=…` (plus `Secure` over TLS)."))),
-        (status = 303, description = "Form sign-in: to `/` (workspace), `/dashboard` (admin), or back to `/signin?error=invalid_key`.",
+        (status = 303, description = "Form sign-in: to `/` (workspace), `/dashboard` (admin), or back to `/signin?error=invalid_key` (or `?error=store_unavailable`).",
             headers(
                 ("location" = String, description = "Where to go next."),
                 ("set-cookie" = String, description = "`qa_session=<id>; Path=/; HttpOnly; SameSite=Lax; Max-Age=…` (plus `Secure` over TLS)."),
@@ -63,6 +65,7 @@ pub struct SignedIn {
         (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
         (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = "`store_unavailable`: the session could not be stored, so no cookie was set (JSON sign-in); retry.", body = ErrorBody),
     ),
 )]
 pub async fn sign_in(
@@ -85,18 +88,26 @@ pub async fn sign_in(
         (body.api_key, false)
     };
     let key = key.trim();
-    let Some(caller) = (!key.is_empty())
-        .then(|| service.authenticate(key))
-        .flatten()
-    else {
-        if from_form {
+    let opened = if key.is_empty() {
+        Ok(None)
+    } else {
+        service.open_session(key).await
+    };
+    let OpenedSession { id, caller } = match opened {
+        Ok(Some(opened)) => opened,
+        Ok(None) if from_form => {
             // Back to the form, which shows the error.
             return Ok(Redirect::to("/signin?error=invalid_key").into_response());
         }
-        return Err(ApiError::unauthorized("The key is not valid."));
+        Ok(None) => return Err(ApiError::unauthorized("The key is not valid.")),
+        // No cookie for a session the store did not keep: it would not
+        // survive a restart, nor reach the other instances.
+        Err(_) if from_form => {
+            return Ok(Redirect::to("/signin?error=store_unavailable").into_response());
+        }
+        Err(e) => return Err(e.into()),
     };
-    let session = service.sessions().open(caller.clone());
-    let cookie = session_cookie(&session, service.config().cookie_secure);
+    let cookie = session_cookie(&id, service.config().cookie_secure);
     let (workspace_id, landing) = match &caller {
         Caller::Admin => (None, "/dashboard"),
         Caller::Workspace(id) => (Some(id.clone()), "/"),
@@ -119,8 +130,9 @@ pub async fn sign_in(
 
 /// Sign a browser out.
 ///
-/// Ends the session named by the cookie, if any, and clears the cookie.
-/// Always succeeds.
+/// Ends the session named by the cookie, if any (on every instance, and for
+/// good: it is deleted from the store), and clears the cookie. Without a
+/// cookie there is nothing to end and it succeeds all the same.
 #[utoipa::path(
     delete,
     path = "/api/session",
@@ -130,16 +142,22 @@ pub async fn sign_in(
             headers(("set-cookie" = String, description = "Clears `qa_session`."))),
         (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = "`store_unavailable`: the session could not be deleted from the store. It no longer works on this instance; the cookie is kept so that signing out can be retried.", body = ErrorBody),
     ),
     security((), ("session_cookie" = [])),
 )]
-pub async fn sign_out(State(service): State<QuotaService>, headers: HeaderMap) -> Response {
+pub async fn sign_out(
+    State(service): State<QuotaService>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(id) = session_id_from_headers(&headers) {
-        service.sessions().close(&id);
+        // On a store failure the cookie is kept, so that signing out again
+        // can still name the session to delete.
+        service.close_session(&id).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(value) = clear_cookie().parse() {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
-    response
+    Ok(response)
 }

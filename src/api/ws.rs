@@ -137,7 +137,7 @@ impl Credential {
     fn still_valid(&self, service: &QuotaService) -> bool {
         match self {
             Credential::Key(key) => service.authenticate(key).is_some(),
-            Credential::Session(id) => service.sessions().caller(id).is_some(),
+            Credential::Session(id) => service.session_caller(id).is_some(),
         }
     }
 }

@@ -6,11 +6,13 @@
 mod bus;
 mod persist;
 mod registry;
+mod sessions;
 mod shared;
 
 pub use bus::Bus;
 pub use persist::USAGE_HORIZON_MS;
 pub use registry::{Registry, RegistryError};
+pub use sessions::OpenedSession;
 pub use shared::{FailurePolicy, Shared};
 
 use crate::alerts::Alerts;
@@ -168,9 +170,7 @@ impl QuotaService {
         }
         match session_id_from_headers(headers) {
             Some(id) => self
-                .inner
-                .sessions
-                .caller(&id)
+                .session_caller(&id)
                 .map(Some)
                 .ok_or(AuthError::SessionExpired),
             None => Ok(None),
@@ -226,6 +226,8 @@ impl QuotaService {
         Ok(())
     }
 
+    /// Stores the key change; the workspace's stored sessions are deleted
+    /// with it (in the same SQLite transaction; right after, under Redis).
     async fn persist_key(&self, id: &str, digest: Option<[u8; 32]>) -> Result<(), ServiceError> {
         self.shared_key_change(id, digest).await?;
         if let Some(store) = self.store() {
@@ -239,6 +241,8 @@ impl QuotaService {
     }
 
     /// Forgets keys and sessions of a workspace and tells its WebSockets.
+    /// Keys go first: `open_session` relies on it to never keep a session
+    /// opened with a key revoked meanwhile.
     pub(super) fn revoke_locally(&self, id: &str) {
         self.inner.registry.revoke_workspace(id);
         self.inner.sessions.close_workspace(id);
@@ -283,10 +287,6 @@ impl QuotaService {
 
     pub fn alert_stats(&self) -> Option<Arc<crate::alerts::AlertStats>> {
         self.inner.alerts.get().map(|a| a.stats.clone())
-    }
-
-    pub fn sessions(&self) -> &SessionStore {
-        &self.inner.sessions
     }
 
     /// Creates a workspace and returns its (only ever shown once) key. With a

@@ -10,6 +10,7 @@ use super::{QuotaService, ServiceError};
 use crate::engine::{DurableUpstreamState, Effect, Transition};
 use crate::model::{LimitOverrides, QuotaStatus};
 use crate::store::{SqliteStore, StoreError};
+use std::collections::HashSet;
 
 /// Usage older than the day window is never needed again; a minute of margin
 /// keeps the oldest day bucket whole.
@@ -137,7 +138,7 @@ impl QuotaService {
             })
     }
 
-    fn store_failed(&self, error: &StoreError) {
+    pub(super) fn store_failed(&self, error: &StoreError) {
         tracing::error!(%error, "usage store write failed");
         for t in self.engine().set_store_healthy(false) {
             self.publish_transition(&t);
@@ -162,8 +163,17 @@ impl QuotaService {
     }
 
     pub(super) async fn prune(&self) {
-        let Some(store) = self.store() else { return };
         let now = self.engine().now_ms();
+        self.sweep_sessions(now);
+        if let Some(shared) = self.shared() {
+            // Every instance prunes; deleting what another already deleted
+            // costs nothing.
+            match shared.redis.prune_sessions(now).await {
+                Ok(sessions) => tracing::debug!(sessions, "pruned expired sessions"),
+                Err(e) => self.shared_failed(&e),
+            }
+        }
+        let Some(store) = self.store() else { return };
         let history_ms = self.config().history_horizon_ms;
         match store.prune(now, USAGE_HORIZON_MS, history_ms).await {
             Ok(stats) => tracing::debug!(?stats, "pruned old data"),
@@ -171,8 +181,9 @@ impl QuotaService {
         }
     }
 
-    /// Rebuilds workspaces, keys, windows, upstream blocks and history from the
-    /// store, then settles every status silently ("as before", not a change).
+    /// Rebuilds workspaces, keys, windows, upstream blocks, history and browser
+    /// sessions from the store, then settles every status silently ("as
+    /// before", not a change).
     pub(super) async fn restore(&self, store: &SqliteStore) -> Result<usize, StoreError> {
         let engine = self.engine();
         let now = engine.now_ms();
@@ -223,6 +234,21 @@ impl QuotaService {
                 .collect();
             let _ = engine.restore_history(&w.id, history);
             let _ = engine.settle(&w.id);
+        }
+
+        let keyed: HashSet<&str> = workspaces
+            .iter()
+            .filter(|w| w.key_digest != [0; 32])
+            .map(|w| w.id.as_str())
+            .collect();
+        for session in store.load_sessions(now).await? {
+            self.restore_session(
+                session.digest,
+                session.workspace_id,
+                session.expires_at_ms,
+                now,
+                &keyed,
+            );
         }
         Ok(workspaces.len())
     }

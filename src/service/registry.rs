@@ -49,6 +49,13 @@ impl Registry {
         self.workspace_keys.insert(digest, workspace_id.to_string());
     }
 
+    /// Whether `digest` is a current key of `workspace_id`.
+    pub fn holds(&self, digest: &[u8; 32], workspace_id: &str) -> bool {
+        self.workspace_keys
+            .get(digest)
+            .is_some_and(|id| id.as_str() == workspace_id)
+    }
+
     /// Forgets every key of a workspace.
     pub fn revoke_workspace(&self, workspace_id: &str) {
         self.workspace_keys.retain(|_, id| id != workspace_id);

@@ -6,15 +6,23 @@
 //! every workspace is DEGRADED, and admission either falls back to this
 //! instance's own counts (`open`, the default: traffic keeps flowing, limits
 //! are enforced per instance) or refuses with 503 (`closed`: never risk going
-//! over). Records are counted locally and answered 503 (not acknowledged).
+//! over). Records are counted locally and answered 503 (not acknowledged),
+//! and so are sign-ins (no cookie without a stored session).
+//!
+//! Browser sessions are shared too (`service::sessions`): stored in Redis,
+//! loaded at start, and opened, extended and closed on every instance through
+//! the same events; a key change (`key_changed`) ends a workspace's sessions
+//! everywhere, as it does its keys.
 
-use super::{QuotaService, ServiceError};
+use super::{Caller, QuotaService, ServiceError};
+use crate::auth::key_digest;
 use crate::engine::{Admission, CallOutcome, Effect};
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaStatus};
 use crate::store::redis::{RedisShared, SharedWorkspace, EVENTS_CHANNEL};
 use crate::store::StoreError;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,9 +42,22 @@ pub struct Shared {
 #[derive(Debug, Serialize, Deserialize)]
 struct SharedEvent {
     origin: String,
+    /// Empty for session events: they are about a browser, not one
+    /// workspace's quota (their owner is in the event).
+    #[serde(default)]
     workspace_id: String,
     #[serde(flatten)]
     kind: EventKind,
+}
+
+/// Who a shared session acts for. A workspace session names the digest of
+/// the key it was opened with, so an instance that has already applied a
+/// later key change refuses it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "caller", rename_all = "snake_case")]
+pub(super) enum SessionOwner {
+    Admin,
+    Workspace { id: String, key_digest: String },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +79,19 @@ enum EventKind {
         outcome: CallOutcome,
     },
     Reset,
+    /// Digests (hex) only: the session id never leaves the browser and us.
+    SessionOpened {
+        session_digest: String,
+        expires_at_ms: u64,
+        owner: SessionOwner,
+    },
+    SessionExtended {
+        session_digest: String,
+        expires_at_ms: u64,
+    },
+    SessionClosed {
+        session_digest: String,
+    },
 }
 
 impl QuotaService {
@@ -245,16 +279,61 @@ impl QuotaService {
         Ok(())
     }
 
-    fn broadcast(&self, id: &str, kind: EventKind) {
-        let Some(shared) = self.shared().cloned() else {
+    /// Tells the other instances about a session opened here. Awaited, like
+    /// [`shared_session_closed`](Self::shared_session_closed): a spawned
+    /// publish could overtake the other, and an instance that saw "closed"
+    /// before "opened" would keep a signed-out session.
+    pub(super) async fn shared_session_opened(
+        &self,
+        digest: [u8; 32],
+        caller: &Caller,
+        key: &str,
+        expires_at_ms: u64,
+    ) {
+        if self.shared().is_none() {
             return;
+        }
+        let owner = match caller {
+            Caller::Admin => SessionOwner::Admin,
+            Caller::Workspace(id) => SessionOwner::Workspace {
+                id: id.clone(),
+                key_digest: hex::encode(key_digest(key)),
+            },
         };
-        let event = SharedEvent {
-            origin: shared.instance.clone(),
-            workspace_id: id.to_string(),
-            kind,
-        };
-        let Ok(payload) = serde_json::to_string(&event) else {
+        self.broadcast_now(
+            "",
+            EventKind::SessionOpened {
+                session_digest: hex::encode(digest),
+                expires_at_ms,
+                owner,
+            },
+        )
+        .await;
+    }
+
+    pub(super) fn shared_session_extended(&self, digest: [u8; 32], expires_at_ms: u64) {
+        self.broadcast(
+            "",
+            EventKind::SessionExtended {
+                session_digest: hex::encode(digest),
+                expires_at_ms,
+            },
+        );
+    }
+
+    pub(super) async fn shared_session_closed(&self, digest: [u8; 32]) {
+        self.broadcast_now(
+            "",
+            EventKind::SessionClosed {
+                session_digest: hex::encode(digest),
+            },
+        )
+        .await;
+    }
+
+    /// Publishes in the background (the caller does not wait for Redis).
+    fn broadcast(&self, id: &str, kind: EventKind) {
+        let Some((shared, payload)) = self.event_payload(id, kind) else {
             return;
         };
         let service = self.clone();
@@ -263,6 +342,30 @@ impl QuotaService {
                 service.shared_failed(&e);
             }
         });
+    }
+
+    /// Publishes before returning, so that two events of one caller reach
+    /// the channel in order. A failure is handled as in
+    /// [`broadcast`](Self::broadcast): the store is marked unhealthy, the
+    /// change itself stands (it is in Redis; the others load it at start).
+    async fn broadcast_now(&self, id: &str, kind: EventKind) {
+        let Some((shared, payload)) = self.event_payload(id, kind) else {
+            return;
+        };
+        if let Err(e) = shared.redis.publish(&payload).await {
+            self.shared_failed(&e);
+        }
+    }
+
+    fn event_payload(&self, id: &str, kind: EventKind) -> Option<(Shared, String)> {
+        let shared = self.shared().cloned()?;
+        let event = SharedEvent {
+            origin: shared.instance.clone(),
+            workspace_id: id.to_string(),
+            kind,
+        };
+        let payload = serde_json::to_string(&event).ok()?;
+        Some((shared, payload))
     }
 
     pub(super) fn shared_failed(&self, error: &StoreError) {
@@ -287,6 +390,24 @@ impl QuotaService {
                     .restore_usage(&w.id, minute * 60_000, requests, tokens);
             }
             let _ = self.engine().settle(&w.id);
+        }
+        let revoked = "00".repeat(32);
+        let keyed: HashSet<&str> = workspaces
+            .iter()
+            .filter(|w| w.key_digest != revoked)
+            .map(|w| w.id.as_str())
+            .collect();
+        let now = self.engine().now_ms();
+        for (digest_hex, session) in shared.redis.load_sessions(now).await? {
+            if let Some(digest) = decode_digest(&digest_hex) {
+                self.restore_session(
+                    digest,
+                    session.workspace_id,
+                    session.expires_at_ms,
+                    now,
+                    &keyed,
+                );
+            }
         }
         let weak = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
@@ -330,14 +451,23 @@ impl QuotaService {
             return Ok(());
         };
         let digest_hex = digest.map(hex::encode);
+        let failed = |e: StoreError| {
+            self.shared_failed(&e);
+            ServiceError::Store(e)
+        };
         shared
             .redis
             .set_workspace_key(id, digest_hex.clone())
             .await
-            .map_err(|e| {
-                self.shared_failed(&e);
-                ServiceError::Store(e)
-            })?;
+            .map_err(failed)?;
+        // After the key: a sign-in racing with this change either wrote its
+        // session before this delete, or reads the new key and removes its own
+        // (see `store_session`).
+        shared
+            .redis
+            .delete_workspace_sessions(id)
+            .await
+            .map_err(failed)?;
         self.broadcast(
             id,
             EventKind::KeyChanged {
@@ -380,6 +510,31 @@ impl QuotaService {
                 self.apply_key_change(id, key_digest.as_deref());
                 return;
             }
+            EventKind::SessionOpened {
+                session_digest,
+                expires_at_ms,
+                owner,
+            } => {
+                if let Some(digest) = decode_digest(&session_digest) {
+                    self.apply_session_opened(digest, owner, expires_at_ms);
+                }
+                return;
+            }
+            EventKind::SessionExtended {
+                session_digest,
+                expires_at_ms,
+            } => {
+                if let Some(digest) = decode_digest(&session_digest) {
+                    self.apply_session_extended(digest, expires_at_ms);
+                }
+                return;
+            }
+            EventKind::SessionClosed { session_digest } => {
+                if let Some(digest) = decode_digest(&session_digest) {
+                    self.apply_session_closed(digest);
+                }
+                return;
+            }
             EventKind::Admitted => self.engine().count_admitted(id),
             EventKind::Completed { outcome } => self.engine().complete(id, &outcome),
             EventKind::Recorded { outcome } => self.engine().record(id, &outcome),
@@ -390,4 +545,11 @@ impl QuotaService {
             self.publish_quiet(id);
         }
     }
+}
+
+/// A 32-byte digest from its hex form; `None` for anything else.
+fn decode_digest(digest_hex: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(digest_hex, &mut digest).ok()?;
+    Some(digest)
 }

@@ -61,6 +61,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         state        TEXT NOT NULL
     ) STRICT;
     "#,
+    // 2: browser sessions, so that signing in survives a restart. Only the
+    // digest of the cookie's random id is kept (like key digests), never the
+    // id itself. NULL workspace_id is the admin: "admin" is a valid workspace
+    // id, so it cannot stand for the admin here.
+    r#"
+    CREATE TABLE sessions (
+        digest        BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        workspace_id  TEXT,
+        expires_at_ms INTEGER NOT NULL CHECK (expires_at_ms >= 0)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX sessions_by_workspace ON sessions (workspace_id);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at_ms);
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the problem as text for the caller to

@@ -1,6 +1,7 @@
 //! Persistent state: workspaces and their key digests, limits, per-second usage,
-//! status transitions (the alert history), upstream state and the admin audit
-//! trail, in one SQLite file (see [`SqliteStore`]).
+//! status transitions (the alert history), upstream state, the admin audit
+//! trail and browser sessions (digests only), in one SQLite file (see
+//! [`SqliteStore`]).
 //!
 //! The database is named by `QUOTA_DATABASE_URL` ([`DATABASE_URL_ENV`]),
 //! default [`DEFAULT_DATABASE_URL`]; [`path_from_url`] turns it into a path.
@@ -84,6 +85,15 @@ pub struct StoredTransition {
     pub reason: String,
 }
 
+/// A browser session as stored: the digest of its id (the cookie value itself
+/// is never stored), who it acts for (`None`: the admin) and when it ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    pub digest: [u8; 32],
+    pub workspace_id: Option<String>,
+    pub expires_at_ms: u64,
+}
+
 /// One entry of the admin audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAudit {
@@ -99,6 +109,7 @@ pub struct PruneStats {
     pub usage_rows: u64,
     pub transitions: u64,
     pub audit_entries: u64,
+    pub sessions: u64,
 }
 
 /// The file a database URL names. Accepted forms:

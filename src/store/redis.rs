@@ -9,6 +9,12 @@
 //! - `qa:{ws}:min` / `qa:{ws}:minidx`: per-minute buckets for the day window
 //! - `qa:{ws}:tot`: running totals `mr mt dr dt` (minute/day requests/tokens)
 //! - `qa:workspaces`: id → JSON (key digest, limits)
+//! - `qa:sessions`: hex digest of a browser session id → JSON (workspace or
+//!   null for the admin, expiry). One hash for every session, so signing out
+//!   needs only the cookie's digest; each session script touches only this key.
+//!   Ending a workspace's sessions and pruning expired ones walk the whole
+//!   hash inside Redis (a few µs per session): fine for browser sessions,
+//!   which number in the thousands, not the millions.
 
 use super::StoreError;
 use crate::model::Limits;
@@ -20,6 +26,47 @@ use std::time::Duration;
 
 pub const EVENTS_CHANNEL: &str = "qa:events";
 const WORKSPACES_KEY: &str = "qa:workspaces";
+const SESSIONS_KEY: &str = "qa:sessions";
+
+/// Moves a session's expiry forward only if the session still exists (it may
+/// have been signed out or revoked on another instance meanwhile) and only
+/// forward. Returns 1 if it changed.
+const EXTEND_SESSION_SCRIPT: &str = r#"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+local ok, session = pcall(cjson.decode, current)
+if ok and type(session) == 'table' and tonumber(session.expires_at_ms)
+   and tonumber(session.expires_at_ms) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
+/// Deletes sessions matching a rule: `workspace` (ARGV[2]: its id) or
+/// `expired` (ARGV[2]: now, Unix ms). Unreadable entries are deleted too.
+/// Returns how many went.
+const DELETE_SESSIONS_SCRIPT: &str = r#"
+local rule, arg = ARGV[1], ARGV[2]
+local entries = redis.call('HGETALL', KEYS[1])
+local deleted = 0
+for i = 1, #entries, 2 do
+  local ok, session = pcall(cjson.decode, entries[i + 1])
+  local doomed = not ok or type(session) ~= 'table'
+  if not doomed then
+    if rule == 'workspace' then
+      doomed = session.workspace_id == arg
+    else
+      doomed = (tonumber(session.expires_at_ms) or 0) <= tonumber(arg)
+    end
+  end
+  if doomed then
+    redis.call('HDEL', KEYS[1], entries[i])
+    deleted = deleted + 1
+  end
+end
+return deleted
+"#;
 
 /// Evicts expired buckets, optionally checks room for one request, adds usage.
 /// Returns {admitted (0/1), mr, mt, dr, dt}.
@@ -95,11 +142,21 @@ pub struct SharedWorkspace {
     pub limits: Limits,
 }
 
+/// A browser session as Redis holds it (keyed by the hex digest of its id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedSession {
+    /// `None`: the admin.
+    pub workspace_id: Option<String>,
+    pub expires_at_ms: u64,
+}
+
 #[derive(Clone)]
 pub struct RedisShared {
     client: redis::Client,
     connection: ConnectionManager,
     add_script: Script,
+    extend_session_script: Script,
+    delete_sessions_script: Script,
     url: String,
 }
 
@@ -129,6 +186,8 @@ impl RedisShared {
             client,
             connection,
             add_script: Script::new(ADD_SCRIPT),
+            extend_session_script: Script::new(EXTEND_SESSION_SCRIPT),
+            delete_sessions_script: Script::new(DELETE_SESSIONS_SCRIPT),
             url: redact(url),
         };
         shared.ping().await?;
@@ -266,6 +325,109 @@ impl RedisShared {
         Ok(raw
             .into_iter()
             .filter_map(|(_, json)| serde_json::from_str(&json).ok())
+            .collect())
+    }
+
+    /// The workspace's current key digest (hex; all zeroes once revoked),
+    /// `None` for an unknown workspace.
+    pub async fn workspace_key_digest(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let mut con = self.connection.clone();
+        let raw: Option<String> = con
+            .hget(WORKSPACES_KEY, id)
+            .await
+            .map_err(|e| self.failed("read key", e))?;
+        Ok(raw
+            .and_then(|r| serde_json::from_str::<SharedWorkspace>(&r).ok())
+            .map(|w| w.key_digest))
+    }
+
+    // ---- browser sessions -------------------------------------------------
+
+    pub async fn save_session(
+        &self,
+        digest_hex: &str,
+        session: &SharedSession,
+    ) -> Result<(), StoreError> {
+        let mut con = self.connection.clone();
+        let json = serde_json::to_string(session).unwrap_or_default();
+        con.hset::<_, _, _, ()>(SESSIONS_KEY, digest_hex, json)
+            .await
+            .map_err(|e| self.failed("save session", e))
+    }
+
+    /// Moves a stored session's expiry forward; `false` if it is gone.
+    pub async fn extend_session(
+        &self,
+        digest_hex: &str,
+        session: &SharedSession,
+    ) -> Result<bool, StoreError> {
+        let mut con = self.connection.clone();
+        let json = serde_json::to_string(session).unwrap_or_default();
+        let changed: i64 = self
+            .extend_session_script
+            .key(SESSIONS_KEY)
+            .arg(digest_hex)
+            .arg(json)
+            .arg(session.expires_at_ms)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.failed("extend session", e))?;
+        Ok(changed == 1)
+    }
+
+    pub async fn delete_session(&self, digest_hex: &str) -> Result<(), StoreError> {
+        let mut con = self.connection.clone();
+        con.hdel::<_, _, ()>(SESSIONS_KEY, digest_hex)
+            .await
+            .map_err(|e| self.failed("delete session", e))
+    }
+
+    /// Ends every session of a workspace (its keys were rotated or revoked).
+    pub async fn delete_workspace_sessions(&self, id: &str) -> Result<u64, StoreError> {
+        self.delete_sessions("workspace", id.to_string(), "delete workspace sessions")
+            .await
+    }
+
+    /// Deletes sessions expired at `now_ms`.
+    pub async fn prune_sessions(&self, now_ms: u64) -> Result<u64, StoreError> {
+        self.delete_sessions("expired", now_ms.to_string(), "prune sessions")
+            .await
+    }
+
+    async fn delete_sessions(
+        &self,
+        rule: &str,
+        arg: String,
+        op: &'static str,
+    ) -> Result<u64, StoreError> {
+        let mut con = self.connection.clone();
+        let deleted: i64 = self
+            .delete_sessions_script
+            .key(SESSIONS_KEY)
+            .arg(rule)
+            .arg(arg)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.failed(op, e))?;
+        Ok(deleted.max(0) as u64)
+    }
+
+    /// Every readable session not expired at `now_ms`: (hex digest, session).
+    pub async fn load_sessions(
+        &self,
+        now_ms: u64,
+    ) -> Result<Vec<(String, SharedSession)>, StoreError> {
+        let mut con = self.connection.clone();
+        let raw: Vec<(String, String)> = con
+            .hgetall(SESSIONS_KEY)
+            .await
+            .map_err(|e| self.failed("load sessions", e))?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(digest, json)| {
+                let session: SharedSession = serde_json::from_str(&json).ok()?;
+                (session.expires_at_ms > now_ms).then_some((digest, session))
+            })
             .collect())
     }
 

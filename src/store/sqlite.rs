@@ -42,7 +42,9 @@
 //! and a read started after that sees it.
 
 use super::migrations;
-use super::{PruneStats, StoreError, StoredAudit, StoredTransition, StoredWorkspace, UsageRow};
+use super::{
+    PruneStats, StoreError, StoredAudit, StoredSession, StoredTransition, StoredWorkspace, UsageRow,
+};
 use crate::model::Limits;
 use rusqlite::{params, Connection, OpenFlags, Row};
 use std::path::{Path, PathBuf};
@@ -191,7 +193,9 @@ impl SqliteStore {
         .await
     }
 
-    /// Replaces the workspace's key digest. `false` if there is no such workspace.
+    /// Replaces the workspace's key digest and, in the same transaction, ends
+    /// its browser sessions (they were opened with a key that no longer
+    /// works). `false` if there is no such workspace.
     pub async fn update_workspace_key(
         &self,
         id: &str,
@@ -202,6 +206,8 @@ impl SqliteStore {
             let changed = c
                 .prepare_cached("UPDATE workspaces SET key_digest = ?2 WHERE id = ?1")?
                 .execute(params![id, &key_digest[..]])?;
+            c.prepare_cached("DELETE FROM sessions WHERE workspace_id = ?1")?
+                .execute([&id])?;
             Ok(changed > 0)
         })
         .await
@@ -223,9 +229,9 @@ impl SqliteStore {
         .await
     }
 
-    /// Deletes the workspace with its usage, alert history and upstream state
-    /// (a workspace later created with the same id starts clean). The audit
-    /// trail is kept. `false` if there was no such workspace.
+    /// Deletes the workspace with its usage, alert history, upstream state and
+    /// sessions (a workspace later created with the same id starts clean). The
+    /// audit trail is kept. `false` if there was no such workspace.
     pub async fn delete_workspace(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.write("delete workspace", move |c| {
@@ -233,6 +239,7 @@ impl SqliteStore {
                 "DELETE FROM usage WHERE workspace_id = ?1",
                 "DELETE FROM transitions WHERE workspace_id = ?1",
                 "DELETE FROM upstream_state WHERE workspace_id = ?1",
+                "DELETE FROM sessions WHERE workspace_id = ?1",
             ] {
                 c.prepare_cached(sql)?.execute([&id])?;
             }
@@ -463,11 +470,91 @@ impl SqliteStore {
         .await
     }
 
+    // ---- browser sessions -------------------------------------------------
+
+    /// Stores a session just opened. `workspace_id` `None` is the admin.
+    pub async fn save_session(
+        &self,
+        digest: [u8; 32],
+        workspace_id: Option<&str>,
+        expires_at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let workspace_id = workspace_id.map(str::to_string);
+        self.write("save session", move |c| {
+            c.prepare_cached(
+                "INSERT INTO sessions (digest, workspace_id, expires_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (digest) DO UPDATE SET
+                    workspace_id = excluded.workspace_id,
+                    expires_at_ms = excluded.expires_at_ms",
+            )?
+            .execute(params![&digest[..], workspace_id, sat(expires_at_ms)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Moves a stored session's expiry forward. A session that is gone (signed
+    /// out, revoked, pruned) stays gone: `false` then.
+    pub async fn extend_session(
+        &self,
+        digest: [u8; 32],
+        expires_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.write("extend session", move |c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE sessions SET expires_at_ms = ?2
+                     WHERE digest = ?1 AND expires_at_ms < ?2",
+                )?
+                .execute(params![&digest[..], sat(expires_at_ms)])?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    /// Ends a session. `false` if it was not stored.
+    pub async fn delete_session(&self, digest: [u8; 32]) -> Result<bool, StoreError> {
+        self.write("delete session", move |c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM sessions WHERE digest = ?1")?
+                .execute([&digest[..]])?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    /// Every session that has not expired at `now_ms`.
+    pub async fn load_sessions(&self, now_ms: u64) -> Result<Vec<StoredSession>, StoreError> {
+        let now = sat(now_ms);
+        self.read("load sessions", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT digest, workspace_id, expires_at_ms FROM sessions
+                 WHERE expires_at_ms > ?1",
+            )?;
+            let rows = stmt.query_map([now], |row| {
+                let digest: Vec<u8> = row.get(0)?;
+                let digest = <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| {
+                    bad_value(
+                        0,
+                        format!("session digest of {} bytes, not 32", digest.len()),
+                    )
+                })?;
+                Ok(StoredSession {
+                    digest,
+                    workspace_id: row.get(1)?,
+                    expires_at_ms: get_u64(row, 2)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
     // ---- retention --------------------------------------------------------
 
     /// Deletes usage of every second that ended before `now - usage_horizon`
-    /// (rows that can no longer be in any window) and transitions and audit
-    /// entries older than `now - history_horizon`.
+    /// (rows that can no longer be in any window), transitions and audit
+    /// entries older than `now - history_horizon`, and sessions expired at `now`.
     pub async fn prune(
         &self,
         now_ms: u64,
@@ -488,10 +575,14 @@ impl SqliteStore {
             let audit_entries = c
                 .prepare_cached("DELETE FROM audit WHERE at_ms < ?1")?
                 .execute([history_cutoff_ms])?;
+            let sessions = c
+                .prepare_cached("DELETE FROM sessions WHERE expires_at_ms <= ?1")?
+                .execute([sat(now_ms)])?;
             Ok(PruneStats {
                 usage_rows: usage_rows as u64,
                 transitions: transitions as u64,
                 audit_entries: audit_entries as u64,
+                sessions: sessions as u64,
             })
         })
         .await

@@ -17,6 +17,9 @@ pub fn SignInPage() -> impl IntoView {
             Some("invalid_key") => Some(
                 "That key is not valid. Check that you pasted the whole key (workspace keys start with qa_).",
             ),
+            Some("store_unavailable") => Some(
+                "The server could not save your session just now, so you are not signed in. Try again in a moment.",
+            ),
             Some(_) => Some("Signing in failed; try again."),
             None => None,
         })
