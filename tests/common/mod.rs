@@ -128,7 +128,12 @@ pub async fn serve(service: QuotaService) -> Server {
     let (base, _) = serve_with_tls(service, None).await;
     Server {
         base,
-        http: reqwest::Client::new(),
+        // A bound on every request, so a server that stops answering fails the
+        // test that found it instead of stalling the whole run.
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("http client"),
     }
 }
 
