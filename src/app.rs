@@ -17,9 +17,6 @@ use leptos_router::{SsrMode, StaticSegment};
 /// (not under `cargo leptos watch`), and a reload script with nothing to talk to
 /// would put errors in the browser console.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    // A fresh nonce for this page's scripts and the CSP header that names it.
-    #[cfg(feature = "ssr")]
-    crate::server::csp::provide_for_page();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -625,7 +625,7 @@ async fn websocket_answers_pings_and_closes_on_junk() {
     assert_eq!(pong["type"], "pong");
 
     ws.send(Message::Text("not json".into())).await.unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(message)) = ws.next().await {
             if let Message::Close(frame) = message {
                 return frame.map(|f| u16::from(f.code));

@@ -23,8 +23,10 @@ pub fn page_policy(nonce: &str) -> String {
 pub const DEFAULT_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// Called while a page renders: makes a nonce for Leptos's scripts and sets
-/// the matching policy header on the response.
+/// Called in a page request's context before it renders (leptos_axum's
+/// additional-context hook, for routes and for the not-found page), so the
+/// nonce exists before the first script is written: makes a nonce for
+/// Leptos's scripts and sets the matching policy header.
 pub fn provide_for_page() {
     leptos::nonce::provide_nonce();
     let (Some(nonce), Some(response)) = (

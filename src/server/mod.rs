@@ -80,16 +80,23 @@ pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
             &leptos_options,
             routes,
             {
-                // Server functions and SSR find the app state in context.
+                // Server functions and SSR find the app state in context; each
+                // page gets its CSP nonce before anything renders.
                 let state = state.clone();
-                move || provide_context(state.clone())
+                move || {
+                    provide_context(state.clone());
+                    csp::provide_for_page();
+                }
             },
             {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            csp::provide_for_page,
+            shell,
+        ))
         .with_state(leptos_options);
     let config = state.service.config();
     let cors = cors_layer(&config.allowed_origins);

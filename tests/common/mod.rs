@@ -144,20 +144,36 @@ pub async fn serve_with_tls(
     service: QuotaService,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
 ) -> (String, std::net::SocketAddr) {
-    service.spawn_ticker();
-    service.start_alerts();
     let timeouts = service.config().http.clone();
     let options = quota_alert::server::leptos_options().expect("leptos options");
-    let state = quota_alert::api::AppState::new(service).expect("state");
-    let app = quota_alert::server::app(state, options);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let base = match tls {
         Some(_) => format!("https://localhost:{}", addr.port()),
         None => format!("http://{addr}"),
     };
-    tokio::spawn(async move {
+    server_runtime().spawn(async move {
+        service.spawn_ticker();
+        service.start_alerts();
+        let state = quota_alert::api::AppState::new(service).expect("state");
+        let app = quota_alert::server::app(state, options);
         quota_alert::server::serve(listener, app, &timeouts, tls, std::future::pending()).await
     });
     (base, addr)
+}
+
+/// The runtime test servers run on: multi-threaded, as the binary's is, and
+/// apart from each test's own single-threaded runtime, so a server never
+/// shares a thread with the client waiting on it. (With both on one
+/// current-thread runtime, page requests stalled now and then under load.)
+fn server_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("test-server")
+            .enable_all()
+            .build()
+            .expect("server runtime")
+    })
 }
