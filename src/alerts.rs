@@ -97,6 +97,23 @@ async fn deliver_loop(
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
+    // One worker per URL, each with its own queue: a receiver sees alerts in
+    // the order they happened (never "recovered" before "rate limited"), and a
+    // slow or failing receiver delays no other.
+    let receivers: Vec<mpsc::Sender<serde_json::Value>> = config
+        .urls
+        .iter()
+        .map(|url| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(deliver_in_order(
+                http.clone(),
+                url.clone(),
+                rx,
+                stats.clone(),
+            ));
+            tx
+        })
+        .collect();
     let mut last_sent: HashMap<(String, QuotaStatus, QuotaStatus), u64> = HashMap::new();
     while let Some(t) = rx.recv().await {
         let key = (t.workspace_id.clone(), t.from, t.to);
@@ -120,11 +137,24 @@ async fn deliver_loop(
         }
         last_sent.insert(key, t.at_ms);
         let body = alert_body(&t);
-        for url in &config.urls {
-            // Each URL gets its own task so one slow receiver delays no other.
-            let (http, url, body, stats) = (http.clone(), url.clone(), body.clone(), stats.clone());
-            tokio::spawn(async move { deliver(&http, &url, &body, &stats).await });
+        for receiver in &receivers {
+            if receiver.try_send(body.clone()).is_err() {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(workspace_id = %t.workspace_id, "webhook receiver is far behind; alert dropped");
+            }
         }
+    }
+}
+
+/// Delivers `url`'s alerts one after another, each with its retries.
+async fn deliver_in_order(
+    http: reqwest::Client,
+    url: String,
+    mut queue: mpsc::Receiver<serde_json::Value>,
+    stats: Arc<AlertStats>,
+) {
+    while let Some(body) = queue.recv().await {
+        deliver(&http, &url, &body, &stats).await;
     }
 }
 
