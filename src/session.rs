@@ -162,11 +162,17 @@ pub fn session_id_from_headers(headers: &axum::http::HeaderMap) -> Option<String
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
+/// How long the browser keeps the cookie: 400 days, the most browsers allow.
+/// The server decides when a session ends (unused for `SESSION_TTL`, signed
+/// out, key revoked); a cookie that expired after a fixed 7 days would sign
+/// out a person who uses the app every day, since the cookie is set only once.
+pub const SESSION_COOKIE_MAX_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
+
 /// `Set-Cookie` value for a new session. `secure` when served over TLS.
 pub fn session_cookie(id: &str, secure: bool) -> String {
     format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        SESSION_TTL.as_secs(),
+        SESSION_COOKIE_MAX_AGE.as_secs(),
         if secure { "; Secure" } else { "" }
     )
 }
@@ -306,6 +312,22 @@ mod tests {
         store.sweep(T0 + 10);
         assert_eq!(store.len(), 1);
         assert!(store.resolve(&new, T0 + 10).is_some());
+    }
+
+    #[test]
+    fn the_cookie_outlives_the_sliding_expiry_so_the_server_decides() {
+        let cookie = session_cookie("abc", false);
+        let max_age: u64 = cookie
+            .split("Max-Age=")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|v| v.parse().ok())
+            .expect("Max-Age");
+        assert!(max_age > 52 * 7 * 24 * 3600, "{cookie}");
+        assert!(max_age > SESSION_TTL.as_secs() * 50);
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+        assert!(!cookie.contains("Secure"));
+        assert!(session_cookie("abc", true).ends_with("; Secure"));
     }
 
     #[test]
