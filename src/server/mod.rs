@@ -74,7 +74,7 @@ fn cut_off_slow_clients(
 }
 
 pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let pages = Router::new()
         .leptos_routes_with_context(
             &leptos_options,
@@ -187,6 +187,18 @@ async fn add_security_headers(
         set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     }
     response
+}
+
+/// The app's page routes, found once per process. Finding them renders the
+/// app with resource loading switched off for the whole process (leptos_server's
+/// `SuppressResourceLoad` is one global flag), so doing it while another
+/// server in the same process renders a page would leave that page's
+/// resources unloaded and the page unanswered. The binary builds one app at
+/// start; the integration tests build one per test, concurrently.
+fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// Leptos options from the environment (`LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR`,
