@@ -164,8 +164,8 @@ pub async fn serve_with_tls(
 
 /// The runtime test servers run on: multi-threaded, as the binary's is, and
 /// apart from each test's own single-threaded runtime, so a server never
-/// shares a thread with the client waiting on it. (With both on one
-/// current-thread runtime, page requests stalled now and then under load.)
+/// shares a thread with the client waiting on it, and races that only a
+/// multi-threaded server has (webhook order was one) show up in tests.
 fn server_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RUNTIME.get_or_init(|| {
