@@ -336,6 +336,7 @@ impl Config {
             ),
         };
 
+        let tls = tls_files(&env)?;
         Ok(Config {
             engine,
             admin_key: Secret::new(admin_key),
@@ -363,8 +364,8 @@ impl Config {
             allowed_origins: allowed_origins(&env)?,
             api_rate_per_key: rate("QUOTA_API_RATE_PER_KEY", &env, 1_000)?,
             api_rate_per_ip: rate("QUOTA_API_RATE_PER_IP", &env, 2_000)?,
-            tls: tls_files(&env)?,
-            cookie_secure: flag("QUOTA_COOKIE_SECURE", &env)? || tls_files(&env)?.is_some(),
+            cookie_secure: flag("QUOTA_COOKIE_SECURE", &env)? || tls.is_some(),
+            tls,
             http: http_timeouts(&env)?,
             history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
                 Some(raw) => check_range(

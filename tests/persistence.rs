@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::process::{temp_dir, ServerProcess};
+use common::process::{contains, database_bytes, temp_dir, ServerProcess};
+use common::sign_in;
 use common::ADMIN;
 use quota_alert::config::Config;
 use quota_alert::engine::{CallOutcome, SystemClock};
@@ -271,27 +272,6 @@ async fn sigterm_drains_and_closes_websockets_with_going_away() {
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
 
-/// Signs in over HTTP; the `qa_session=<id>` pair to send back as `Cookie`.
-async fn sign_in(http: &reqwest::Client, base: &str, key: &str) -> String {
-    let res = http
-        .post(format!("{base}/api/session"))
-        .json(&json!({ "api_key": key }))
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(res.status(), reqwest::StatusCode::OK);
-    let set_cookie = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session cookie");
-    set_cookie
-        .split(';')
-        .next()
-        .expect("name=value")
-        .to_string()
-}
-
 /// The status `GET {path}` answers with only the session cookie.
 async fn status_with_cookie(http: &reqwest::Client, base: &str, path: &str, cookie: &str) -> u16 {
     http.get(format!("{base}{path}"))
@@ -301,23 +281,6 @@ async fn status_with_cookie(http: &reqwest::Client, base: &str, path: &str, cook
         .expect("request")
         .status()
         .as_u16()
-}
-
-/// Every file SQLite keeps for the database (main file, WAL, shared memory).
-fn database_bytes(db: &Path) -> Vec<u8> {
-    let name = db.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name().to_string_lossy().starts_with(name) {
-            bytes.extend(std::fs::read(entry.path()).unwrap());
-        }
-    }
-    bytes
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test]

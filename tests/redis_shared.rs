@@ -231,20 +231,7 @@ async fn redis_going_away_degrades_and_its_return_recovers() {
 
 /// Signs in on `server`; the `qa_session=<id>` pair to send as `Cookie`.
 async fn sign_in(server: &Server, key: &str) -> String {
-    let res = server
-        .http
-        .post(server.url("/api/session"))
-        .json(&json!({ "api_key": key }))
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(res.status(), StatusCode::OK);
-    res.headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_string()
+    common::sign_in(&server.http, &server.base, key).await
 }
 
 async fn status_with_cookie(server: &Server, cookie: &str) -> StatusCode {

@@ -104,6 +104,24 @@ impl Server {
 pub mod fake_openai;
 pub mod process;
 
+/// Signs in with `key` at `base`; the `qa_session=<id>` pair to send as
+/// `Cookie`.
+pub async fn sign_in(http: &reqwest::Client, base: &str, key: &str) -> String {
+    let res = http
+        .post(format!("{base}/api/session"))
+        .json(&json!({ "api_key": key }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(res.status(), StatusCode::OK);
+    res.headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
 /// The test configuration (admin key, small limits) plus `extra`.
 pub fn test_config(extra: &[(&str, &str)]) -> Config {
     let extra: Vec<(String, String)> = extra

@@ -28,6 +28,28 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Every file SQLite keeps for the database at `db` (main file, WAL, shared
+/// memory), concatenated: what a search for secrets on disk must look in.
+pub fn database_bytes(db: &Path) -> Vec<u8> {
+    let name = db.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let dir = db.parent().expect("a database in a directory");
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .expect("database directory")
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with(name) {
+            bytes.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    bytes
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The server binary, killed and reaped when dropped.
 pub struct ServerProcess {
     pub child: Child,
