@@ -1,0 +1,1 @@
+//! Attacks: caps (see main.rs).

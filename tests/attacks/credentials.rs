@@ -1,0 +1,1 @@
+//! Attacks: credentials (see main.rs).

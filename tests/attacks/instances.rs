@@ -1,0 +1,1 @@
+//! Attacks: instances (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks: proxy (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks: retries (see main.rs).

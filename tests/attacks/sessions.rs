@@ -1,0 +1,1 @@
+//! Attacks: sessions (see main.rs).
