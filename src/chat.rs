@@ -1,31 +1,122 @@
 //! Conversations of the workspace UI. Messages go to OpenAI through the
 //! tracked client, so the conversation is accounted like every other call.
-//! Transcripts are kept in memory per workspace and conversation (bounded).
+//! Transcripts are kept in memory per workspace and conversation, bounded:
+//! conversation ids are chosen by the client, so a workspace holds at most
+//! [`MAX_CONVERSATIONS`] conversations (the least recently used one is
+//! forgotten to make room for a new one), each at most [`MAX_TRANSCRIPT`]
+//! messages (oldest first out), and at most [`MAX_WORKSPACE_TEXT_BYTES`] of
+//! message text in all (least recently used conversations go first, then the
+//! oldest messages of the current one).
 
 use crate::engine::rfc3339;
 use crate::model::{ChatMessage, ChatOutcome, ChatRole};
 use crate::upstream::{ChatError, ForwardError, TrackedClient};
 use dashmap::DashMap;
 use serde_json::json;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 /// Messages kept per conversation.
-const MAX_TRANSCRIPT: usize = 200;
+pub const MAX_TRANSCRIPT: usize = 200;
+/// Conversations kept per workspace.
+pub const MAX_CONVERSATIONS: usize = 100;
+/// Message text kept per workspace, all conversations together.
+pub const MAX_WORKSPACE_TEXT_BYTES: usize = 4 * 1024 * 1024;
 /// Messages sent to the model as context.
 const CONTEXT_MESSAGES: usize = 20;
 pub const MAX_MESSAGE_CHARS: usize = 8_000;
 
 #[derive(Default)]
 pub struct ConversationStore {
-    transcripts: DashMap<(String, String), VecDeque<ChatMessage>>,
+    workspaces: DashMap<String, Conversations>,
+}
+
+#[derive(Default)]
+struct Conversations {
+    by_id: HashMap<String, Transcript>,
+    /// Counts uses, for least-recently-used eviction.
+    clock: u64,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Transcript {
+    messages: VecDeque<ChatMessage>,
+    last_used: u64,
+}
+
+impl Conversations {
+    fn append(&mut self, conversation: &str, new: [ChatMessage; 2]) {
+        self.clock += 1;
+        if !self.by_id.contains_key(conversation) {
+            while self.by_id.len() >= MAX_CONVERSATIONS {
+                if !self.evict_least_recent(conversation) {
+                    break;
+                }
+            }
+        }
+        let clock = self.clock;
+        let transcript = self.by_id.entry(conversation.to_string()).or_default();
+        transcript.last_used = clock;
+        for message in new {
+            self.bytes += message.content.len();
+            transcript.messages.push_back(message);
+        }
+        while transcript.messages.len() > MAX_TRANSCRIPT {
+            if let Some(old) = transcript.messages.pop_front() {
+                self.bytes -= old.content.len();
+            }
+        }
+        while self.bytes > MAX_WORKSPACE_TEXT_BYTES {
+            if self.evict_least_recent(conversation) {
+                continue;
+            }
+            // Only this conversation is left: its oldest messages go, the
+            // newest exchange stays.
+            let Some(transcript) = self.by_id.get_mut(conversation) else { break };
+            if transcript.messages.len() <= 2 {
+                break;
+            }
+            if let Some(old) = transcript.messages.pop_front() {
+                self.bytes -= old.content.len();
+            }
+        }
+    }
+
+    /// Forgets the least recently used conversation other than `keep`.
+    fn evict_least_recent(&mut self, keep: &str) -> bool {
+        let Some(oldest) = self
+            .by_id
+            .iter()
+            .filter(|(id, _)| id.as_str() != keep)
+            .min_by_key(|(_, t)| t.last_used)
+            .map(|(id, _)| id.clone())
+        else {
+            return false;
+        };
+        if let Some(gone) = self.by_id.remove(&oldest) {
+            self.bytes -= gone.messages.iter().map(|m| m.content.len()).sum::<usize>();
+        }
+        true
+    }
 }
 
 impl ConversationStore {
     pub fn transcript(&self, workspace: &str, conversation: &str) -> Vec<ChatMessage> {
-        self.transcripts
-            .get(&(workspace.to_string(), conversation.to_string()))
-            .map(|t| t.iter().cloned().collect())
+        self.workspaces
+            .get(workspace)
+            .and_then(|w| {
+                w.by_id
+                    .get(conversation)
+                    .map(|t| t.messages.iter().cloned().collect())
+            })
             .unwrap_or_default()
+    }
+
+    /// Conversations kept for `workspace`, and their text in bytes.
+    pub fn usage(&self, workspace: &str) -> (usize, usize) {
+        self.workspaces
+            .get(workspace)
+            .map_or((0, 0), |w| (w.by_id.len(), w.bytes))
     }
 
     /// Sends `text` as the user and returns what happened. Only a successful
@@ -44,19 +135,14 @@ impl ConversationStore {
             content: text.to_string(),
             at: now(),
         };
-        let key = (workspace.to_string(), conversation.to_string());
         let mut messages: Vec<serde_json::Value> = self
-            .transcripts
-            .get(&key)
-            .map(|t| {
-                t.iter()
-                    .rev()
-                    .take(CONTEXT_MESSAGES)
-                    .rev()
-                    .map(|m| json!({"role": m.role, "content": m.content}))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .transcript(workspace, conversation)
+            .iter()
+            .rev()
+            .take(CONTEXT_MESSAGES)
+            .rev()
+            .map(|m| json!({"role": m.role, "content": m.content}))
+            .collect();
         messages.push(json!({"role": "user", "content": text}));
         let request = json!({"model": model, "messages": messages});
 
@@ -71,12 +157,10 @@ impl ConversationStore {
                     content,
                     at: now(),
                 };
-                let mut transcript = self.transcripts.entry(key).or_default();
-                transcript.push_back(user.clone());
-                transcript.push_back(reply.clone());
-                while transcript.len() > MAX_TRANSCRIPT {
-                    transcript.pop_front();
-                }
+                self.workspaces
+                    .entry(workspace.to_string())
+                    .or_default()
+                    .append(conversation, [user.clone(), reply.clone()]);
                 ChatOutcome::Replied { user, reply }
             }
             Err(ChatError::Forward(ForwardError::Denied {
@@ -98,6 +182,9 @@ impl ConversationStore {
             },
             Err(ChatError::Forward(ForwardError::Unreachable(detail))) => ChatOutcome::Failed {
                 message: format!("OpenAI could not be reached ({detail})."),
+            },
+            Err(ChatError::Forward(ForwardError::KeyRevoked)) => ChatOutcome::Failed {
+                message: "This workspace's key was rotated or revoked; sign in again.".into(),
             },
             Err(ChatError::Forward(ForwardError::UnknownWorkspace)) => ChatOutcome::Failed {
                 message: "This workspace no longer exists.".into(),

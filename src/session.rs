@@ -140,6 +140,11 @@ impl SessionStore {
         self.sessions.retain(|_, s| s.expires_at_ms > now_ms);
     }
 
+    /// Every session's digest (a reload compares them with the store's).
+    pub fn digests(&self) -> Vec<SessionDigest> {
+        self.sessions.iter().map(|e| *e.key()).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.len()
     }

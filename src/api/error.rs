@@ -62,6 +62,12 @@ impl From<crate::service::ServiceError> for ApiError {
                     format!("The usage store could not save this, so it was not acknowledged: {e}"),
                 )
             }
+            crate::service::ServiceError::KeyChanged => ApiError::unauthorized(e.to_string()),
+            crate::service::ServiceError::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod docs_page;
 pub mod error;
 pub mod extract;
+pub mod key_lookup;
 pub mod openapi;
 pub mod proxy;
 pub mod quota;
@@ -103,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(proxy)
+        .layer(axum::middleware::from_fn_with_state(
+            state.service.clone(),
+            key_lookup::learn_unknown_keys,
+        ))
         .with_state(state)
 }
 

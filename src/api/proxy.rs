@@ -190,6 +190,12 @@ fn forward_error(error: ForwardError) -> Response {
             }
             response
         }
+        ForwardError::KeyRevoked => openai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided: this key was rotated or revoked.",
+        ),
         ForwardError::UnknownWorkspace => openai_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",

@@ -1,17 +1,21 @@
 //! `/api/quota/*`: status, check, notifications, usage, record, reset.
 
 use super::error::ApiError;
-use super::extract::{target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery};
+use super::extract::{
+    caller_from_headers, target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery,
+};
 use super::openapi::text;
 use crate::engine::CallOutcome;
 use crate::model::{
     ApiError as ErrorBody, CheckResult, Notification, QuotaSnapshot, RecordBatch, RecordRequest,
     UsageReport,
 };
-use crate::service::QuotaService;
+use crate::service::{Idempotency, QuotaService, Recorded, ServiceError};
 use crate::upstream::error_body::parse_error_body;
 use crate::upstream::headers::RateLimitHeaders;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -149,15 +153,19 @@ pub async fn usage(
 /// Record the outcome of one call to OpenAI.
 ///
 /// Counts the request and its tokens, learns from the error and rate-limit
-/// headers, and answers with the new snapshot. Acknowledged only once stored.
+/// headers, and answers with the new snapshot. Acknowledged only once stored;
+/// a 503 means nothing was counted. With `Idempotency-Key`, a retry of the
+/// same request (within 24 h) is not counted again: it is answered 200 with
+/// the current snapshot and `idempotent-replayed: true`.
 #[utoipa::path(
     post,
     path = "/api/quota/record",
     tag = "quota",
-    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY)),
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, chosen by the client per request: a retry with the same key and body (within 24 h) is not counted twice.")),
     request_body = RecordRequest,
     responses(
-        (status = 200, description = "Recorded: the snapshot after counting it.", body = QuotaSnapshot),
+        (status = 200, description = "Recorded: the snapshot after counting it (or, for a retry with the same `Idempotency-Key`, not counted again: the current snapshot and `idempotent-replayed: true`).", body = QuotaSnapshot),
         (status = 400, description = text::BAD_RECORD, body = ErrorBody),
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
@@ -165,6 +173,7 @@ pub async fn usage(
         (status = 408, description = text::BODY_TIMEOUT, body = ErrorBody),
         (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
         (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: this `Idempotency-Key` was used for a different request.", body = ErrorBody),
         (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
         (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
@@ -175,12 +184,96 @@ pub async fn record(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
     ApiQuery(query): ApiQuery<WorkspaceQuery>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RecordRequest>,
-) -> Result<Json<QuotaSnapshot>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
     let outcome = outcome_from_record(body)?;
-    service.record(&id, &outcome).await?;
-    Ok(Json(service.snapshot(&id)?))
+    let outcomes = [outcome];
+    let recorded = record_outcomes(&service, &headers, &query, id.clone(), "record", &outcomes).await?;
+    Ok(replayed_marker(recorded, Json(service.snapshot(&id)?)))
+}
+
+/// The request header that makes a record safe to retry.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The `Idempotency-Key` header, validated: 1 to 255 visible ASCII
+/// characters, at most one header.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = |message: &str| {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!("Idempotency-Key {message}"),
+        )
+    };
+    if values.next().is_some() {
+        return Err(invalid("must be sent once"));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(invalid(&format!(
+            "must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
+        )));
+    }
+    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            "must be visible ASCII characters only (no spaces or control characters)",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Counts `outcomes` for `id` once per `Idempotency-Key`. If Redis says the
+/// workspace's key changed meanwhile (this instance had missed it and has
+/// now reloaded it), the caller is resolved again from the request and, if
+/// it still acts for `id` (the admin, or the current key), tried once more.
+async fn record_outcomes(
+    service: &QuotaService,
+    headers: &HeaderMap,
+    query: &WorkspaceQuery,
+    id: String,
+    endpoint: &str,
+    outcomes: &[CallOutcome],
+) -> Result<Recorded, ApiError> {
+    let idempotency = match idempotency_key(headers)? {
+        Some(key) => {
+            let request = serde_json::to_vec(&(endpoint, outcomes)).unwrap_or_default();
+            Some(Idempotency::new(&key, &request))
+        }
+        None => None,
+    };
+    match service.record_all(&id, outcomes, idempotency.as_ref()).await {
+        Err(ServiceError::KeyChanged) => {
+            let caller = caller_from_headers(service, headers)?;
+            let again = target_workspace(service, &caller, query.workspace_id.as_deref())?;
+            if again != id {
+                return Err(ServiceError::KeyChanged.into());
+            }
+            Ok(service
+                .record_all(&id, outcomes, idempotency.as_ref())
+                .await?
+                .0)
+        }
+        result => Ok(result?.0),
+    }
+}
+
+/// A replayed answer says so in `idempotent-replayed: true`.
+fn replayed_marker(recorded: Recorded, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    if recorded == Recorded::Replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
 }
 
 /// Most outcomes one batch may carry.
@@ -198,15 +291,18 @@ pub struct BatchRecorded {
 /// Record many outcomes in one call.
 ///
 /// All are validated before any is counted, so a bad record (named by its
-/// index, e.g. `records[3].tokens_used`) leaves the counts untouched.
+/// index, e.g. `records[3].tokens_used`) leaves the counts untouched; the
+/// batch is stored in one write, so a store failure (503) leaves nothing of
+/// it counted. `Idempotency-Key` works as for a single record.
 #[utoipa::path(
     post,
     path = "/api/quota/record/batch",
     tag = "quota",
-    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY)),
+    params(("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, chosen by the client per request: a retry with the same key and body (within 24 h) is not counted twice.")),
     request_body = RecordBatch,
     responses(
-        (status = 200, description = "All recorded: how many, and the snapshot after.", body = BatchRecorded),
+        (status = 200, description = "All recorded: how many, and the snapshot after (a retry with the same `Idempotency-Key` is not counted again and carries `idempotent-replayed: true`).", body = BatchRecorded),
         (status = 400, description = text::BAD_RECORD, body = ErrorBody),
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
@@ -214,6 +310,7 @@ pub struct BatchRecorded {
         (status = 408, description = text::BODY_TIMEOUT, body = ErrorBody),
         (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
         (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: this `Idempotency-Key` was used for a different request.", body = ErrorBody),
         (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
         (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
@@ -224,8 +321,9 @@ pub async fn record_batch(
     State(service): State<QuotaService>,
     Auth(caller): Auth,
     ApiQuery(query): ApiQuery<WorkspaceQuery>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RecordBatch>,
-) -> Result<Json<BatchRecorded>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
     if body.records.is_empty() || body.records.len() > MAX_BATCH_RECORDS {
         return Err(ApiError::bad_request(
@@ -244,13 +342,15 @@ pub async fn record_batch(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for outcome in &outcomes {
-        service.record(&id, outcome).await?;
-    }
-    Ok(Json(BatchRecorded {
-        recorded: outcomes.len(),
-        snapshot: service.snapshot(&id)?,
-    }))
+    // One write for the whole batch: all of it is counted, or none.
+    let recorded = record_outcomes(&service, &headers, &query, id.clone(), "batch", &outcomes).await?;
+    Ok(replayed_marker(
+        recorded,
+        Json(BatchRecorded {
+            recorded: outcomes.len(),
+            snapshot: service.snapshot(&id)?,
+        }),
+    ))
 }
 
 /// Validates a record body and turns it into an engine outcome. Error messages

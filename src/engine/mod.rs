@@ -34,6 +34,11 @@ use std::sync::{Arc, Mutex};
 use window::Metric as M;
 use workspace::WorkspaceState;
 
+/// Upstream failures kept per workspace (the "failure queue" that makes it
+/// DEGRADED): a tenant recording a flood of 5xx within the window holds at
+/// most this many timestamps (or the configured threshold, if higher).
+pub const MAX_RECENT_FAILURES: usize = 1_000;
+
 /// The outcome of one call to OpenAI, however it reached us.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallOutcome {
@@ -457,7 +462,15 @@ impl Engine {
                 up.quota_exhausted_at_ms = Some(now);
                 up.next_probe_at_ms = now + self.config.quota_probe_interval_ms;
             }
-            ErrorClass::UpstreamFailure => up.recent_failures_ms.push_back(now),
+            ErrorClass::UpstreamFailure => {
+                up.recent_failures_ms.push_back(now);
+                // Bounded: the rule only needs to know the threshold was
+                // reached, so the oldest beyond the cap are forgotten.
+                let cap = MAX_RECENT_FAILURES.max(self.config.degraded_failure_threshold as usize);
+                while up.recent_failures_ms.len() > cap {
+                    up.recent_failures_ms.pop_front();
+                }
+            }
             ErrorClass::ClientError => {}
         }
         ws.last_error = Some(LastError {

@@ -5,12 +5,17 @@
 
 mod bus;
 mod persist;
+mod records;
 mod registry;
 mod sessions;
 mod shared;
 
 pub use bus::Bus;
-pub use persist::USAGE_HORIZON_MS;
+pub use persist::{
+    background_stats, background_tasks_in_flight, BackgroundStats, MAX_BACKGROUND_TASKS,
+    USAGE_HORIZON_MS,
+};
+pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
 pub use registry::{Registry, RegistryError};
 pub use sessions::OpenedSession;
 pub use shared::{FailurePolicy, Shared};
@@ -66,6 +71,12 @@ struct Inner {
     /// Workspaces whose keys were just rotated or revoked; open WebSockets
     /// re-check their credentials when their workspace appears here.
     revocations: tokio::sync::broadcast::Sender<String>,
+    /// `Idempotency-Key`s when there is neither SQLite nor Redis (bounded).
+    idempotency: records::IdempotencyMemory,
+    /// Background writes: how many run, and what is merged while they wait.
+    background: persist::Background,
+    /// Under Redis: lookups of unknown keys, and the last key epoch loaded.
+    lookups: shared::KeyLookups,
 }
 
 /// What a service operation can fail with.
@@ -75,6 +86,13 @@ pub enum ServiceError {
     Engine(#[from] EngineError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The caller's workspace key was rotated or revoked (found out from
+    /// Redis by an instance that had missed the change); nothing was counted.
+    #[error("The key was rotated or revoked; use the workspace's current key.")]
+    KeyChanged,
+    /// The `Idempotency-Key` was already used for a different request.
+    #[error("This Idempotency-Key was already used for a different request; use a new key for a new request.")]
+    IdempotencyKeyReused,
 }
 
 impl QuotaService {
@@ -126,6 +144,9 @@ impl QuotaService {
                 metrics: Metrics::new(),
                 shutdown: tokio::sync::watch::channel(false).0,
                 revocations: tokio::sync::broadcast::channel(64).0,
+                idempotency: records::IdempotencyMemory::default(),
+                background: persist::Background::default(),
+                lookups: shared::KeyLookups::default(),
             }),
         }
     }
@@ -199,31 +220,49 @@ impl QuotaService {
 
     /// Replaces a workspace's keys with a new one (the old ones stop working at
     /// once, open WebSockets and browser sessions included). Returns the key.
+    ///
+    /// The new key is stored before the old one stops working: if the store
+    /// fails, the error is returned (503) and the old key stays the
+    /// workspace's key, here and in the store.
     pub async fn rotate_key(&self, id: &str) -> Result<String, ServiceError> {
         if !self.inner.engine.contains(id) {
             return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
         }
-        self.revoke_locally(id);
-        let (key, digest) = self.inner.registry.issue_key(id);
+        let (key, digest) = Registry::new_key();
+        // Sign-ins of this workspace that overlap this change undo themselves
+        // (see `open_session`), whether or not the store accepts it.
+        self.inner.registry.begin_change(id);
         self.persist_key(id, Some(digest)).await?;
-        self.persist_audit("rotate_key", Some(id), "key rotated")
-            .await?;
+        self.revoke_locally(id);
+        self.inner.registry.restore(digest, id);
+        // The key has changed for good: an audit entry the store cannot take
+        // must not hide the new key from the only one who will ever see it.
+        self.audit_best_effort("rotate_key", id, "key rotated").await;
         tracing::info!(workspace_id = id, "workspace key rotated");
         Ok(key)
     }
 
     /// Revokes every key of a workspace; nothing can act for it until a new
-    /// key is issued with [`rotate_key`](Self::rotate_key).
+    /// key is issued with [`rotate_key`](Self::rotate_key). Stored first, like
+    /// a rotation: on a store failure the key keeps working and the error
+    /// says so.
     pub async fn revoke_keys(&self, id: &str) -> Result<(), ServiceError> {
         if !self.inner.engine.contains(id) {
             return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
         }
-        self.revoke_locally(id);
+        self.inner.registry.begin_change(id);
         self.persist_key(id, None).await?;
-        self.persist_audit("revoke_keys", Some(id), "keys revoked")
-            .await?;
+        self.revoke_locally(id);
+        self.audit_best_effort("revoke_keys", id, "keys revoked")
+            .await;
         tracing::info!(workspace_id = id, "workspace keys revoked");
         Ok(())
+    }
+
+    async fn audit_best_effort(&self, action: &str, id: &str, detail: &str) {
+        if let Err(error) = self.persist_audit(action, Some(id), detail).await {
+            tracing::error!(%error, workspace_id = id, action, "audit entry not stored");
+        }
     }
 
     /// Stores the key change; the workspace's stored sessions are deleted
@@ -235,7 +274,10 @@ impl QuotaService {
             store
                 .update_workspace_key(id, digest.unwrap_or([0; 32]))
                 .await
-                .map_err(ServiceError::Store)?;
+                .map_err(|e| {
+                    self.store_failed(&e);
+                    ServiceError::Store(e)
+                })?;
         }
         Ok(())
     }
@@ -280,9 +322,34 @@ impl QuotaService {
                 ]
             })
             .unwrap_or_default();
-        self.inner
+        let mut text = self
+            .inner
             .metrics
-            .render(&self.inner.engine.status_counts(), &webhooks)
+            .render(&self.inner.engine.status_counts(), &webhooks);
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = persist::background_stats();
+        let _ = write!(
+            text,
+            "# HELP quota_background_tasks_total Background writes: tasks started, tasks not started because {MAX_BACKGROUND_TASKS} were running, and writes merged into a pending one.\n\
+             # TYPE quota_background_tasks_total counter\n\
+             quota_background_tasks_total{{result=\"spawned\"}} {}\n\
+             quota_background_tasks_total{{result=\"dropped\"}} {}\n\
+             quota_background_tasks_total{{result=\"merged\"}} {}\n\
+             # HELP quota_background_tasks_in_flight Background tasks running now.\n\
+             # TYPE quota_background_tasks_in_flight gauge\n\
+             quota_background_tasks_in_flight {}\n",
+            stats.spawned.load(Relaxed),
+            stats.dropped.load(Relaxed),
+            stats.merged.load(Relaxed),
+            persist::background_tasks_in_flight(),
+        );
+        text
+    }
+
+    /// Whether this instance shares its state over Redis.
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared.is_some()
     }
 
     pub fn alert_stats(&self) -> Option<Arc<crate::alerts::AlertStats>> {
@@ -385,33 +452,6 @@ impl QuotaService {
             .admissions
             .with_label_values(&[decision])
             .inc();
-    }
-
-    /// Records a call an app made itself. Answers once the usage is on disk.
-    pub async fn record(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, ServiceError> {
-        let result = self.record_inner(id, outcome).await;
-        let label = match &result {
-            Ok(_) => "ok",
-            Err(ServiceError::Engine(_)) => "unknown_workspace",
-            Err(ServiceError::Store(_)) => "store_error",
-        };
-        self.inner.metrics.records.with_label_values(&[label]).inc();
-        result
-    }
-
-    async fn record_inner(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, ServiceError> {
-        let effect = self.inner.engine.record(id, outcome)?;
-        let now = self.inner.engine.now_ms();
-        self.publish(id, &effect);
-        self.persist_effect_in_background(
-            id,
-            &effect,
-            outcome.error.is_some() || !outcome.headers.is_empty(),
-        );
-        self.shared_recorded(id, outcome);
-        self.shared_add(id, 1, outcome.tokens).await?;
-        self.persist_usage(id, now, 1, outcome.tokens).await?;
-        Ok(effect)
     }
 
     pub async fn reset(&self, id: &str) -> Result<Effect, ServiceError> {

@@ -5,12 +5,86 @@
 //! committed (group commit keeps that cheap). Proxied requests, transitions
 //! and upstream blocks are written in the background — still group-committed
 //! within milliseconds — so the proxy's response path never waits on a disk.
+//!
+//! Background work is bounded. Usage (SQLite rows of proxied calls, tokens
+//! added to the Redis counters after a call) and upstream state (the latest
+//! per workspace wins) are never dropped: they are merged into pending maps
+//! per (workspace, second) and written by ONE flush task, so a burst while
+//! the store is slow makes the writes larger, not more numerous. Everything
+//! else spawned in the background (transitions, events for the other
+//! instances, session expiry refreshes) runs under a process-wide limit of
+//! [`MAX_BACKGROUND_TASKS`] at once; past it the task is not started and is
+//! counted as dropped (`quota_background_tasks_total{result="dropped"}`):
+//! none of those is acknowledged data, and each has a later repair (the
+//! engine's own status, the key epoch and resubscribe reload, the next
+//! refresh).
 
 use super::{QuotaService, ServiceError};
 use crate::engine::{DurableUpstreamState, Effect, Transition};
 use crate::model::{LimitOverrides, QuotaStatus};
 use crate::store::{SqliteStore, StoreError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Background tasks running at once, per process (see the module docs).
+pub const MAX_BACKGROUND_TASKS: usize = 1024;
+
+/// What background work did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BackgroundStats {
+    /// Tasks started.
+    pub spawned: AtomicU64,
+    /// Tasks not started: [`MAX_BACKGROUND_TASKS`] were running.
+    pub dropped: AtomicU64,
+    /// Writes merged into a pending one instead of a task of their own.
+    pub merged: AtomicU64,
+}
+
+fn permits() -> &'static Arc<tokio::sync::Semaphore> {
+    static PERMITS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    PERMITS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_TASKS)))
+}
+
+/// The process-wide background counters.
+pub fn background_stats() -> &'static BackgroundStats {
+    static STATS: OnceLock<BackgroundStats> = OnceLock::new();
+    STATS.get_or_init(BackgroundStats::default)
+}
+
+/// Background tasks running now.
+pub fn background_tasks_in_flight() -> usize {
+    MAX_BACKGROUND_TASKS - permits().available_permits()
+}
+
+/// Writes waiting for the flush task, merged by key.
+#[derive(Default)]
+pub(super) struct Background {
+    /// (workspace, second) → (requests, tokens) for SQLite.
+    usage: Mutex<HashMap<(String, u64), (u64, u64)>>,
+    /// (workspace, second) → tokens for the Redis counters.
+    shared_tokens: Mutex<HashMap<(String, u64), u64>>,
+    /// workspace → its latest durable upstream state (JSON).
+    upstream: Mutex<HashMap<String, String>>,
+    flushing: AtomicBool,
+}
+
+impl Background {
+    fn is_empty(&self) -> bool {
+        lock(&self.usage).is_empty()
+            && lock(&self.shared_tokens).is_empty()
+            && lock(&self.upstream).is_empty()
+    }
+}
+
+/// Plain maps: a poisoned lock only means a panic elsewhere mid-insert.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn merged() {
+    background_stats().merged.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Usage older than the day window is never needed again; a minute of margin
 /// keeps the oldest day bucket whole.
@@ -53,23 +127,32 @@ impl QuotaService {
         let Some(store) = self.store().cloned() else {
             return;
         };
-        let transition = effect.transition.clone();
-        let anomaly = effect.anomaly.clone();
-        let upstream = upstream_changed
+        if let Some(state) = upstream_changed
             .then(|| self.engine().durable_upstream(id))
-            .flatten();
-        if transition.is_none() && anomaly.is_none() && upstream.is_none() {
+            .flatten()
+        {
+            let json = serde_json::to_string(&state).unwrap_or_default();
+            if lock(&self.inner.background.upstream)
+                .insert(id.to_string(), json)
+                .is_some()
+            {
+                merged();
+            }
+            self.schedule_flush();
+        }
+        let transitions: Vec<Transition> = effect
+            .transition
+            .iter()
+            .chain(effect.anomaly.iter())
+            .cloned()
+            .collect();
+        if transitions.is_empty() {
             return;
         }
         let service = self.clone();
-        let id = id.to_string();
         spawn(async move {
-            let mut result = Ok(());
-            for t in transition.iter().chain(anomaly.iter()) {
-                if result.is_err() {
-                    break;
-                }
-                result = store
+            for t in &transitions {
+                if let Err(e) = store
                     .append_transition(
                         &t.workspace_id,
                         t.from.as_str(),
@@ -77,19 +160,16 @@ impl QuotaService {
                         t.at_ms,
                         &t.reason,
                     )
-                    .await;
-            }
-            if let (Ok(()), Some(state)) = (&result, upstream) {
-                let json = serde_json::to_string(&state).unwrap_or_default();
-                result = store.save_upstream_state(&id, &json).await;
-            }
-            if let Err(e) = result {
-                service.store_failed(&e);
+                    .await
+                {
+                    service.store_failed(&e);
+                    break;
+                }
             }
         });
     }
 
-    /// Background write of usage (proxy path).
+    /// Background write of usage (proxy path), merged per second.
     pub(super) fn persist_usage_in_background(
         &self,
         id: &str,
@@ -100,11 +180,93 @@ impl QuotaService {
         if self.store().is_none() || (requests == 0 && tokens == 0) {
             return;
         }
+        {
+            let mut usage = lock(&self.inner.background.usage);
+            let entry = usage.entry((id.to_string(), at_ms / 1000));
+            if matches!(entry, std::collections::hash_map::Entry::Occupied(_)) {
+                merged();
+            }
+            let (r, t) = entry.or_insert((0, 0));
+            *r = r.saturating_add(requests);
+            *t = t.saturating_add(tokens);
+        }
+        self.schedule_flush();
+    }
+
+    /// Background add of a finished call's tokens to the Redis counters,
+    /// merged per second.
+    pub(super) fn shared_tokens_in_background(&self, id: &str, at_ms: u64, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        {
+            let mut pending = lock(&self.inner.background.shared_tokens);
+            let entry = pending.entry((id.to_string(), at_ms / 1000));
+            if matches!(entry, std::collections::hash_map::Entry::Occupied(_)) {
+                merged();
+            }
+            let t = entry.or_insert(0);
+            *t = t.saturating_add(tokens);
+        }
+        self.schedule_flush();
+    }
+
+    /// Starts the one flush task unless it runs already; it writes until
+    /// nothing is pending.
+    fn schedule_flush(&self) {
+        let background = &self.inner.background;
+        if background.flushing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            background.flushing.store(false, Ordering::Release);
+            return;
+        };
+        background_stats().spawned.fetch_add(1, Ordering::Relaxed);
         let service = self.clone();
-        let id = id.to_string();
-        spawn(async move {
-            let _ = service.persist_usage(&id, at_ms, requests, tokens).await;
+        handle.spawn(async move {
+            loop {
+                service.flush_pending().await;
+                let background = &service.inner.background;
+                background.flushing.store(false, Ordering::Release);
+                // Anything added after the last take but before the flag
+                // dropped saw `flushing` set and left it to us.
+                if background.is_empty() || background.flushing.swap(true, Ordering::AcqRel) {
+                    break;
+                }
+            }
         });
+    }
+
+    async fn flush_pending(&self) {
+        let background = &self.inner.background;
+        let usage = std::mem::take(&mut *lock(&background.usage));
+        let shared_tokens = std::mem::take(&mut *lock(&background.shared_tokens));
+        let upstream = std::mem::take(&mut *lock(&background.upstream));
+        for ((id, second), (requests, tokens)) in usage {
+            let _ = self
+                .persist_usage(&id, second * 1000, requests, tokens)
+                .await;
+        }
+        for ((id, second), tokens) in shared_tokens {
+            if let Some(shared) = self.shared() {
+                let guard = crate::store::redis::AddGuard::default();
+                if let Err(e) = shared
+                    .redis
+                    .add(&id, second * 1000, 0, tokens, &guard)
+                    .await
+                {
+                    self.shared_failed(&e);
+                }
+            }
+        }
+        if let Some(store) = self.store() {
+            for (id, json) in upstream {
+                if let Err(e) = store.save_upstream_state(&id, &json).await {
+                    self.store_failed(&e);
+                }
+            }
+        }
     }
 
     /// Clears a workspace's stored usage (admin reset) and waits for it.
@@ -177,6 +339,12 @@ impl QuotaService {
         let history_ms = self.config().history_horizon_ms;
         match store.prune(now, USAGE_HORIZON_MS, history_ms).await {
             Ok(stats) => tracing::debug!(?stats, "pruned old data"),
+            Err(e) => self.store_failed(&e),
+        }
+        // Redis expires its copies on its own (PX).
+        let cutoff = now.saturating_sub(crate::store::IDEMPOTENCY_TTL_MS);
+        match store.prune_idempotency_keys(cutoff).await {
+            Ok(keys) => tracing::debug!(keys, "pruned idempotency keys"),
             Err(e) => self.store_failed(&e),
         }
     }
@@ -258,10 +426,25 @@ fn parse_status(text: &str) -> Option<QuotaStatus> {
     QuotaStatus::ALL.into_iter().find(|s| s.as_str() == text)
 }
 
+/// Runs `task` in the background, unless [`MAX_BACKGROUND_TASKS`] already
+/// run (then it is dropped and counted; see the module docs).
 pub(super) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
     // Writes are triggered from sync code (a stream's drop guard) too; without a
     // runtime there is nothing to persist through, which only happens in tests.
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(task);
-    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let Ok(permit) = permits().clone().try_acquire_owned() else {
+        background_stats().dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            limit = MAX_BACKGROUND_TASKS,
+            "background task dropped: too many running"
+        );
+        return;
+    };
+    background_stats().spawned.fetch_add(1, Ordering::Relaxed);
+    handle.spawn(async move {
+        task.await;
+        drop(permit);
+    });
 }

@@ -35,7 +35,15 @@ impl QuotaService {
     /// Answers once the session is stored; a store failure is an error and
     /// opens nothing.
     pub async fn open_session(&self, key: &str) -> Result<Option<OpenedSession>, ServiceError> {
-        let Some(caller) = self.authenticate(key) else {
+        // Read before the key is checked: a key change that begins after
+        // this (see `rotate_key`) is seen by the re-check below.
+        let changes = |caller: &Caller| match caller {
+            Caller::Workspace(id) => self.inner.registry.changes(id),
+            Caller::Admin => 0,
+        };
+        let tentative = self.authenticate(key);
+        let changes_before = tentative.as_ref().map(changes);
+        let Some(caller) = tentative else {
             return Ok(None);
         };
         let (id, digest) = new_session_id();
@@ -51,12 +59,15 @@ impl QuotaService {
             .sessions
             .insert(digest, caller.clone(), expires_at_ms, now);
         // A rotation or revocation on this instance may run concurrently: it
-        // forgets the keys, then closes the workspace's sessions in memory,
-        // then deletes them from the store. If the key is gone by now, its
-        // delete may have run before our write, so the session is undone
-        // here; if not, its close and delete both come after our insert and
-        // write, and end this session themselves.
-        if self.authenticate(key).as_ref() != Some(&caller) {
+        // counts a change, deletes the workspace's sessions from the store
+        // with the new key, then forgets the old key and closes the sessions
+        // in memory. If the change began by now, its delete may have run
+        // before our write, so the session is undone here; if not, its
+        // delete and close both come after our write and insert, and end
+        // this session themselves.
+        if self.authenticate(key).as_ref() != Some(&caller)
+            || changes_before != Some(changes(&caller))
+        {
             self.inner.sessions.remove(&digest);
             // Best effort: nobody ever received this session's id.
             let _ = self.unstore_session(digest).await;

@@ -6,24 +6,103 @@
 //! every workspace is DEGRADED, and admission either falls back to this
 //! instance's own counts (`open`, the default: traffic keeps flowing, limits
 //! are enforced per instance) or refuses with 503 (`closed`: never risk going
-//! over). Records are counted locally and answered 503 (not acknowledged),
-//! and so are sign-ins (no cookie without a stored session).
+//! over). Records are answered 503 and not counted anywhere (a retry counts
+//! once), and so are sign-ins (no cookie without a stored session).
+//!
+//! Keys across instances:
+//! - **Created or rotated elsewhere works here at once.** A key this instance
+//!   does not know is looked up in Redis by its digest (`learn_key`, called
+//!   before a request is authenticated) before it is refused. Keys Redis does
+//!   not know either are remembered as unknown for [`NEGATIVE_TTL`] (at most
+//!   [`NEGATIVE_CACHE_MAX`] of them), and at most [`LOOKUPS_PER_SECOND`]
+//!   lookups reach Redis per second: a flood of random keys costs Redis
+//!   nothing more than that.
+//! - **Revoked or rotated elsewhere is refused here, even if the event was
+//!   missed.** Every admission and record carries the key digest this
+//!   instance holds for the workspace; the admission script compares it with
+//!   `qa:{ws}:key` and refuses a stale one, after which this instance reloads
+//!   the workspace's key (forgetting the old one, its sessions and sockets).
+//!   Everything else (reads, WebSockets) catches up by a reload of every
+//!   key and session, done on every (re)subscribe to `qa:events` and whenever
+//!   the key epoch in Redis moves (polled every [`EPOCH_POLL`]): within about
+//!   a second of the change while Redis is reachable, even over a
+//!   subscription that silently stopped delivering.
 //!
 //! Browser sessions are shared too (`service::sessions`): stored in Redis,
 //! loaded at start, and opened, extended and closed on every instance through
 //! the same events; a key change (`key_changed`) ends a workspace's sessions
 //! everywhere, as it does its keys.
 
+use super::records::Idempotency;
 use super::{Caller, QuotaService, ServiceError};
 use crate::auth::key_digest;
 use crate::engine::{Admission, CallOutcome, Effect};
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaStatus};
-use crate::store::redis::{RedisShared, SharedWorkspace, EVENTS_CHANNEL};
-use crate::store::StoreError;
+use crate::store::redis::{
+    AddCode, AddGuard, RedisShared, SharedWorkspace, EVENTS_CHANNEL, REVOKED_DIGEST_HEX,
+};
+use crate::store::{ClaimOutcome, StoreError};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a key Redis did not know is refused without asking again.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Unknown keys remembered at most; past it, unknown keys are still looked
+/// up, within [`LOOKUPS_PER_SECOND`].
+pub const NEGATIVE_CACHE_MAX: usize = 10_000;
+/// Lookups of unknown keys sent to Redis per second, per instance; past it
+/// an unknown key is refused (401) without a lookup.
+pub const LOOKUPS_PER_SECOND: u32 = 100;
+/// How often the key epoch is read from Redis.
+pub const EPOCH_POLL: Duration = Duration::from_secs(1);
+
+/// Looking up keys this instance has not heard of, and the key epoch.
+pub(super) struct KeyLookups {
+    unknown: Mutex<HashMap<[u8; 32], Instant>>,
+    budget: governor::DefaultDirectRateLimiter,
+    /// The key epoch the last reload started from.
+    epoch: AtomicU64,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl Default for KeyLookups {
+    fn default() -> Self {
+        let per_second = std::num::NonZeroU32::new(LOOKUPS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
+        Self {
+            unknown: Mutex::new(HashMap::new()),
+            budget: governor::RateLimiter::direct(governor::Quota::per_second(per_second)),
+            epoch: AtomicU64::new(0),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl KeyLookups {
+    fn recently_unknown(&self, digest: &[u8; 32]) -> bool {
+        let unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
+        unknown.get(digest).is_some_and(|until| *until > Instant::now())
+    }
+
+    fn remember_unknown(&self, digest: [u8; 32]) {
+        let mut unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if unknown.len() >= NEGATIVE_CACHE_MAX {
+            unknown.retain(|_, until| *until > now);
+        }
+        if unknown.len() < NEGATIVE_CACHE_MAX {
+            unknown.insert(digest, now + NEGATIVE_TTL);
+        }
+    }
+
+    fn forget_unknown(&self) {
+        self.unknown.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailurePolicy {
@@ -78,6 +157,10 @@ enum EventKind {
     Recorded {
         outcome: CallOutcome,
     },
+    /// A batch, counted all at once.
+    RecordedBatch {
+        outcomes: Vec<CallOutcome>,
+    },
     Reset,
     /// Digests (hex) only: the session id never leaves the browser and us.
     SessionOpened {
@@ -115,13 +198,16 @@ impl QuotaService {
         };
         match shared.redis.save_workspace(&workspace).await {
             Ok(true) => {
-                self.broadcast(
+                // Awaited: the key is handed out only once the others can
+                // know it (they would also look it up, see `learn_key`).
+                self.broadcast_now(
                     id,
                     EventKind::Created {
                         key_digest: workspace.key_digest,
                         limits,
                     },
-                );
+                )
+                .await;
                 Ok(())
             }
             Ok(false) => Err(ServiceError::Engine(
@@ -157,11 +243,16 @@ impl QuotaService {
         let limits = engine
             .limits(id)
             .ok_or_else(|| crate::engine::EngineError::NotFound(id.to_string()))?;
-        match shared
-            .redis
-            .add(id, engine.now_ms(), 1, 0, Some(&limits))
-            .await
-        {
+        let guard = AddGuard {
+            limits: Some(limits),
+            expected_key: Some(self.expected_key(id)),
+            idempotency: None,
+        };
+        match shared.redis.add(id, engine.now_ms(), 1, 0, &guard).await {
+            Ok(totals) if totals.code == AddCode::KeyChanged => {
+                self.reload_workspace_key(id).await;
+                Err(ServiceError::KeyChanged)
+            }
             Ok(totals) if totals.admitted => {
                 let effect = engine.count_admitted(id)?;
                 self.broadcast(id, EventKind::Admitted);
@@ -217,25 +308,37 @@ impl QuotaService {
         }
     }
 
-    /// Adds usage to the shared counters; awaited for records.
-    pub(super) async fn shared_add(
+    /// Adds a record's (or batch's) usage to the shared counters, once per
+    /// idempotency key and only while this instance's key of the workspace
+    /// is Redis's; awaited.
+    pub(super) async fn shared_count(
         &self,
         id: &str,
+        now_ms: u64,
         requests: u64,
         tokens: u64,
-    ) -> Result<(), ServiceError> {
+        idempotency: Option<&Idempotency>,
+    ) -> Result<ClaimOutcome, ServiceError> {
         let Some(shared) = self.shared() else {
-            return Ok(());
+            return Ok(ClaimOutcome::Counted);
         };
-        if requests == 0 && tokens == 0 {
-            return Ok(());
-        }
-        match shared
-            .redis
-            .add(id, self.engine().now_ms(), requests, tokens, None)
-            .await
-        {
-            Ok(_) => Ok(()),
+        let guard = AddGuard {
+            limits: None,
+            expected_key: Some(self.expected_key(id)),
+            idempotency: idempotency
+                .map(|i| (hex::encode(i.key_digest), hex::encode(i.fingerprint))),
+        };
+        match shared.redis.add(id, now_ms, requests, tokens, &guard).await {
+            // Without limits nothing is refused for room.
+            Ok(totals) => match totals.code {
+                AddCode::Counted | AddCode::Refused => Ok(ClaimOutcome::Counted),
+                AddCode::Replayed => Ok(ClaimOutcome::Replayed),
+                AddCode::Mismatch => Ok(ClaimOutcome::Mismatch),
+                AddCode::KeyChanged => {
+                    self.reload_workspace_key(id).await;
+                    Err(ServiceError::KeyChanged)
+                }
+            },
             Err(e) => {
                 self.shared_failed(&e);
                 Err(ServiceError::Store(e))
@@ -243,28 +346,159 @@ impl QuotaService {
         }
     }
 
+    /// The digest this instance holds for the workspace's key (hex), as
+    /// Redis should still have it.
+    fn expected_key(&self, id: &str) -> String {
+        self.inner
+            .registry
+            .current_digest(id)
+            .map(hex::encode)
+            .unwrap_or_else(|| REVOKED_DIGEST_HEX.to_string())
+    }
+
+    /// Redis said the workspace's key is not the one this instance holds:
+    /// take Redis's.
+    async fn reload_workspace_key(&self, id: &str) {
+        let Some(shared) = self.shared() else { return };
+        match shared.redis.current_key(id).await {
+            Ok(Some(current)) => {
+                tracing::warn!(
+                    workspace_id = id,
+                    "missed a key change of this workspace; reloaded it from Redis"
+                );
+                let digest = (current != REVOKED_DIGEST_HEX).then_some(current.as_str());
+                self.apply_key_change(id, digest);
+            }
+            Ok(None) => {}
+            Err(e) => self.shared_failed(&e),
+        }
+    }
+
     pub(super) fn shared_completed(&self, id: &str, outcome: &CallOutcome) {
         if self.shared().is_none() {
             return;
         }
-        let service = self.clone();
-        let id = id.to_string();
-        let outcome = outcome.clone();
-        super::persist::spawn(async move {
-            let _ = service.shared_add(&id, 0, outcome.tokens).await;
-            service.broadcast(&id, EventKind::Completed { outcome });
-        });
+        self.shared_tokens_in_background(id, self.engine().now_ms(), outcome.tokens);
+        self.broadcast(
+            id,
+            EventKind::Completed {
+                outcome: outcome.clone(),
+            },
+        );
     }
 
-    pub(super) fn shared_recorded(&self, id: &str, outcome: &CallOutcome) {
-        if self.shared().is_some() {
-            self.broadcast(
-                id,
-                EventKind::Recorded {
-                    outcome: outcome.clone(),
-                },
-            );
+    pub(super) fn shared_recorded(&self, id: &str, outcomes: &[CallOutcome]) {
+        if self.shared().is_none() {
+            return;
         }
+        let kind = match outcomes {
+            [outcome] => EventKind::Recorded {
+                outcome: outcome.clone(),
+            },
+            _ => EventKind::RecordedBatch {
+                outcomes: outcomes.to_vec(),
+            },
+        };
+        self.broadcast(id, kind);
+    }
+
+    /// Makes sure a key this instance does not know has been looked up in
+    /// Redis (a key created or rotated on another instance a moment ago).
+    /// Call before authenticating; cheap for known keys and without Redis.
+    pub async fn learn_key(&self, key: &str) {
+        let Some(shared) = self.shared() else { return };
+        if self.inner.registry.knows(key) {
+            return;
+        }
+        let digest = key_digest(key);
+        let lookups = &self.inner.lookups;
+        if lookups.recently_unknown(&digest) || lookups.budget.check().is_err() {
+            return;
+        }
+        match shared.redis.lookup_key(&hex::encode(digest)).await {
+            Ok(Some(workspace)) => self.learn_workspace(&shared.redis, &workspace).await,
+            Ok(None) => lookups.remember_unknown(digest),
+            Err(e) => self.shared_failed(&e),
+        }
+    }
+
+    /// Applies a workspace as Redis holds it: created here if new (with its
+    /// day of usage), its key replaced if it changed.
+    async fn learn_workspace(&self, redis: &RedisShared, w: &SharedWorkspace) {
+        if !self.engine().contains(&w.id) {
+            self.apply_created(&w.id, &w.key_digest, w.limits);
+            if let Ok(buckets) = redis.load_day_buckets(&w.id).await {
+                for (minute, requests, tokens) in buckets {
+                    let _ = self
+                        .engine()
+                        .restore_usage(&w.id, minute * 60_000, requests, tokens);
+                }
+            }
+            let _ = self.engine().settle(&w.id);
+            self.inner.lookups.forget_unknown();
+            return;
+        }
+        if self.expected_key(&w.id) != w.key_digest {
+            let digest = (w.key_digest != REVOKED_DIGEST_HEX).then_some(w.key_digest.as_str());
+            self.apply_key_change(&w.id, digest);
+            self.inner.lookups.forget_unknown();
+        }
+    }
+
+    /// Reloads every workspace's key and every session from Redis: what
+    /// this instance may have missed while it was not subscribed. Usage of
+    /// workspaces already known is not reloaded (Redis decides admission;
+    /// the local view catches up with the next events).
+    async fn shared_reload(&self) -> Result<(), StoreError> {
+        let Some(shared) = self.shared().cloned() else {
+            return Ok(());
+        };
+        let _one_at_a_time = self.inner.lookups.reloading.lock().await;
+        let epoch = shared.redis.key_epoch().await?;
+        let workspaces = shared.redis.load_workspaces().await?;
+        for w in &workspaces {
+            self.learn_workspace(&shared.redis, w).await;
+        }
+        self.reload_sessions(&shared, &workspaces).await?;
+        self.inner.lookups.epoch.store(epoch, Ordering::Release);
+        Ok(())
+    }
+
+    /// Sessions stored in Redis are restored; sessions known here before the
+    /// load that Redis no longer has (signed out or ended elsewhere) are
+    /// forgotten. One opened here during the load is not in the first list,
+    /// so it is never forgotten by mistake.
+    async fn reload_sessions(
+        &self,
+        shared: &Shared,
+        workspaces: &[SharedWorkspace],
+    ) -> Result<(), StoreError> {
+        let known_before = self.inner.sessions.digests();
+        let now = self.engine().now_ms();
+        let keyed: HashSet<&str> = workspaces
+            .iter()
+            .filter(|w| w.key_digest != REVOKED_DIGEST_HEX)
+            .map(|w| w.id.as_str())
+            .collect();
+        let mut stored = HashSet::new();
+        for (digest_hex, session) in shared.redis.load_sessions(now).await? {
+            if let Some(digest) = decode_digest(&digest_hex) {
+                stored.insert(digest);
+                self.restore_session(
+                    digest,
+                    session.workspace_id,
+                    session.expires_at_ms,
+                    now,
+                    &keyed,
+                );
+            }
+        }
+        for digest in known_before {
+            if !stored.contains(&digest) {
+                self.apply_session_closed(digest);
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn shared_reset(&self, id: &str) -> Result<(), ServiceError> {
@@ -391,10 +625,9 @@ impl QuotaService {
             }
             let _ = self.engine().settle(&w.id);
         }
-        let revoked = "00".repeat(32);
         let keyed: HashSet<&str> = workspaces
             .iter()
-            .filter(|w| w.key_digest != revoked)
+            .filter(|w| w.key_digest != REVOKED_DIGEST_HEX)
             .map(|w| w.id.as_str())
             .collect();
         let now = self.engine().now_ms();
@@ -409,6 +642,23 @@ impl QuotaService {
                 );
             }
         }
+        for w in &workspaces {
+            // Data written before `qa:{ws}:key` existed.
+            shared.redis.backfill_key(w).await?;
+        }
+        self.inner
+            .lookups
+            .epoch
+            .store(shared.redis.key_epoch().await?, Ordering::Release);
+        self.spawn_subscription(shared.clone());
+        self.spawn_epoch_poll(shared);
+        Ok(workspaces.len())
+    }
+
+    /// Listens to the other instances' events, resubscribing on its own;
+    /// every (re)subscription first reloads keys and sessions, so nothing
+    /// published while it was away is missed.
+    fn spawn_subscription(&self, shared: Shared) {
         let weak = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
@@ -418,6 +668,12 @@ impl QuotaService {
                 drop(service);
                 if let Ok(mut pubsub) = client.get_async_pubsub().await {
                     if pubsub.subscribe(EVENTS_CHANNEL).await.is_ok() {
+                        let Some(inner) = weak.upgrade() else { return };
+                        if let Err(e) = (QuotaService { inner }).shared_reload().await {
+                            if let Some(inner) = weak.upgrade() {
+                                QuotaService { inner }.shared_failed(&e);
+                            }
+                        }
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
                             let Some(inner) = weak.upgrade() else { return };
@@ -439,7 +695,30 @@ impl QuotaService {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
-        Ok(workspaces.len())
+    }
+
+    /// Reads the key epoch every [`EPOCH_POLL`] and reloads when it moved:
+    /// a key change whose event never arrived (on a subscription that still
+    /// looks alive) is caught up within that time.
+    fn spawn_epoch_poll(&self, shared: Shared) {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(EPOCH_POLL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let service = QuotaService { inner };
+                let Ok(epoch) = shared.redis.key_epoch().await else {
+                    continue;
+                };
+                if epoch != service.inner.lookups.epoch.load(Ordering::Acquire) {
+                    if let Err(e) = service.shared_reload().await {
+                        service.shared_failed(&e);
+                    }
+                }
+            }
+        });
     }
 
     pub(super) async fn shared_key_change(
@@ -468,16 +747,24 @@ impl QuotaService {
             .delete_workspace_sessions(id)
             .await
             .map_err(failed)?;
-        self.broadcast(
+        // Awaited, in order with the answer to the admin.
+        self.broadcast_now(
             id,
             EventKind::KeyChanged {
                 key_digest: digest_hex,
             },
-        );
+        )
+        .await;
         Ok(())
     }
 
     fn apply_key_change(&self, id: &str, digest_hex: Option<&str>) {
+        // Already applied (learned by a lookup or a reload first): closing
+        // the sessions again would end ones opened with the new key.
+        if self.expected_key(id) == digest_hex.unwrap_or(REVOKED_DIGEST_HEX) {
+            return;
+        }
+        self.inner.registry.begin_change(id);
         self.revoke_locally(id);
         let mut digest = [0u8; 32];
         if let Some(hex_digest) = digest_hex {
@@ -491,7 +778,7 @@ impl QuotaService {
         let exact = LimitOverrides::exactly(limits);
         let _ = self.engine().create_workspace(id, &exact);
         let mut digest = [0u8; 32];
-        if hex::decode_to_slice(digest_hex, &mut digest).is_ok() {
+        if digest_hex != REVOKED_DIGEST_HEX && hex::decode_to_slice(digest_hex, &mut digest).is_ok() {
             self.inner.registry.restore(digest, id);
         }
     }
@@ -538,6 +825,13 @@ impl QuotaService {
             EventKind::Admitted => self.engine().count_admitted(id),
             EventKind::Completed { outcome } => self.engine().complete(id, &outcome),
             EventKind::Recorded { outcome } => self.engine().record(id, &outcome),
+            EventKind::RecordedBatch { outcomes } => {
+                let mut last = Err(crate::engine::EngineError::NotFound(id.to_string()));
+                for outcome in &outcomes {
+                    last = self.engine().record(id, outcome);
+                }
+                last
+            }
             EventKind::Reset => self.engine().reset(id),
         };
         if effect.is_ok() {

@@ -74,6 +74,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_workspace ON sessions (workspace_id);
     CREATE INDEX sessions_by_expiry ON sessions (expires_at_ms);
     "#,
+    // 3: Idempotency-Key of `POST /api/quota/record[/batch]`, per workspace:
+    // the SHA-256 of the key (it is client text, kept as a digest like
+    // everything else a client chooses), the SHA-256 of the request it was
+    // used for, and when. Written in the same transaction as the usage it
+    // counted, so a retry is either counted (no row) or replayed (row).
+    // Pruned after 24 h.
+    r#"
+    CREATE TABLE idempotency_keys (
+        workspace_id  TEXT NOT NULL,
+        key_digest    BLOB NOT NULL CHECK (length(key_digest) = 32),
+        fingerprint   BLOB NOT NULL CHECK (length(fingerprint) = 32),
+        created_at_ms INTEGER NOT NULL CHECK (created_at_ms >= 0),
+        PRIMARY KEY (workspace_id, key_digest)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_time ON idempotency_keys (created_at_ms);
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the problem as text for the caller to

@@ -18,6 +18,9 @@ mod sqlite;
 pub use self::redis::RedisShared;
 pub use sqlite::SqliteStore;
 
+/// How long an `Idempotency-Key` is remembered (24 h).
+pub const IDEMPOTENCY_TTL_MS: u64 = 86_400_000;
+
 use crate::model::Limits;
 use std::path::{Path, PathBuf};
 
@@ -101,6 +104,27 @@ pub struct StoredAudit {
     pub action: String,
     pub workspace_id: Option<String>,
     pub detail: String,
+}
+
+/// A retry's identity: the digest of its `Idempotency-Key` and of the
+/// request it was first used for (see [`SqliteStore::append_usage_once`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub key_digest: [u8; 32],
+    pub fingerprint: [u8; 32],
+    /// Keys older than this (Unix ms) are expired: a reuse counts again.
+    pub not_before_ms: u64,
+}
+
+/// What a write guarded by an [`IdempotencyClaim`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// First use: counted, and the key kept.
+    Counted,
+    /// The key was already used for this same request: nothing counted.
+    Replayed,
+    /// The key was already used for a different request: nothing counted.
+    Mismatch,
 }
 
 /// What [`SqliteStore::prune`] deleted.

@@ -8,7 +8,22 @@
 //! - `qa:{ws}:sec` / `qa:{ws}:secidx`: per-second buckets (hash "r:t" + zset)
 //! - `qa:{ws}:min` / `qa:{ws}:minidx`: per-minute buckets for the day window
 //! - `qa:{ws}:tot`: running totals `mr mt dr dt` (minute/day requests/tokens)
+//! - `qa:{ws}:key`: the workspace's current key digest (hex; all zeroes once
+//!   revoked). The admission script reads it, so a proxied call or a record
+//!   made with a key that was rotated or revoked is refused by Redis itself,
+//!   even on an instance that missed the event (see `service::shared`).
+//! - `qa:{ws}:idem:<sha256 of the Idempotency-Key>`: the fingerprint of the
+//!   request that key was used for, `SET` inside the same script that counts
+//!   it, with a 24 h expiry.
 //! - `qa:workspaces`: id → JSON (key digest, limits)
+//! - `qa:keys`: key digest (hex) → workspace id, so an instance can look up a
+//!   key it has not heard of yet (created or rotated elsewhere a moment ago).
+//!   Entries of old keys may linger; a lookup is only believed if the
+//!   workspace's JSON names the same digest.
+//! - `qa:keyepoch`: incremented on every key creation, rotation and
+//!   revocation; instances poll it and reload keys and sessions when it moves,
+//!   so a missed event is caught up within a second even on a subscription
+//!   that looks alive.
 //! - `qa:sessions`: hex digest of a browser session id → JSON (workspace or
 //!   null for the admin, expiry). One hash for every session, so signing out
 //!   needs only the cookie's digest; each session script touches only this key.
@@ -27,6 +42,11 @@ use std::time::Duration;
 pub const EVENTS_CHANNEL: &str = "qa:events";
 const WORKSPACES_KEY: &str = "qa:workspaces";
 const SESSIONS_KEY: &str = "qa:sessions";
+const KEYS_INDEX: &str = "qa:keys";
+const KEY_EPOCH: &str = "qa:keyepoch";
+/// The stored digest of a revoked workspace: no key hashes to it.
+pub const REVOKED_DIGEST_HEX: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Moves a session's expiry forward only if the session still exists (it may
 /// have been signed out or revoked on another instance meanwhile) and only
@@ -68,16 +88,59 @@ end
 return deleted
 "#;
 
-/// Evicts expired buckets, optionally checks room for one request, adds usage.
-/// Returns {admitted (0/1), mr, mt, dr, dt}.
+/// Every change of a workspace's key, atomically: the workspace's JSON,
+/// `qa:{ws}:key` (what admission compares with), the digest index and the
+/// epoch. ARGV: mode (`create`: only if the id is new; `change`: only if it
+/// exists; `backfill`: only if `qa:{ws}:key` is missing), id, digest, JSON,
+/// the revoked digest. Returns 1 if it changed something. This script spans
+/// hash slots, which is fine: quota-alert talks to one Redis server (its
+/// client is not a Cluster client).
+const KEY_SCRIPT: &str = r#"
+local workspaces, keyname, index, epoch = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local mode, id, digest, json, revoked = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if mode == 'create' then
+  if redis.call('HSETNX', workspaces, id, json) == 0 then return 0 end
+  redis.call('SET', keyname, digest)
+elseif mode == 'change' then
+  if redis.call('HEXISTS', workspaces, id) == 0 then return 0 end
+  redis.call('HSET', workspaces, id, json)
+  redis.call('SET', keyname, digest)
+else
+  if not redis.call('SET', keyname, digest, 'NX') then return 0 end
+end
+if digest ~= revoked then redis.call('HSET', index, digest, id) end
+redis.call('INCR', epoch)
+return 1
+"#;
+
+/// Checks the caller's key is still the workspace's (ARGV[9], '' to skip),
+/// claims the idempotency key (KEYS[7] with fingerprint ARGV[10], '' for
+/// none, kept ARGV[11] ms), evicts expired buckets, optionally checks room for
+/// one request, adds usage — all or nothing, atomically.
+/// Returns {code, mr, mt, dr, dt}; code: 1 counted, 0 refused (no room),
+/// -1 the key is no longer the workspace's, 2 idempotent replay (nothing
+/// counted), 3 the idempotency key was used for another request.
 const ADD_SCRIPT: &str = r#"
 local sec, secidx, min, minidx, tot = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now_ms = tonumber(ARGV[1])
 local requests, tokens = tonumber(ARGV[2]), tonumber(ARGV[3])
 local check = ARGV[4] == '1'
 local rpm, rpd, tpm, tpd = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local expected_key, fingerprint, idem_ttl = ARGV[9], ARGV[10], tonumber(ARGV[11])
 local now_s = math.floor(now_ms / 1000)
 local now_m = math.floor(now_ms / 60000)
+
+if expected_key ~= '' then
+  local current = redis.call('GET', KEYS[6])
+  if current and current ~= expected_key then return {-1, 0, 0, 0, 0} end
+end
+if fingerprint ~= '' then
+  local prior = redis.call('GET', KEYS[7])
+  if prior then
+    if prior == fingerprint then return {2, 0, 0, 0, 0} end
+    return {3, 0, 0, 0, 0}
+  end
+end
 
 local function evict(hash, idx, oldest_kept, rfield, tfield)
   local old = redis.call('ZRANGEBYSCORE', idx, '-inf', '(' .. oldest_kept)
@@ -112,6 +175,9 @@ local function add(hash, idx, bucket)
   redis.call('HSET', hash, bucket, (r + requests) .. ':' .. (tk + tokens))
   redis.call('ZADD', idx, bucket, bucket)
 end
+if fingerprint ~= '' then
+  redis.call('SET', KEYS[7], fingerprint, 'PX', idem_ttl)
+end
 if requests > 0 or tokens > 0 then
   add(sec, secidx, now_s)
   add(min, minidx, now_m)
@@ -125,9 +191,38 @@ end
 return {1, mr + requests, mt + tokens, dr + requests, dt + tokens}
 "#;
 
+/// What one [`RedisShared::add`] should do besides adding usage.
+#[derive(Clone, Debug, Default)]
+pub struct AddGuard {
+    /// Admission: only if one more request fits these limits.
+    pub limits: Option<Limits>,
+    /// Only if the workspace's key in Redis is still this digest (hex): the
+    /// one this instance accepted the caller's key against.
+    pub expected_key: Option<String>,
+    /// Count once per (workspace, key): digest (hex) of the
+    /// `Idempotency-Key` and fingerprint (hex) of the request.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// How an [`RedisShared::add`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddCode {
+    /// Added (and, with limits, admitted).
+    Counted,
+    /// No room within the limits: nothing added.
+    Refused,
+    /// The workspace's key changed in Redis since this instance learned it.
+    KeyChanged,
+    /// The idempotency key was already used for this request.
+    Replayed,
+    /// The idempotency key was already used for another request.
+    Mismatch,
+}
+
 /// Totals of one workspace as Redis holds them after an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedTotals {
+    pub code: AddCode,
     pub admitted: bool,
     pub minute_requests: u64,
     pub minute_tokens: u64,
@@ -155,6 +250,7 @@ pub struct RedisShared {
     client: redis::Client,
     connection: ConnectionManager,
     add_script: Script,
+    key_script: Script,
     extend_session_script: Script,
     delete_sessions_script: Script,
     url: String,
@@ -186,6 +282,7 @@ impl RedisShared {
             client,
             connection,
             add_script: Script::new(ADD_SCRIPT),
+            key_script: Script::new(KEY_SCRIPT),
             extend_session_script: Script::new(EXTEND_SESSION_SCRIPT),
             delete_sessions_script: Script::new(DELETE_SESSIONS_SCRIPT),
             url: redact(url),
@@ -207,16 +304,21 @@ impl RedisShared {
             .map_err(|e| self.failed("ping", e))
     }
 
-    /// Adds usage; with `limits`, only if one more request fits (admission).
+    /// Adds usage, as `guard` allows (see [`AddGuard`]).
     pub async fn add(
         &self,
         workspace: &str,
         now_ms: u64,
         requests: u64,
         tokens: u64,
-        limits: Option<&Limits>,
+        guard: &AddGuard,
     ) -> Result<SharedTotals, StoreError> {
         let mut con = self.connection.clone();
+        let limits = guard.limits.as_ref();
+        let (idem_key, fingerprint) = match &guard.idempotency {
+            Some((key, fingerprint)) => (k_idem(workspace, key), fingerprint.as_str()),
+            None => (k_idem(workspace, "-"), ""),
+        };
         let l = limits.copied().unwrap_or(Limits {
             requests_per_minute: u64::MAX >> 12,
             requests_per_day: u64::MAX >> 12,
@@ -231,6 +333,8 @@ impl RedisShared {
             .key(k("min"))
             .key(k("minidx"))
             .key(k("tot"))
+            .key(k("key"))
+            .key(idem_key)
             .arg(now_ms)
             .arg(requests)
             .arg(tokens)
@@ -239,12 +343,23 @@ impl RedisShared {
             .arg(l.requests_per_day)
             .arg(l.tokens_per_minute)
             .arg(l.tokens_per_day)
+            .arg(guard.expected_key.as_deref().unwrap_or(""))
+            .arg(fingerprint)
+            .arg(super::IDEMPOTENCY_TTL_MS)
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.failed("add usage", e))?;
         let get = |i: usize| result.get(i).copied().unwrap_or(0).max(0) as u64;
+        let code = match result.first().copied().unwrap_or(0) {
+            1 => AddCode::Counted,
+            -1 => AddCode::KeyChanged,
+            2 => AddCode::Replayed,
+            3 => AddCode::Mismatch,
+            _ => AddCode::Refused,
+        };
         Ok(SharedTotals {
-            admitted: get(0) == 1,
+            code,
+            admitted: code == AddCode::Counted,
             minute_requests: get(1),
             minute_tokens: get(2),
             day_requests: get(3),
@@ -284,12 +399,90 @@ impl RedisShared {
             .map_err(|e| self.failed("clear usage", e))
     }
 
+    /// Creates the workspace (`false` if the id is taken) with its key, its
+    /// digest index entry and the epoch move, in one script.
     pub async fn save_workspace(&self, workspace: &SharedWorkspace) -> Result<bool, StoreError> {
-        let mut con = self.connection.clone();
         let json = serde_json::to_string(workspace).unwrap_or_default();
-        con.hset_nx(WORKSPACES_KEY, &workspace.id, json)
+        self.run_key_script("create", &workspace.id, &workspace.key_digest, &json, "save workspace")
             .await
-            .map_err(|e| self.failed("save workspace", e))
+    }
+
+    /// Runs [`KEY_SCRIPT`]; true if it changed something.
+    async fn run_key_script(
+        &self,
+        mode: &str,
+        id: &str,
+        digest_hex: &str,
+        json: &str,
+        op: &'static str,
+    ) -> Result<bool, StoreError> {
+        let mut con = self.connection.clone();
+        let changed: i64 = self
+            .key_script
+            .key(WORKSPACES_KEY)
+            .key(format!("qa:{{{id}}}:key"))
+            .key(KEYS_INDEX)
+            .key(KEY_EPOCH)
+            .arg(mode)
+            .arg(id)
+            .arg(digest_hex)
+            .arg(json)
+            .arg(REVOKED_DIGEST_HEX)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.failed(op, e))?;
+        Ok(changed == 1)
+    }
+
+    /// Start-up backfill of `qa:{ws}:key` and `qa:keys` for workspaces
+    /// stored before they existed.
+    pub async fn backfill_key(&self, workspace: &SharedWorkspace) -> Result<(), StoreError> {
+        self.run_key_script(
+            "backfill",
+            &workspace.id,
+            &workspace.key_digest,
+            "",
+            "backfill key",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The workspace a key digest (hex) belongs to right now, if any.
+    pub async fn lookup_key(&self, digest_hex: &str) -> Result<Option<SharedWorkspace>, StoreError> {
+        let mut con = self.connection.clone();
+        let id: Option<String> = con
+            .hget(KEYS_INDEX, digest_hex)
+            .await
+            .map_err(|e| self.failed("look up key", e))?;
+        let Some(id) = id else { return Ok(None) };
+        let raw: Option<String> = con
+            .hget(WORKSPACES_KEY, &id)
+            .await
+            .map_err(|e| self.failed("look up key", e))?;
+        Ok(raw
+            .and_then(|r| serde_json::from_str::<SharedWorkspace>(&r).ok())
+            .filter(|w| w.key_digest == digest_hex))
+    }
+
+    /// One workspace as stored, if it exists.
+    pub async fn load_workspace(&self, id: &str) -> Result<Option<SharedWorkspace>, StoreError> {
+        let mut con = self.connection.clone();
+        let raw: Option<String> = con
+            .hget(WORKSPACES_KEY, id)
+            .await
+            .map_err(|e| self.failed("load workspace", e))?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    /// How many key changes Redis has seen (see the module docs).
+    pub async fn key_epoch(&self) -> Result<u64, StoreError> {
+        let mut con = self.connection.clone();
+        let epoch: Option<u64> = con
+            .get(KEY_EPOCH)
+            .await
+            .map_err(|e| self.failed("read key epoch", e))?;
+        Ok(epoch.unwrap_or(0))
     }
 
     /// Replaces a workspace's key digest (rotation) or, with `None`, marks it
@@ -309,11 +502,27 @@ impl RedisShared {
         else {
             return Ok(());
         };
-        workspace.key_digest = digest_hex.unwrap_or_else(|| "00".repeat(32));
+        let digest_hex = digest_hex.unwrap_or_else(|| REVOKED_DIGEST_HEX.to_string());
+        workspace.key_digest = digest_hex.clone();
         let json = serde_json::to_string(&workspace).unwrap_or_default();
-        con.hset::<_, _, _, ()>(WORKSPACES_KEY, id, json)
+        self.run_key_script("change", id, &digest_hex, &json, "update key")
             .await
-            .map_err(|e| self.failed("update key", e))
+            .map(|_| ())
+    }
+
+    /// The workspace's key digest as the admission script sees it (the
+    /// truth when an instance finds out it missed a change), falling back to
+    /// the workspace's JSON for data written before that key existed.
+    pub async fn current_key(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let mut con = self.connection.clone();
+        let key: Option<String> = con
+            .get(format!("qa:{{{id}}}:key"))
+            .await
+            .map_err(|e| self.failed("read key", e))?;
+        match key {
+            Some(key) => Ok(Some(key)),
+            None => self.workspace_key_digest(id).await,
+        }
     }
 
     pub async fn load_workspaces(&self) -> Result<Vec<SharedWorkspace>, StoreError> {
@@ -461,6 +670,10 @@ impl RedisShared {
             problem: e.to_string(),
         }
     }
+}
+
+fn k_idem(workspace: &str, key_digest_hex: &str) -> String {
+    format!("qa:{{{workspace}}}:idem:{key_digest_hex}")
 }
 
 /// The URL without its password, for messages and logs.

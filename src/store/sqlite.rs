@@ -43,7 +43,7 @@
 
 use super::migrations;
 use super::{
-    PruneStats, StoreError, StoredAudit, StoredSession, StoredTransition, StoredWorkspace, UsageRow,
+    ClaimOutcome, IdempotencyClaim, PruneStats, StoreError, StoredAudit, StoredSession, StoredTransition, StoredWorkspace, UsageRow,
 };
 use crate::model::Limits;
 use rusqlite::{params, Connection, OpenFlags, Row};
@@ -309,6 +309,84 @@ impl SqliteStore {
             )?
             .execute(params![id, sat(at_ms / 1000), sat(requests), sat(tokens)])?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Like [`append_usage`](Self::append_usage), guarded by an
+    /// idempotency claim: in ONE transaction, the key is looked up and, if it
+    /// is new (or expired), kept together with the usage. So a retry is
+    /// either counted with its key or replayed, never both, and two
+    /// concurrent uses of one key count once (the writer runs them one after
+    /// the other).
+    pub async fn append_usage_once(
+        &self,
+        workspace_id: &str,
+        at_ms: u64,
+        requests: u64,
+        tokens: u64,
+        claim: IdempotencyClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let id = workspace_id.to_string();
+        self.write("append usage once", move |c| {
+            let prior: Option<Vec<u8>> = c
+                .prepare_cached(
+                    "SELECT fingerprint FROM idempotency_keys
+                     WHERE workspace_id = ?1 AND key_digest = ?2 AND created_at_ms >= ?3",
+                )?
+                .query_row(
+                    params![id, &claim.key_digest[..], sat(claim.not_before_ms)],
+                    |row| row.get(0),
+                )
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            if let Some(prior) = prior {
+                return Ok(if prior == claim.fingerprint {
+                    ClaimOutcome::Replayed
+                } else {
+                    ClaimOutcome::Mismatch
+                });
+            }
+            c.prepare_cached(
+                "INSERT INTO idempotency_keys (workspace_id, key_digest, fingerprint, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (workspace_id, key_digest) DO UPDATE SET
+                    fingerprint = excluded.fingerprint,
+                    created_at_ms = excluded.created_at_ms",
+            )?
+            .execute(params![
+                id,
+                &claim.key_digest[..],
+                &claim.fingerprint[..],
+                sat(at_ms)
+            ])?;
+            if requests > 0 || tokens > 0 {
+                c.prepare_cached(
+                    "INSERT INTO usage (workspace_id, second, requests, tokens)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (workspace_id, second) DO UPDATE SET
+                        requests = CASE WHEN requests > 9223372036854775807 - excluded.requests
+                                   THEN 9223372036854775807 ELSE requests + excluded.requests END,
+                        tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
+                                 THEN 9223372036854775807 ELSE tokens + excluded.tokens END",
+                )?
+                .execute(params![id, sat(at_ms / 1000), sat(requests), sat(tokens)])?;
+            }
+            Ok(ClaimOutcome::Counted)
+        })
+        .await
+    }
+
+    /// Deletes idempotency keys created before `before_ms`; how many went.
+    pub async fn prune_idempotency_keys(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.write("prune idempotency keys", move |c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM idempotency_keys WHERE created_at_ms < ?1")?
+                .execute([sat(before_ms)])?;
+            Ok(deleted as u64)
         })
         .await
     }

@@ -78,6 +78,9 @@ pub enum ForwardError {
         retry_after_s: Option<f64>,
     },
     UnknownWorkspace,
+    /// The workspace key was rotated or revoked (Redis said so at admission,
+    /// on an instance that had missed the change).
+    KeyRevoked,
     /// No answer within the configured time.
     Timeout,
     /// The upstream could not be reached at all.
@@ -116,7 +119,9 @@ impl TrackedClient {
             .await
             .map_err(|e| match e {
                 crate::service::ServiceError::Engine(_) => ForwardError::UnknownWorkspace,
-                crate::service::ServiceError::Store(_) => ForwardError::Denied {
+                crate::service::ServiceError::KeyChanged => ForwardError::KeyRevoked,
+                crate::service::ServiceError::Store(_)
+                | crate::service::ServiceError::IdempotencyKeyReused => ForwardError::Denied {
                     status: QuotaStatus::Degraded,
                     retry_after_s: Some(5.0),
                 },
