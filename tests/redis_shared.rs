@@ -5,107 +5,14 @@
 mod common;
 
 use common::process::free_port;
-use common::{serve, test_config, Server, ADMIN};
+use common::redis::{eventually, instance, instance_with_clock, shared_workspace, start_redis};
+use common::{Server, ADMIN};
 use futures_util::StreamExt;
 use quota_alert::engine::{Clock, ManualClock, SystemClock};
-use quota_alert::service::{FailurePolicy, QuotaService, Shared};
-use quota_alert::store::RedisShared;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is owned by `RedisServer`, whose drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
-async fn start_redis(port: u16) -> RedisServer {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (scripts/test.sh installs it)");
-    let server = RedisServer { child, port };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start");
-}
-
-async fn instance(port: u16) -> (QuotaService, Server) {
-    instance_with_clock(port, Arc::new(SystemClock)).await
-}
-
-async fn instance_with_clock(port: u16, clock: Arc<dyn Clock>) -> (QuotaService, Server) {
-    let url = format!("redis://127.0.0.1:{port}/");
-    let redis = RedisShared::connect(&url).await.expect("connect to redis");
-    let shared = Shared {
-        redis,
-        instance: quota_alert::auth::generate_secret("i_"),
-        policy: FailurePolicy::Open,
-    };
-    let service = QuotaService::with_redis(test_config(&[]), clock, shared)
-        .await
-        .expect("service");
-    let server = serve(service.clone()).await;
-    (service, server)
-}
-
-/// Creates a workspace on `a` and waits until `b` knows its key.
-async fn shared_workspace(a: &Server, b: &Server, id: &str, limits: Value) -> String {
-    let (status, body) = a
-        .post(
-            "/api/admin/workspaces",
-            Some(ADMIN),
-            json!({"id": id, "limits": limits}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let key = body["api_key"].as_str().unwrap().to_string();
-    for _ in 0..100 {
-        if b.get("/api/quota/status", Some(&key)).await.0 == StatusCode::OK {
-            return key;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("instance b never learned about workspace {id}");
-}
-
-async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..150 {
-        last = server.get("/api/quota/status", Some(key)).await.1;
-        if check(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition never held; last snapshot {last}");
-}
 
 const BIG: &str = r#"{"requests_per_minute": 100000, "requests_per_day": 1000000}"#;
 

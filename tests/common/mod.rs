@@ -103,6 +103,7 @@ impl Server {
 
 pub mod fake_openai;
 pub mod process;
+pub mod redis;
 
 /// Signs in with `key` at `base`; the `qa_session=<id>` pair to send as
 /// `Cookie`.
