@@ -72,7 +72,9 @@ impl Conversations {
             }
             // Only this conversation is left: its oldest messages go, the
             // newest exchange stays.
-            let Some(transcript) = self.by_id.get_mut(conversation) else { break };
+            let Some(transcript) = self.by_id.get_mut(conversation) else {
+                break;
+            };
             if transcript.messages.len() <= 2 {
                 break;
             }

@@ -190,7 +190,8 @@ pub async fn record(
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
     let outcome = outcome_from_record(body)?;
     let outcomes = [outcome];
-    let recorded = record_outcomes(&service, &headers, &query, id.clone(), "record", &outcomes).await?;
+    let recorded =
+        record_outcomes(&service, &headers, &query, id.clone(), "record", &outcomes).await?;
     Ok(replayed_marker(recorded, Json(service.snapshot(&id)?)))
 }
 
@@ -248,7 +249,10 @@ async fn record_outcomes(
         }
         None => None,
     };
-    match service.record_all(&id, outcomes, idempotency.as_ref()).await {
+    match service
+        .record_all(&id, outcomes, idempotency.as_ref())
+        .await
+    {
         Err(ServiceError::KeyChanged) => {
             let caller = caller_from_headers(service, headers)?;
             let again = target_workspace(service, &caller, query.workspace_id.as_deref())?;
@@ -343,7 +347,8 @@ pub async fn record_batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     // One write for the whole batch: all of it is counted, or none.
-    let recorded = record_outcomes(&service, &headers, &query, id.clone(), "batch", &outcomes).await?;
+    let recorded =
+        record_outcomes(&service, &headers, &query, id.clone(), "batch", &outcomes).await?;
     Ok(replayed_marker(
         recorded,
         Json(BatchRecorded {

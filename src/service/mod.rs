@@ -237,7 +237,8 @@ impl QuotaService {
         self.inner.registry.restore(digest, id);
         // The key has changed for good: an audit entry the store cannot take
         // must not hide the new key from the only one who will ever see it.
-        self.audit_best_effort("rotate_key", id, "key rotated").await;
+        self.audit_best_effort("rotate_key", id, "key rotated")
+            .await;
         tracing::info!(workspace_id = id, "workspace key rotated");
         Ok(key)
     }

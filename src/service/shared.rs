@@ -72,7 +72,8 @@ pub(super) struct KeyLookups {
 
 impl Default for KeyLookups {
     fn default() -> Self {
-        let per_second = std::num::NonZeroU32::new(LOOKUPS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
+        let per_second =
+            std::num::NonZeroU32::new(LOOKUPS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
         Self {
             unknown: Mutex::new(HashMap::new()),
             budget: governor::RateLimiter::direct(governor::Quota::per_second(per_second)),
@@ -85,7 +86,9 @@ impl Default for KeyLookups {
 impl KeyLookups {
     fn recently_unknown(&self, digest: &[u8; 32]) -> bool {
         let unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
-        unknown.get(digest).is_some_and(|until| *until > Instant::now())
+        unknown
+            .get(digest)
+            .is_some_and(|until| *until > Instant::now())
     }
 
     fn remember_unknown(&self, digest: [u8; 32]) {
@@ -100,7 +103,10 @@ impl KeyLookups {
     }
 
     fn forget_unknown(&self) {
-        self.unknown.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.unknown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
@@ -778,7 +784,8 @@ impl QuotaService {
         let exact = LimitOverrides::exactly(limits);
         let _ = self.engine().create_workspace(id, &exact);
         let mut digest = [0u8; 32];
-        if digest_hex != REVOKED_DIGEST_HEX && hex::decode_to_slice(digest_hex, &mut digest).is_ok() {
+        if digest_hex != REVOKED_DIGEST_HEX && hex::decode_to_slice(digest_hex, &mut digest).is_ok()
+        {
             self.inner.registry.restore(digest, id);
         }
     }

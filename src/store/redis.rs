@@ -403,8 +403,14 @@ impl RedisShared {
     /// digest index entry and the epoch move, in one script.
     pub async fn save_workspace(&self, workspace: &SharedWorkspace) -> Result<bool, StoreError> {
         let json = serde_json::to_string(workspace).unwrap_or_default();
-        self.run_key_script("create", &workspace.id, &workspace.key_digest, &json, "save workspace")
-            .await
+        self.run_key_script(
+            "create",
+            &workspace.id,
+            &workspace.key_digest,
+            &json,
+            "save workspace",
+        )
+        .await
     }
 
     /// Runs [`KEY_SCRIPT`]; true if it changed something.
@@ -449,7 +455,10 @@ impl RedisShared {
     }
 
     /// The workspace a key digest (hex) belongs to right now, if any.
-    pub async fn lookup_key(&self, digest_hex: &str) -> Result<Option<SharedWorkspace>, StoreError> {
+    pub async fn lookup_key(
+        &self,
+        digest_hex: &str,
+    ) -> Result<Option<SharedWorkspace>, StoreError> {
         let mut con = self.connection.clone();
         let id: Option<String> = con
             .hget(KEYS_INDEX, digest_hex)

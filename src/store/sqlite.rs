@@ -43,7 +43,8 @@
 
 use super::migrations;
 use super::{
-    ClaimOutcome, IdempotencyClaim, PruneStats, StoreError, StoredAudit, StoredSession, StoredTransition, StoredWorkspace, UsageRow,
+    ClaimOutcome, IdempotencyClaim, PruneStats, StoreError, StoredAudit, StoredSession,
+    StoredTransition, StoredWorkspace, UsageRow,
 };
 use crate::model::Limits;
 use rusqlite::{params, Connection, OpenFlags, Row};
@@ -373,7 +374,12 @@ impl SqliteStore {
                         tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
                                  THEN 9223372036854775807 ELSE tokens + excluded.tokens END",
                 )?
-                .execute(params![id, sat(at_ms / 1000), sat(requests), sat(tokens)])?;
+                .execute(params![
+                    id,
+                    sat(at_ms / 1000),
+                    sat(requests),
+                    sat(tokens)
+                ])?;
             }
             Ok(ClaimOutcome::Counted)
         })

@@ -69,10 +69,17 @@ async fn conversations_per_workspace_and_messages_per_conversation_are_capped() 
     }
     // The least recently used ones were forgotten; the newest are kept.
     for i in 0..5 {
-        assert!(transcript(&s, &key, &format!("c{i}")).await.is_empty(), "c{i} evicted");
+        assert!(
+            transcript(&s, &key, &format!("c{i}")).await.is_empty(),
+            "c{i} evicted"
+        );
     }
     for i in 5..MAX_CONVERSATIONS + 5 {
-        assert_eq!(transcript(&s, &key, &format!("c{i}")).await.len(), 2, "c{i} kept");
+        assert_eq!(
+            transcript(&s, &key, &format!("c{i}")).await.len(),
+            2,
+            "c{i} kept"
+        );
     }
 
     // Past the cap of messages in one conversation: the oldest go first.
@@ -115,11 +122,17 @@ async fn the_failure_queue_of_a_workspace_is_capped() {
     assert_eq!(status, StatusCode::OK);
     let snap = s.get("/api/quota/status", Some(&key)).await.1;
     assert_eq!(snap["status"], "DEGRADED");
-    assert!(snap["message"].as_str().unwrap().contains("500 errors"), "{snap}");
+    assert!(
+        snap["message"].as_str().unwrap().contains("500 errors"),
+        "{snap}"
+    );
     // ...past it, the queue holds the cap and no more.
     let snap = message_after(2).await;
     let expected = format!("{MAX_RECENT_FAILURES} errors");
-    assert!(snap["message"].as_str().unwrap().contains(&expected), "{snap}");
+    assert!(
+        snap["message"].as_str().unwrap().contains(&expected),
+        "{snap}"
+    );
 }
 
 #[tokio::test]
@@ -142,9 +155,7 @@ async fn background_writes_past_the_task_cap_are_merged_not_lost() {
     let calls = 5 * MAX_BACKGROUND_TASKS as u64;
     for _ in 0..calls {
         assert!(service.try_admit("acme").await.unwrap().check.allowed);
-        service
-            .complete("acme", &CallOutcome::success(2))
-            .unwrap();
+        service.complete("acme", &CallOutcome::success(2)).unwrap();
     }
     assert!(
         quota_alert::service::background_tasks_in_flight() <= MAX_BACKGROUND_TASKS,
@@ -156,7 +167,10 @@ async fn background_writes_past_the_task_cap_are_merged_not_lost() {
     );
     let metrics = s.http.get(s.url("/metrics")).send().await.unwrap();
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("quota_background_tasks_total{result=\"merged\"}"), "{text}");
+    assert!(
+        text.contains("quota_background_tasks_total{result=\"merged\"}"),
+        "{text}"
+    );
 
     // Nothing acknowledged is lost: every request and token reaches the store.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

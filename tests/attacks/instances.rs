@@ -104,7 +104,11 @@ async fn a_key_revoked_while_the_other_instance_was_not_subscribed_is_refused_th
 
     redis.kill_subscriptions().await;
     let (status, body) = a
-        .post("/api/admin/workspaces/victim/revoke", Some(ADMIN), json!({}))
+        .post(
+            "/api/admin/workspaces/victim/revoke",
+            Some(ADMIN),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
@@ -131,7 +135,11 @@ async fn reads_with_a_revoked_key_stop_within_the_reload_after_a_missed_event() 
     let key = shared_workspace(&a, &b, "reader", big_limits()).await;
     redis.kill_subscriptions().await;
     let (status, _) = a
-        .post("/api/admin/workspaces/reader/revoke", Some(ADMIN), json!({}))
+        .post(
+            "/api/admin/workspaces/reader/revoke",
+            Some(ADMIN),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // No record or proxied call on B: only its reload on resubscribe (or the

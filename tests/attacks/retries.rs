@@ -27,7 +27,11 @@ async fn post_with_key(
     idempotency: Option<&str>,
     body: Value,
 ) -> (StatusCode, Option<String>, Value) {
-    let mut req = server.http.post(server.url(path)).bearer_auth(key).json(&body);
+    let mut req = server
+        .http
+        .post(server.url(path))
+        .bearer_auth(key)
+        .json(&body);
     if let Some(idem) = idempotency {
         req = req.header("idempotency-key", idem);
     }
@@ -63,7 +67,10 @@ async fn a_retried_record_is_counted_once_and_a_reused_key_is_refused() {
         post_with_key(&s, "/api/quota/record", &key, Some("retry-1"), one()).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(replayed.as_deref(), Some("true"));
-    assert_eq!(again["workspace_id"], "acme", "same shape as the first answer");
+    assert_eq!(
+        again["workspace_id"], "acme",
+        "same shape as the first answer"
+    );
     assert_eq!(requests_counted(&s, &key).await, 1, "counted once");
 
     // The same key for a different request.
@@ -100,8 +107,14 @@ async fn a_retried_record_is_counted_once_and_a_reused_key_is_refused() {
     // A batch retried is counted once too.
     let batch = json!({"records": [one(), one(), one()]});
     for expected in [None, Some("true")] {
-        let (status, replayed, body) =
-            post_with_key(&s, "/api/quota/record/batch", &key, Some("b-1"), batch.clone()).await;
+        let (status, replayed, body) = post_with_key(
+            &s,
+            "/api/quota/record/batch",
+            &key,
+            Some("b-1"),
+            batch.clone(),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(replayed.as_deref(), expected);
         assert_eq!(body["recorded"], 3);
@@ -158,7 +171,11 @@ async fn a_bad_idempotency_key_is_refused_naming_the_header() {
     let fine = "k".repeat(255);
     let (status, _, body) = post_with_key(&s, "/api/quota/record", &key, Some(&fine), one()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(requests_counted(&s, &key).await, 1, "no refused one counted");
+    assert_eq!(
+        requests_counted(&s, &key).await,
+        1,
+        "no refused one counted"
+    );
 }
 
 async fn sqlite_server(name: &str) -> (Server, QuotaService, SqliteStore, std::path::PathBuf) {
@@ -196,7 +213,11 @@ async fn concurrent_duplicates_count_once_and_a_restart_still_knows_the_key() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
-    assert_eq!(requests_counted(&s, &key).await, 1, "twenty tries, one count");
+    assert_eq!(
+        requests_counted(&s, &key).await,
+        1,
+        "twenty tries, one count"
+    );
     drop(s);
     drop(service);
     store.close().await.unwrap();
@@ -221,8 +242,7 @@ async fn a_retry_on_another_instance_is_counted_once() {
     let (_, a) = instance(redis.port).await;
     let (_, b) = instance(redis.port).await;
     let key = shared_workspace(&a, &b, "twice", big_limits()).await;
-    let (status, _, body) =
-        post_with_key(&a, "/api/quota/record", &key, Some("r-1"), one()).await;
+    let (status, _, body) = post_with_key(&a, "/api/quota/record", &key, Some("r-1"), one()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The client timed out and retries elsewhere, twice at once.
     let (first, second) = tokio::join!(
@@ -315,7 +335,11 @@ async fn a_rotation_redis_cannot_keep_leaves_the_old_key_working() {
     let key = body["api_key"].as_str().unwrap().to_string();
     drop(redis);
     let (status, body) = a
-        .post("/api/admin/workspaces/away/rotate-key", Some(ADMIN), json!({}))
+        .post(
+            "/api/admin/workspaces/away/rotate-key",
+            Some(ADMIN),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "store_unavailable");
