@@ -696,19 +696,42 @@ mod tests {
         let config = load(
             None,
             &[
-                ("QUOTA_PROXY_EXTRA_ENDPOINTS", "GET /v1/files, POST /v1/audio/transcriptions,GET /v1/files/{id}"),
+                (
+                    "QUOTA_PROXY_EXTRA_ENDPOINTS",
+                    "GET /v1/files, POST /v1/audio/transcriptions,GET /v1/files/{id}",
+                ),
                 ("QUOTA_PROXY_MAX_INFLIGHT", "10"),
                 ("QUOTA_PROXY_MAX_INFLIGHT_PER_WORKSPACE", "2"),
             ],
         )
         .unwrap();
-        let extra: Vec<String> = config.proxy.extra_endpoints.iter().map(|r| r.to_string()).collect();
-        assert_eq!(extra, ["GET /v1/files", "POST /v1/audio/transcriptions", "GET /v1/files/{id}"]);
+        let extra: Vec<String> = config
+            .proxy
+            .extra_endpoints
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            extra,
+            [
+                "GET /v1/files",
+                "POST /v1/audio/transcriptions",
+                "GET /v1/files/{id}"
+            ]
+        );
         assert_eq!(config.proxy.max_inflight, 10);
         assert_eq!(config.proxy.max_inflight_per_workspace, 2);
-        for bad in ["GET /v1/../admin", "files", "GET /v1/files,BREW /v1/coffee", "GET /v1//x"] {
+        for bad in [
+            "GET /v1/../admin",
+            "files",
+            "GET /v1/files,BREW /v1/coffee",
+            "GET /v1//x",
+        ] {
             let err = load(None, &[("QUOTA_PROXY_EXTRA_ENDPOINTS", bad)]).unwrap_err();
-            assert!(err.to_string().contains("QUOTA_PROXY_EXTRA_ENDPOINTS"), "{err}");
+            assert!(
+                err.to_string().contains("QUOTA_PROXY_EXTRA_ENDPOINTS"),
+                "{err}"
+            );
         }
         for (name, bad) in [
             ("QUOTA_PROXY_MAX_INFLIGHT", "0"),

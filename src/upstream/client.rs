@@ -1,6 +1,10 @@
 //! The tracked upstream client. Every request: admitted by the engine first (so
 //! nothing over quota reaches OpenAI), sent with the server's key, and its
 //! outcome — tokens, classified error, rate-limit headers — recorded after.
+//!
+//! Over ~400 lines: the one path from admission to settlement (body
+//! preparation, header allowlists, the streaming relay and its settlement)
+//! reads best in one place; the proxy's policy is apart, in `policy/`.
 
 use super::error_body::parse_error_body;
 use super::headers::RateLimitHeaders;
@@ -358,7 +362,9 @@ fn forwardable_request_headers(headers: &HeaderMap, workspace: &str) -> HeaderMa
         }
     }
     if let Some(key) = headers.get("idempotency-key") {
-        if let Ok(value) = HeaderValue::from_str(&namespaced_idempotency_key(workspace, key.as_bytes())) {
+        if let Ok(value) =
+            HeaderValue::from_str(&namespaced_idempotency_key(workspace, key.as_bytes()))
+        {
             out.insert(HeaderName::from_static("idempotency-key"), value);
         }
     }
@@ -403,8 +409,7 @@ impl Settlement {
         let outcome = match tap.usage_tokens {
             Some(tokens) => CallOutcome::success(tokens),
             None => {
-                let estimate =
-                    self.prompt_estimate + (tap.estimated_output_bytes() / 4) as u64;
+                let estimate = self.prompt_estimate + (tap.estimated_output_bytes() / 4) as u64;
                 tracing::warn!(
                     workspace_id = %self.workspace,
                     estimated_tokens = estimate,
@@ -496,18 +501,30 @@ mod tests {
             ("host", "evil.example"),
             ("idempotency-key", "retry-1"),
         ] {
-            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
         }
         let out = forwardable_request_headers(&headers, "acme");
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(
             names,
-            ["accept", "content-type", "idempotency-key", "openai-beta", "user-agent"]
+            [
+                "accept",
+                "content-type",
+                "idempotency-key",
+                "openai-beta",
+                "user-agent"
+            ]
         );
         let acme = out["idempotency-key"].to_str().unwrap().to_string();
         let other = forwardable_request_headers(&headers, "other");
-        assert_ne!(acme, other["idempotency-key"], "one workspace's key is not another's");
+        assert_ne!(
+            acme, other["idempotency-key"],
+            "one workspace's key is not another's"
+        );
         assert_eq!(
             acme,
             forwardable_request_headers(&headers, "acme")["idempotency-key"],

@@ -231,9 +231,15 @@ mod tests {
         while !tap.overflowed {
             relayed += tap.push(&junk).len();
             pushed += junk.len();
-            assert!(pushed <= MAX_PENDING_BYTES + junk.len(), "held past the cap");
+            assert!(
+                pushed <= MAX_PENDING_BYTES + junk.len(),
+                "held past the cap"
+            );
         }
-        assert_eq!(relayed, pushed, "everything held is passed on at the overflow");
+        assert_eq!(
+            relayed, pushed,
+            "everything held is passed on at the overflow"
+        );
         assert!(tap.pending.is_empty(), "nothing is held any more");
         // After the cap: passed through as it comes, even events (not read, so
         // the usage event asked for is not stripped: no client data is lost).

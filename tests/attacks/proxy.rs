@@ -45,7 +45,11 @@ async fn send(
     let response = request.send().await.expect("send");
     let status = response.status();
     let headers = response.headers().clone();
-    (status, headers, response.json().await.unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn requests_counted(s: &Server, key: &str) -> u64 {
@@ -111,33 +115,88 @@ async fn the_shared_organisations_objects_are_out_of_reach() {
     let attempts: &[(Method, &str, StatusCode)] = &[
         (Method::GET, "/v1/files", StatusCode::NOT_FOUND),
         (Method::POST, "/v1/files", StatusCode::NOT_FOUND),
-        (Method::GET, "/v1/files/file-abc/content", StatusCode::NOT_FOUND),
+        (
+            Method::GET,
+            "/v1/files/file-abc/content",
+            StatusCode::NOT_FOUND,
+        ),
         (Method::GET, "/v1/batches", StatusCode::NOT_FOUND),
         (Method::POST, "/v1/batches", StatusCode::NOT_FOUND),
-        (Method::GET, "/v1/chat/completions", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/v1/chat/completions?store=true", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/v1/chat/completions/chatcmpl-1", StatusCode::NOT_FOUND),
-        (Method::DELETE, "/v1/chat/completions/chatcmpl-1", StatusCode::NOT_FOUND),
-        (Method::PUT, "/v1/chat/completions", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::GET,
+            "/v1/chat/completions",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            "/v1/chat/completions?store=true",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            "/v1/chat/completions/chatcmpl-1",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            "/v1/chat/completions/chatcmpl-1",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::PUT,
+            "/v1/chat/completions",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
         (Method::GET, "/v1/responses/resp_1", StatusCode::NOT_FOUND),
-        (Method::DELETE, "/v1/responses/resp_1", StatusCode::NOT_FOUND),
-        (Method::GET, "/v1/responses/resp_1/input_items", StatusCode::NOT_FOUND),
-        (Method::GET, "/v1/conversations/conv_1", StatusCode::NOT_FOUND),
-        (Method::DELETE, "/v1/models/x", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::DELETE,
+            "/v1/responses/resp_1",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::GET,
+            "/v1/responses/resp_1/input_items",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::GET,
+            "/v1/conversations/conv_1",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            "/v1/models/x",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
         (Method::POST, "/v1/models", StatusCode::METHOD_NOT_ALLOWED),
         (Method::GET, "/v1/vector_stores", StatusCode::NOT_FOUND),
-        (Method::POST, "/v1/vector_stores/vs_1/search", StatusCode::NOT_FOUND),
+        (
+            Method::POST,
+            "/v1/vector_stores/vs_1/search",
+            StatusCode::NOT_FOUND,
+        ),
         (Method::GET, "/v1/fine_tuning/jobs", StatusCode::NOT_FOUND),
         (Method::POST, "/v1/fine_tuning/jobs", StatusCode::NOT_FOUND),
         (Method::GET, "/v1/assistants", StatusCode::NOT_FOUND),
-        (Method::GET, "/v1/organization/projects", StatusCode::NOT_FOUND),
-        (Method::POST, "/v1/audio/transcriptions", StatusCode::NOT_FOUND),
+        (
+            Method::GET,
+            "/v1/organization/projects",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            "/v1/audio/transcriptions",
+            StatusCode::NOT_FOUND,
+        ),
     ];
     for (method, path, expected) in attempts {
         let (status, headers, body) =
             send(&s, method.clone(), path, &key, Some(json!({"model": "ok"}))).await;
         assert_eq!(status, *expected, "{method} {path}: {body}");
-        assert_eq!(body["error"]["code"], "endpoint_not_available", "{method} {path}: {body}");
+        assert_eq!(
+            body["error"]["code"], "endpoint_not_available",
+            "{method} {path}: {body}"
+        );
         assert_eq!(body["error"]["type"], "invalid_request_error");
         let message = body["error"]["message"].as_str().unwrap_or_default();
         let shown = path.split('?').next().unwrap_or(path);
@@ -218,7 +277,11 @@ async fn path_tricks_are_refused_and_never_reach_the_upstream() {
     for trick in tricks {
         let answer = raw(&s, &get_head(trick, &key), b"").await;
         assert_eq!(answer.status, 400, "{trick}: {}", answer.body);
-        assert_eq!(answer.body["error"]["code"], "invalid_path", "{trick}: {}", answer.body);
+        assert_eq!(
+            answer.body["error"]["code"], "invalid_path",
+            "{trick}: {}",
+            answer.body
+        );
         assert_eq!(answer.body["error"]["type"], "invalid_request_error");
     }
     // The same for a POST, and without a key: the path is judged first.
@@ -233,10 +296,18 @@ async fn path_tricks_are_refused_and_never_reach_the_upstream() {
     // Plain and plainly encoded paths go through, to the URL the rule builds.
     let answer = raw(&s, &get_head("/v1/models/gpt-4o", &key), b"").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let answer = raw(&s, &get_head("/v1/models/ft%3Agpt-4o%3Aacme?x=1", &key), b"").await;
+    let answer = raw(
+        &s,
+        &get_head("/v1/models/ft%3Agpt-4o%3Aacme?x=1", &key),
+        b"",
+    )
+    .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let targets: Vec<String> = fake.requests().iter().map(|r| r.target.clone()).collect();
-    assert_eq!(targets, ["/v1/models/gpt-4o", "/v1/models/ft:gpt-4o:acme?x=1"]);
+    assert_eq!(
+        targets,
+        ["/v1/models/gpt-4o", "/v1/models/ft:gpt-4o:acme?x=1"]
+    );
 }
 
 #[tokio::test]
@@ -276,7 +347,10 @@ async fn no_header_selects_another_account_or_reaches_the_upstream_unasked() {
         "x-forwarded-host",
         "cookie",
     ] {
-        assert!(!headers.contains_key(name), "{name} reached the upstream: {headers:?}");
+        assert!(
+            !headers.contains_key(name),
+            "{name} reached the upstream: {headers:?}"
+        );
     }
     assert_eq!(headers["openai-beta"], "assistants=v2");
     assert_eq!(headers["user-agent"], "OpenAI/Python 1.55");
@@ -309,8 +383,16 @@ async fn one_workspace_cannot_store_or_read_an_object_for_another() {
     let second = s.workspace("other").await;
     // The first workspace tries to leave objects in the shared organisation...
     let stores: &[(&str, Value, &str)] = &[
-        ("/v1/responses", json!({"model": "ok", "input": "secret", "store": true}), "store"),
-        ("/v1/responses", json!({"model": "ok", "input": "secret", "background": true}), "background"),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": "secret", "store": true}),
+            "store",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": "secret", "background": true}),
+            "background",
+        ),
         (
             "/v1/chat/completions",
             json!({"model": "ok", "messages": [{"role": "user", "content": "secret"}], "store": true}),
@@ -349,12 +431,26 @@ async fn one_workspace_cannot_store_or_read_an_object_for_another() {
         (
             Method::POST,
             "/v1/responses",
-            Some(json!({"model": "ok", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_first"]}]})),
+            Some(
+                json!({"model": "ok", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_first"]}]}),
+            ),
             StatusCode::BAD_REQUEST,
             "unsupported_parameter",
         ),
-        (Method::GET, "/v1/responses/resp_first", None, StatusCode::NOT_FOUND, "endpoint_not_available"),
-        (Method::GET, "/v1/chat/completions", None, StatusCode::METHOD_NOT_ALLOWED, "endpoint_not_available"),
+        (
+            Method::GET,
+            "/v1/responses/resp_first",
+            None,
+            StatusCode::NOT_FOUND,
+            "endpoint_not_available",
+        ),
+        (
+            Method::GET,
+            "/v1/chat/completions",
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "endpoint_not_available",
+        ),
         (
             Method::GET,
             "/v1/chat/completions/chatcmpl-first/messages",
@@ -370,11 +466,18 @@ async fn one_workspace_cannot_store_or_read_an_object_for_another() {
     }
     // Not sneaked past the check as "not JSON" either.
     let (status, answer) = s
-        .post_raw("/v1/responses", &first, Some("text/plain"), r#"{"model":"ok","store":true}"#)
+        .post_raw(
+            "/v1/responses",
+            &first,
+            Some("text/plain"),
+            r#"{"model":"ok","store":true}"#,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"]["param"], "store");
-    let (status, answer) = s.post_raw("/v1/responses", &first, None, "store=true").await;
+    let (status, answer) = s
+        .post_raw("/v1/responses", &first, None, "store=true")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"]["code"], "invalid_body");
     assert_eq!(fake.total(), 0, "no store or read reached the upstream");
@@ -394,7 +497,11 @@ async fn one_workspace_cannot_store_or_read_an_object_for_another() {
     let seen = fake.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].target, "/v1/responses");
-    assert_eq!(seen[0].json()["store"], false, "the Responses API would store by default");
+    assert_eq!(
+        seen[0].json()["store"],
+        false,
+        "the Responses API would store by default"
+    );
     assert_eq!(seen[0].json()["input"], "hi");
 }
 
@@ -420,39 +527,77 @@ async fn concurrent_requests_are_capped_per_workspace_and_overall_at_once() {
     fake.wait_held(2).await;
 
     let started = Instant::now();
-    let (status, headers, body) =
-        send(&s, Method::POST, "/v1/chat/completions", &key, Some(json!({"model": "ok", "messages": []}))).await;
+    let (status, headers, body) = send(
+        &s,
+        Method::POST,
+        "/v1/chat/completions",
+        &key,
+        Some(json!({"model": "ok", "messages": []})),
+    )
+    .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "too_many_concurrent_requests");
     assert_eq!(body["error"]["type"], "requests");
     assert_eq!(headers["retry-after"], "1");
-    assert!(started.elapsed() < Duration::from_secs(2), "refused at once, not queued");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once, not queued"
+    );
 
     // Another workspace still gets in, up to the instance's cap...
     let mut held = held;
     held.push(hold(&s, &other, "hold"));
     fake.wait_held(3).await;
     let started = Instant::now();
-    let (status, headers, body) =
-        send(&s, Method::POST, "/v1/chat/completions", &other, Some(json!({"model": "ok", "messages": []}))).await;
+    let (status, headers, body) = send(
+        &s,
+        Method::POST,
+        "/v1/chat/completions",
+        &other,
+        Some(json!({"model": "ok", "messages": []})),
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "proxy_overloaded");
     assert_eq!(headers["retry-after"], "1");
-    assert!(started.elapsed() < Duration::from_secs(2), "refused at once, not queued");
-    assert_eq!(fake.total(), 3, "the refused requests never reached the upstream");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once, not queued"
+    );
+    assert_eq!(
+        fake.total(),
+        3,
+        "the refused requests never reached the upstream"
+    );
 
     fake.release();
     for request in held {
         assert_eq!(request.await.expect("join"), StatusCode::OK);
     }
     // Permits come back: both workspaces are served again.
-    let (status, _, _) =
-        send(&s, Method::POST, "/v1/chat/completions", &key, Some(json!({"model": "ok", "messages": []}))).await;
+    let (status, _, _) = send(
+        &s,
+        Method::POST,
+        "/v1/chat/completions",
+        &key,
+        Some(json!({"model": "ok", "messages": []})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) =
-        send(&s, Method::POST, "/v1/chat/completions", &other, Some(json!({"model": "ok", "messages": []}))).await;
+    let (status, _, _) = send(
+        &s,
+        Method::POST,
+        "/v1/chat/completions",
+        &other,
+        Some(json!({"model": "ok", "messages": []})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(requests_counted(&s, &key).await, 3, "the refused request was not counted");
+    assert_eq!(
+        requests_counted(&s, &key).await,
+        3,
+        "the refused request was not counted"
+    );
 }
 
 #[tokio::test]
@@ -486,7 +631,10 @@ async fn a_stream_holds_its_permit_until_it_ends() {
             break;
         }
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(Instant::now() < deadline, "the stream's permit was never returned");
+        assert!(
+            Instant::now() < deadline,
+            "the stream's permit was never returned"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -530,7 +678,11 @@ async fn a_request_without_a_valid_key_is_refused_before_its_body_is_read() {
     };
     for (auth, status, code) in [
         ("", 401, "invalid_api_key"),
-        ("Authorization: Bearer qa_not_a_key\r\n", 401, "invalid_api_key"),
+        (
+            "Authorization: Bearer qa_not_a_key\r\n",
+            401,
+            "invalid_api_key",
+        ),
         ("Authorization: Basic abc\r\n", 401, "invalid_api_key"),
         (
             &format!("Authorization: Bearer {}\r\n", crate::common::ADMIN),

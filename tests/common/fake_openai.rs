@@ -127,7 +127,9 @@ async fn keep_request(
     next: axum::middleware::Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     seen.requests.lock().unwrap().push(SeenRequest {
         method: parts.method.to_string(),
         target: parts
@@ -286,7 +288,10 @@ fn completion(headers: &[(&'static str, String)]) -> Response {
         response,
         &[
             ("openai-organization", "org-shared".into()),
-            ("set-cookie", "__cf_bm=upstream; Domain=api.openai.com".into()),
+            (
+                "set-cookie",
+                "__cf_bm=upstream; Domain=api.openai.com".into(),
+            ),
         ],
     )
 }

@@ -57,7 +57,13 @@ pub fn openai_error_param(
 }
 
 /// [`openai_error`] with `retry-after` (whole seconds).
-pub fn retry_later(status: StatusCode, kind: &str, code: &str, message: &str, seconds: u64) -> Response {
+pub fn retry_later(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: &str,
+    seconds: u64,
+) -> Response {
     let mut response = openai_error(status, kind, code, message);
     response
         .headers_mut()

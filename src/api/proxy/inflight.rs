@@ -116,11 +116,19 @@ mod tests {
         assert_eq!(limits.try_acquire("a").err(), Some(OverCap::Workspace));
         let b1 = limits.try_acquire("b").unwrap();
         assert_eq!(limits.try_acquire("c").err(), Some(OverCap::Overall));
-        assert_eq!(limits.tracked_workspaces(), 2, "a refused workspace leaves no entry");
+        assert_eq!(
+            limits.tracked_workspaces(),
+            2,
+            "a refused workspace leaves no entry"
+        );
         drop(a1);
         let a3 = limits.try_acquire("a").unwrap();
         drop((a2, a3, b1));
-        assert_eq!(limits.tracked_workspaces(), 0, "idle workspaces are forgotten");
+        assert_eq!(
+            limits.tracked_workspaces(),
+            0,
+            "idle workspaces are forgotten"
+        );
         assert!(limits.try_acquire("c").is_ok());
     }
 

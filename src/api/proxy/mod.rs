@@ -33,7 +33,7 @@ use crate::upstream::{ForwardRequest, ForwardedBody, TrackedClient};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use errors::{forward_error, openai_error_param, retry_later};
 use futures_util::StreamExt;
 use inflight::{InflightLimits, OverCap};
@@ -146,7 +146,11 @@ pub async fn proxy(
                 &parts.method,
                 parts.uri.path(),
             );
-            let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            let allow = allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             if let Ok(value) = HeaderValue::from_str(&allow) {
                 response.headers_mut().insert(header::ALLOW, value);
             }
@@ -159,7 +163,7 @@ pub async fn proxy(
 
     let workspace = match proxy_caller(&service, &parts.headers) {
         Ok(workspace) => workspace,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let permit = match state.inflight.try_acquire(&workspace) {
         Ok(permit) => permit,
@@ -185,20 +189,22 @@ pub async fn proxy(
     };
 
     let deadline = Duration::from_millis(service.config().http.body_read_ms);
-    let body = match crate::server::slow_clients::read_body(body, MAX_PROXY_BODY_BYTES, deadline)
-        .await
-    {
-        Ok(body) => body,
-        Err((status, code, message)) => {
-            return openai_error(status, "invalid_request_error", code, &message)
-        }
-    };
+    let body =
+        match crate::server::slow_clients::read_body(body, MAX_PROXY_BODY_BYTES, deadline).await {
+            Ok(body) => body,
+            Err((status, code, message)) => {
+                return openai_error(status, "invalid_request_error", code, &message)
+            }
+        };
     let mut headers = parts.headers;
     let body = match policy::check_body(endpoint.body_policy, &body) {
         Ok(None) => body,
         Ok(Some(checked)) => {
             // What was checked is a JSON object, and is what is sent.
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             checked
         }
         Err(refusal) => {
@@ -228,12 +234,12 @@ pub async fn proxy(
                 ForwardedBody::Full(bytes) => Response::new(Body::from(bytes)),
                 // The stream holds the in-flight permit until it ends or is
                 // dropped (the client went away).
-                ForwardedBody::Stream(stream) => Response::new(Body::from_stream(stream.map(
-                    move |item| {
+                ForwardedBody::Stream(stream) => {
+                    Response::new(Body::from_stream(stream.map(move |item| {
                         let _held = &permit;
                         item
-                    },
-                ))),
+                    })))
+                }
             };
             *response.status_mut() = forwarded.status;
             *response.headers_mut() = forwarded.headers;
@@ -243,40 +249,58 @@ pub async fn proxy(
     }
 }
 
-/// The workspace a proxied request is accounted to, or the answer refusing it.
+/// The workspace a proxied request is accounted to, or why it is refused.
 ///
 /// A bearer key only: without an `Authorization` header the browser session
 /// cookie is not consulted, so a page on another site cannot spend a signed-in
 /// person's quota through their browser. Kept to this one function so that
 /// credential parsing can change in one place.
-pub fn proxy_caller(service: &QuotaService, headers: &HeaderMap) -> Result<String, Response> {
-    let unauthorized = |message: &str| {
-        openai_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            message,
-        )
-    };
+pub fn proxy_caller(service: &QuotaService, headers: &HeaderMap) -> Result<String, ProxyAuthError> {
     if !headers.contains_key(header::AUTHORIZATION) {
-        return Err(unauthorized(
-            "Missing API key: use your quota-alert workspace key as the bearer token.",
-        ));
+        return Err(ProxyAuthError::Missing);
     }
     match service.caller_from_headers(headers) {
         Ok(Some(Caller::Workspace(id))) => Ok(id),
-        Ok(Some(Caller::Admin)) => Err(openai_error(
-            StatusCode::FORBIDDEN,
-            "invalid_request_error",
-            "workspace_key_required",
-            "The admin key has no workspace to account usage to: use a workspace key.",
-        )),
-        Err(AuthError::Malformed) | Ok(None) => Err(unauthorized(
-            "Malformed API key: send `Authorization: Bearer <quota-alert workspace key>`.",
-        )),
-        Err(_) => Err(unauthorized(
-            "Incorrect API key provided: use your quota-alert workspace key.",
-        )),
+        Ok(Some(Caller::Admin)) => Err(ProxyAuthError::AdminKey),
+        Err(AuthError::Malformed) | Ok(None) => Err(ProxyAuthError::Malformed),
+        Err(_) => Err(ProxyAuthError::InvalidKey),
+    }
+}
+
+/// Why [`proxy_caller`] refused; answered in OpenAI's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyAuthError {
+    Missing,
+    Malformed,
+    InvalidKey,
+    AdminKey,
+}
+
+impl IntoResponse for ProxyAuthError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Self::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "Missing API key: use your quota-alert workspace key as the bearer token.",
+            ),
+            Self::Malformed => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "Malformed API key: send `Authorization: Bearer <quota-alert workspace key>`.",
+            ),
+            Self::InvalidKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "Incorrect API key provided: use your quota-alert workspace key.",
+            ),
+            Self::AdminKey => (
+                StatusCode::FORBIDDEN,
+                "workspace_key_required",
+                "The admin key has no workspace to account usage to: use a workspace key.",
+            ),
+        };
+        openai_error(status, "invalid_request_error", code, message)
     }
 }
 

@@ -62,7 +62,11 @@ impl EndpointRule {
             "PUT" => Method::PUT,
             "PATCH" => Method::PATCH,
             "DELETE" => Method::DELETE,
-            _ => return Err(format!("{text:?}: the method must be GET, POST, PUT, PATCH or DELETE")),
+            _ => {
+                return Err(format!(
+                    "{text:?}: the method must be GET, POST, PUT, PATCH or DELETE"
+                ))
+            }
         };
         let path = path.trim();
         let rest = path
@@ -75,7 +79,8 @@ impl EndpointRule {
                     .strip_prefix('{')
                     .and_then(|s| s.strip_suffix('}'))
                     .is_some_and(|name| {
-                        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        !name.is_empty()
+                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                     });
                 if placeholder {
                     Ok(Segment::Placeholder)
@@ -95,12 +100,16 @@ impl EndpointRule {
 
     fn matches_path(&self, request: &[String]) -> bool {
         self.segments.len() == request.len()
-            && self.segments.iter().zip(request).all(|(rule, got)| match rule {
-                Segment::Literal(literal) => literal == got,
-                // Already checked by `request_segments`; checked again so a
-                // rule can never put anything else into the upstream URL.
-                Segment::Placeholder => is_safe_segment(got),
-            })
+            && self
+                .segments
+                .iter()
+                .zip(request)
+                .all(|(rule, got)| match rule {
+                    Segment::Literal(literal) => literal == got,
+                    // Already checked by `request_segments`; checked again so a
+                    // rule can never put anything else into the upstream URL.
+                    Segment::Placeholder => is_safe_segment(got),
+                })
     }
 
     /// The upstream path (relative to the base URL, which ends in `/v1`):
@@ -142,9 +151,9 @@ impl std::fmt::Display for EndpointRule {
 fn is_rule_literal(segment: &str) -> bool {
     !segment.is_empty()
         && !segment.bytes().all(|b| b == b'.')
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'))
+        && segment.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        })
 }
 
 /// Parses a comma-separated list of rules (`QUOTA_PROXY_EXTRA_ENDPOINTS`).
@@ -245,7 +254,10 @@ mod tests {
         );
         assert!(forward(Method::GET, "models").is_some());
         assert_eq!(list.decide(&Method::GET, &segs("files")), Decision::Unknown);
-        assert_eq!(list.decide(&Method::GET, &segs("responses/resp_1")), Decision::Unknown);
+        assert_eq!(
+            list.decide(&Method::GET, &segs("responses/resp_1")),
+            Decision::Unknown
+        );
         assert_eq!(
             list.decide(&Method::GET, &segs("chat/completions")),
             Decision::WrongMethod(vec![Method::POST])
@@ -254,14 +266,23 @@ mod tests {
             list.decide(&Method::DELETE, &segs("models/x")),
             Decision::WrongMethod(vec![Method::GET])
         );
-        assert_eq!(list.decide(&Method::GET, &segs("models/a/b")), Decision::Unknown);
+        assert_eq!(
+            list.decide(&Method::GET, &segs("models/a/b")),
+            Decision::Unknown
+        );
     }
 
     #[test]
     fn extra_rules_parse_or_say_why_not() {
-        let extra = parse_rules(" GET /v1/files , post /v1/audio/transcriptions,GET /v1/files/{file_id}/content").unwrap();
+        let extra = parse_rules(
+            " GET /v1/files , post /v1/audio/transcriptions,GET /v1/files/{file_id}/content",
+        )
+        .unwrap();
         let list = Allowlist::new(&extra);
-        assert!(matches!(list.decide(&Method::GET, &segs("files")), Decision::Forward(_)));
+        assert!(matches!(
+            list.decide(&Method::GET, &segs("files")),
+            Decision::Forward(_)
+        ));
         assert!(matches!(
             list.decide(&Method::POST, &segs("audio/transcriptions")),
             Decision::Forward(_)

@@ -40,17 +40,17 @@ pub fn check_body(policy: BodyPolicy, body: &Bytes) -> Result<Option<Bytes>, Ref
         return Ok(None);
     }
     // Whatever the content type says: the upstream may parse JSON regardless.
-    let mut json = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(json)) => json,
-        _ => {
-            return Err(Refusal {
+    let mut json =
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(json)) => json,
+            _ => return Err(Refusal {
                 code: "invalid_body",
                 param: None,
-                message: "The body must be a JSON object (sent with `Content-Type: application/json`)."
-                    .into(),
-            })
-        }
-    };
+                message:
+                    "The body must be a JSON object (sent with `Content-Type: application/json`)."
+                        .into(),
+            }),
+        };
     match policy {
         BodyPolicy::ChatCompletions => check_chat(&json)?,
         BodyPolicy::Responses => {
@@ -86,7 +86,10 @@ fn refuse(param: impl Into<String>, what: &str) -> Refusal {
 
 /// Present and not `false`/`null`.
 fn set(json: &Map<String, Value>, key: &str) -> bool {
-    !matches!(json.get(key), None | Some(Value::Null) | Some(Value::Bool(false)))
+    !matches!(
+        json.get(key),
+        None | Some(Value::Null) | Some(Value::Bool(false))
+    )
 }
 
 /// Present and not `null`.
@@ -99,7 +102,11 @@ fn check_chat(json: &Map<String, Value>) -> Result<(), Refusal> {
         return Err(refuse("store", "a stored chat completion"));
     }
     for (i, message) in array(json, "messages") {
-        if message.get("audio").and_then(Value::as_object).is_some_and(|a| present(a, "id")) {
+        if message
+            .get("audio")
+            .and_then(Value::as_object)
+            .is_some_and(|a| present(a, "id"))
+        {
             return Err(refuse(format!("messages[{i}].audio.id"), "stored audio"));
         }
         for (j, part) in array(message, "content") {
@@ -126,7 +133,10 @@ fn check_responses(json: &Map<String, Value>) -> Result<(), Refusal> {
         return Err(refuse("conversation", "a stored conversation"));
     }
     if set(json, "background") {
-        return Err(refuse("background", "a background response (always stored)"));
+        return Err(refuse(
+            "background",
+            "a background response (always stored)",
+        ));
     }
     for (i, item) in array(json, "input") {
         if item.get("type").and_then(Value::as_str) == Some("item_reference") {
@@ -146,11 +156,17 @@ fn check_responses(json: &Map<String, Value>) -> Result<(), Refusal> {
     }
     for (i, tool) in array(json, "tools") {
         if present(tool, "vector_store_ids") {
-            return Err(refuse(format!("tools[{i}].vector_store_ids"), "a vector store"));
+            return Err(refuse(
+                format!("tools[{i}].vector_store_ids"),
+                "a vector store",
+            ));
         }
         match tool.get("container") {
             Some(Value::String(_)) => {
-                return Err(refuse(format!("tools[{i}].container"), "an existing container"))
+                return Err(refuse(
+                    format!("tools[{i}].container"),
+                    "an existing container",
+                ))
             }
             Some(Value::Object(container)) if present(container, "file_ids") => {
                 return Err(refuse(
@@ -193,7 +209,11 @@ mod tests {
     fn refused_param(policy: BodyPolicy, body: Value) -> String {
         let refusal = check(policy, body).unwrap_err();
         assert_eq!(refusal.code, "unsupported_parameter");
-        assert!(refusal.message.contains("quota-alert"), "{}", refusal.message);
+        assert!(
+            refusal.message.contains("quota-alert"),
+            "{}",
+            refusal.message
+        );
         refusal.param.unwrap()
     }
 
@@ -211,10 +231,16 @@ mod tests {
             refused_param(R, json!({"previous_response_id": "resp_1"})),
             "previous_response_id"
         );
-        assert_eq!(refused_param(R, json!({"conversation": "conv_1"})), "conversation");
+        assert_eq!(
+            refused_param(R, json!({"conversation": "conv_1"})),
+            "conversation"
+        );
         assert_eq!(refused_param(R, json!({"background": true})), "background");
         assert_eq!(
-            refused_param(R, json!({"input": [{"type": "item_reference", "id": "msg_1"}]})),
+            refused_param(
+                R,
+                json!({"input": [{"type": "item_reference", "id": "msg_1"}]})
+            ),
             "input[0]"
         );
         assert_eq!(
@@ -225,11 +251,17 @@ mod tests {
             "input[1].content[0].file_id"
         );
         assert_eq!(
-            refused_param(R, json!({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]})),
+            refused_param(
+                R,
+                json!({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]})
+            ),
             "tools[0].vector_store_ids"
         );
         assert_eq!(
-            refused_param(R, json!({"tools": [{"type": "code_interpreter", "container": "cntr_1"}]})),
+            refused_param(
+                R,
+                json!({"tools": [{"type": "code_interpreter", "container": "cntr_1"}]})
+            ),
             "tools[0].container"
         );
         assert!(check(
@@ -244,10 +276,16 @@ mod tests {
         use BodyPolicy::ChatCompletions as C;
         assert!(check(C, json!({"model": "m", "messages": [], "store": false})).is_ok());
         let out = check(C, json!({"model": "m", "messages": []})).unwrap();
-        assert!(out.get("store").is_none(), "chat completions are not stored by default");
+        assert!(
+            out.get("store").is_none(),
+            "chat completions are not stored by default"
+        );
         assert_eq!(refused_param(C, json!({"store": true})), "store");
         assert_eq!(
-            refused_param(C, json!({"messages": [{"role": "assistant", "audio": {"id": "audio_1"}}]})),
+            refused_param(
+                C,
+                json!({"messages": [{"role": "assistant", "audio": {"id": "audio_1"}}]})
+            ),
             "messages[0].audio.id"
         );
         assert_eq!(
@@ -265,12 +303,19 @@ mod tests {
         // value means the upstream sees that one too, whatever its parser does.
         let body = Bytes::from_static(br#"{"store": true, "store": false, "model": "m"}"#);
         let out = check_body(BodyPolicy::Responses, &body).unwrap().unwrap();
-        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap()["store"], false);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).unwrap()["store"],
+            false
+        );
         assert_eq!(String::from_utf8_lossy(&out).matches("store").count(), 1);
         for bad in [&b"not json"[..], b"[1]", b"", b"\"x\""] {
-            let refusal = check_body(BodyPolicy::ChatCompletions, &Bytes::from(bad.to_vec())).unwrap_err();
+            let refusal =
+                check_body(BodyPolicy::ChatCompletions, &Bytes::from(bad.to_vec())).unwrap_err();
             assert_eq!(refusal.code, "invalid_body");
         }
-        assert_eq!(check_body(BodyPolicy::None, &Bytes::from_static(b"x")), Ok(None));
+        assert_eq!(
+            check_body(BodyPolicy::None, &Bytes::from_static(b"x")),
+            Ok(None)
+        );
     }
 }
