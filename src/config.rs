@@ -79,6 +79,23 @@ pub struct Config {
     /// that terminates TLS when `QUOTA_COOKIE_SECURE=true`.
     pub cookie_secure: bool,
     pub http: HttpTimeouts,
+    pub proxy: ProxyConfig,
+}
+
+/// The `/v1` proxy's policy (docs/SECURITY.md, "The `/v1` proxy").
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// `QUOTA_PROXY_EXTRA_ENDPOINTS`: endpoints forwarded on top of the
+    /// built-in metered ones (`upstream::policy::endpoints::BUILT_IN`), e.g.
+    /// `GET /v1/files,POST /v1/audio/transcriptions`. Empty by default: they
+    /// act on the whole shared organisation and may not be metered.
+    pub extra_endpoints: Vec<crate::upstream::policy::EndpointRule>,
+    /// `QUOTA_PROXY_MAX_INFLIGHT` (default 1024): proxied requests in flight
+    /// at once on this instance, streams until they end; past it, 503.
+    pub max_inflight: u32,
+    /// `QUOTA_PROXY_MAX_INFLIGHT_PER_WORKSPACE` (default 64): the same for one
+    /// workspace; past it, 429 `too_many_concurrent_requests`.
+    pub max_inflight_per_workspace: u32,
 }
 
 /// The certificate chain and private key the server presents.
@@ -367,6 +384,7 @@ impl Config {
             cookie_secure: flag("QUOTA_COOKIE_SECURE", &env)? || tls.is_some(),
             tls,
             http: http_timeouts(&env)?,
+            proxy: proxy_config(&env)?,
             history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
                 Some(raw) => check_range(
                     "QUOTA_HISTORY_HORIZON_DAYS",
@@ -401,6 +419,29 @@ fn rate(
         1_000_000,
         "requests per second from 0 (off) to 1000000",
     )? as u32)
+}
+
+fn proxy_config(env: &impl Fn(&str) -> Option<String>) -> Result<ProxyConfig, ConfigError> {
+    use crate::upstream::policy::endpoints::{parse_rules, RULE_SYNTAX};
+    let raw = env("QUOTA_PROXY_EXTRA_ENDPOINTS").unwrap_or_default();
+    let extra_endpoints = parse_rules(&raw).map_err(|reason| ConfigError::Invalid {
+        name: "QUOTA_PROXY_EXTRA_ENDPOINTS".into(),
+        expected: RULE_SYNTAX,
+        value: reason,
+    })?;
+    let cap = |name: &str, default: u64| -> Result<u32, ConfigError> {
+        const EXPECTED: &str = "a whole number of requests from 1 to 1000000";
+        let value = match env(name) {
+            Some(raw) => parse_env(name, &raw, EXPECTED)?,
+            None => default,
+        };
+        Ok(check_range(name, value, 1, 1_000_000, EXPECTED)? as u32)
+    };
+    Ok(ProxyConfig {
+        extra_endpoints,
+        max_inflight: cap("QUOTA_PROXY_MAX_INFLIGHT", 1024)?,
+        max_inflight_per_workspace: cap("QUOTA_PROXY_MAX_INFLIGHT_PER_WORKSPACE", 64)?,
+    })
 }
 
 fn tls_files(env: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
@@ -644,6 +685,62 @@ mod tests {
         );
         let err = load(None, &[("QUOTA_COOKIE_SECURE", "maybe")]).unwrap_err();
         assert!(err.to_string().contains("QUOTA_COOKIE_SECURE"), "{err}");
+    }
+
+    #[test]
+    fn proxy_settings_parse_or_name_the_variable() {
+        let config = load(None, &[]).unwrap();
+        assert!(config.proxy.extra_endpoints.is_empty());
+        assert_eq!(config.proxy.max_inflight, 1024);
+        assert_eq!(config.proxy.max_inflight_per_workspace, 64);
+        let config = load(
+            None,
+            &[
+                (
+                    "QUOTA_PROXY_EXTRA_ENDPOINTS",
+                    "GET /v1/files, POST /v1/audio/transcriptions,GET /v1/files/{id}",
+                ),
+                ("QUOTA_PROXY_MAX_INFLIGHT", "10"),
+                ("QUOTA_PROXY_MAX_INFLIGHT_PER_WORKSPACE", "2"),
+            ],
+        )
+        .unwrap();
+        let extra: Vec<String> = config
+            .proxy
+            .extra_endpoints
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            extra,
+            [
+                "GET /v1/files",
+                "POST /v1/audio/transcriptions",
+                "GET /v1/files/{id}"
+            ]
+        );
+        assert_eq!(config.proxy.max_inflight, 10);
+        assert_eq!(config.proxy.max_inflight_per_workspace, 2);
+        for bad in [
+            "GET /v1/../admin",
+            "files",
+            "GET /v1/files,BREW /v1/coffee",
+            "GET /v1//x",
+        ] {
+            let err = load(None, &[("QUOTA_PROXY_EXTRA_ENDPOINTS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("QUOTA_PROXY_EXTRA_ENDPOINTS"),
+                "{err}"
+            );
+        }
+        for (name, bad) in [
+            ("QUOTA_PROXY_MAX_INFLIGHT", "0"),
+            ("QUOTA_PROXY_MAX_INFLIGHT", "lots"),
+            ("QUOTA_PROXY_MAX_INFLIGHT_PER_WORKSPACE", "-1"),
+        ] {
+            let err = load(None, &[(name, bad)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

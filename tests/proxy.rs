@@ -74,7 +74,7 @@ async fn a_success_passes_through_and_counts_its_tokens() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "any path is forwarded");
+    assert_eq!(res.status(), StatusCode::OK, "the model list is forwarded");
 }
 
 #[tokio::test]

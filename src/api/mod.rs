@@ -34,6 +34,8 @@ pub struct AppState {
     pub service: QuotaService,
     pub upstream: TrackedClient,
     pub chat: Arc<ConversationStore>,
+    /// The proxy's allowlist and in-flight caps.
+    pub proxy: proxy::ProxyState,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
     pub fn new(service: QuotaService) -> Result<Self, reqwest::Error> {
         let upstream = TrackedClient::new(service.config().upstream.clone(), service.clone())?;
         Ok(Self {
+            proxy: proxy::ProxyState::new(&service.config().proxy),
             service,
             upstream,
             chat: Arc::default(),
@@ -60,10 +63,18 @@ impl FromRef<AppState> for TrackedClient {
     }
 }
 
+impl FromRef<AppState> for proxy::ProxyState {
+    fn from_ref(state: &AppState) -> Self {
+        state.proxy.clone()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
-    let proxy = Router::<AppState>::new()
-        .route("/v1/{*path}", any(proxy::proxy))
-        .layer(DefaultBodyLimit::max(proxy::MAX_PROXY_BODY_BYTES));
+    // One route for all of `/v1`: the proxy checks the path and method itself
+    // against its allowlist (which the operator can extend), so that anything
+    // refused gets OpenAI's error shape. It reads its own body, after
+    // authenticating, with its own size cap (`proxy::MAX_PROXY_BODY_BYTES`).
+    let proxy = Router::<AppState>::new().route("/v1/{*path}", any(proxy::proxy));
     Router::<AppState>::new()
         .route("/api/admin/workspaces", post(admin::create_workspace))
         .route(

@@ -102,7 +102,6 @@ pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
     let cors = cors_layer(&config.allowed_origins);
     let body_limits = slow_clients::BodyLimits {
         deadline: Duration::from_millis(config.http.body_read_ms),
-        proxy_max_bytes: crate::api::proxy::MAX_PROXY_BODY_BYTES,
         max_bytes: crate::api::MAX_BODY_BYTES,
     };
     let served_over_tls = config.tls.is_some();

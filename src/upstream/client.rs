@@ -1,6 +1,10 @@
 //! The tracked upstream client. Every request: admitted by the engine first (so
 //! nothing over quota reaches OpenAI), sent with the server's key, and its
 //! outcome — tokens, classified error, rate-limit headers — recorded after.
+//!
+//! Over ~400 lines: the one path from admission to settlement (body
+//! preparation, header allowlists, the streaming relay and its settlement)
+//! reads best in one place; the proxy's policy is apart, in `policy/`.
 
 use super::error_body::parse_error_body;
 use super::headers::RateLimitHeaders;
@@ -18,19 +22,22 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Request headers passed on to the upstream; everything else (the client's
-/// `Authorization` above all) stays here.
-const FORWARDED_REQUEST_HEADERS: &[&str] = &[
-    "content-type",
-    "accept",
-    "openai-organization",
-    "openai-project",
-    "openai-beta",
-    "user-agent",
-    "idempotency-key",
-];
+/// Request headers passed on to the upstream; every other one stays here.
+///
+/// Only what describes the body and the client: `content-type`, `accept`,
+/// `user-agent`, and `openai-beta` (opts into API versions such as
+/// `assistants=v2`; it selects no account). Never the client's
+/// `Authorization`, and never `openai-organization`, `openai-project` or
+/// anything else that would pick another organisation or project of the
+/// shared key: which account is used is the operator's choice alone. The
+/// SDKs' `x-stainless-*` telemetry is dropped too: a prefix would let any
+/// header name through. `idempotency-key` is passed on namespaced by
+/// workspace (see [`namespaced_idempotency_key`]).
+const FORWARDED_REQUEST_HEADERS: &[&str] = &["content-type", "accept", "user-agent", "openai-beta"];
 
-/// Response headers not passed back: hop-by-hop, or recomputed for our body.
+/// Response headers not passed back: hop-by-hop, recomputed for our body, or
+/// about the shared account rather than the caller (`openai-organization`,
+/// `openai-project`, and cookies the upstream sets for its own domain).
 const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
@@ -41,6 +48,9 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "proxy-connection",
     "te",
     "trailer",
+    "openai-organization",
+    "openai-project",
+    "set-cookie",
 ];
 
 #[derive(Clone)]
@@ -138,7 +148,7 @@ impl TrackedClient {
         let mut builder = self
             .http
             .request(request.method, url)
-            .headers(forwardable_request_headers(&request.headers))
+            .headers(forwardable_request_headers(&request.headers, workspace))
             .body(prepared.body);
         if let Some(key) = &self.config.api_key {
             builder = builder.bearer_auth(key.expose());
@@ -349,16 +359,35 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
-fn forwardable_request_headers(headers: &HeaderMap) -> HeaderMap {
+fn forwardable_request_headers(headers: &HeaderMap, workspace: &str) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in headers {
-        let keep = FORWARDED_REQUEST_HEADERS.contains(&name.as_str())
-            || name.as_str().starts_with("x-stainless-");
-        if keep {
+        if FORWARDED_REQUEST_HEADERS.contains(&name.as_str()) {
             out.append(name.clone(), value.clone());
         }
     }
+    if let Some(key) = headers.get("idempotency-key") {
+        if let Ok(value) =
+            HeaderValue::from_str(&namespaced_idempotency_key(workspace, key.as_bytes()))
+        {
+            out.insert(HeaderName::from_static("idempotency-key"), value);
+        }
+    }
     out
+}
+
+/// An idempotency key is remembered per organisation upstream, and every
+/// workspace shares the organisation: passed on as it came, one workspace
+/// sending another's key could be answered with the other's stored response.
+/// Hashed with the workspace id, each workspace's retries still match each
+/// other and never another workspace's.
+fn namespaced_idempotency_key(workspace: &str, key: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(workspace.as_bytes());
+    hash.update([0]);
+    hash.update(key);
+    format!("qa-{}", hex::encode(hash.finalize()))
 }
 
 fn returnable_response_headers(headers: &HeaderMap) -> HeaderMap {
@@ -385,7 +414,7 @@ impl Settlement {
         let outcome = match tap.usage_tokens {
             Some(tokens) => CallOutcome::success(tokens),
             None => {
-                let estimate = self.prompt_estimate + (tap.content_bytes / 4) as u64;
+                let estimate = self.prompt_estimate + (tap.estimated_output_bytes() / 4) as u64;
                 tracing::warn!(
                     workspace_id = %self.workspace,
                     estimated_tokens = estimate,
@@ -453,5 +482,58 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.settle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allowlisted_headers_go_upstream_and_none_picks_an_account() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+            ("user-agent", "OpenAI/Python 1.0"),
+            ("openai-beta", "assistants=v2"),
+            ("authorization", "Bearer qa_workspace_key"),
+            ("openai-organization", "org-other"),
+            ("openai-project", "proj_other"),
+            ("x-stainless-lang", "python"),
+            ("cookie", "qa_session=x"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("host", "evil.example"),
+            ("idempotency-key", "retry-1"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let out = forwardable_request_headers(&headers, "acme");
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "content-type",
+                "idempotency-key",
+                "openai-beta",
+                "user-agent"
+            ]
+        );
+        let acme = out["idempotency-key"].to_str().unwrap().to_string();
+        let other = forwardable_request_headers(&headers, "other");
+        assert_ne!(
+            acme, other["idempotency-key"],
+            "one workspace's key is not another's"
+        );
+        assert_eq!(
+            acme,
+            forwardable_request_headers(&headers, "acme")["idempotency-key"],
+            "a workspace's retries still match"
+        );
     }
 }

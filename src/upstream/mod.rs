@@ -5,6 +5,7 @@
 pub mod client;
 pub mod error_body;
 pub mod headers;
+pub mod policy;
 pub mod sse;
 
 pub use client::{

@@ -5,14 +5,32 @@
 //! back waiting for the next one). When the proxy itself asked for
 //! `stream_options.include_usage`, the extra usage-only event is removed so the
 //! client sees exactly what it asked for.
+//!
+//! The bytes held back waiting for an event's end are capped
+//! ([`MAX_PENDING_BYTES`]): an upstream that never sends an event separator
+//! would otherwise grow the buffer for as long as it streams. Past the cap the
+//! tap gives up reading: everything held and everything after is passed on as
+//! it comes (the client loses nothing), and the stream's tokens are estimated.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
+/// Most bytes held waiting for the end of one event. OpenAI's events are a few
+/// hundred bytes to a few KiB; a whole final response in one Responses API
+/// event is the largest, far below this.
+pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
+
 #[derive(Debug, Default)]
 pub struct SseUsageTap {
     pending: BytesMut,
+    /// How far `pending` is known to hold no event separator, so each chunk is
+    /// searched once instead of the whole buffer again.
+    searched: usize,
     strip_usage_event: bool,
+    /// The cap was passed: bytes now go through unread.
+    pub overflowed: bool,
+    /// Bytes passed on without being read (after an overflow), for the estimate.
+    pub unparsed_bytes: usize,
     /// Tokens from the usage event, once seen.
     pub usage_tokens: Option<u64>,
     /// Bytes of generated text seen, for an estimate when usage never comes.
@@ -31,20 +49,46 @@ impl SseUsageTap {
 
     /// Takes a chunk from upstream; returns what to send to the client now.
     pub fn push(&mut self, chunk: &[u8]) -> Bytes {
+        if self.overflowed {
+            self.unparsed_bytes += chunk.len();
+            return Bytes::copy_from_slice(chunk);
+        }
         self.pending.extend_from_slice(chunk);
         let mut out = BytesMut::new();
-        while let Some((event_len, separator_len)) = find_event_end(&self.pending) {
-            let event = self.pending.split_to(event_len + separator_len);
-            if self.inspect(&event[..event_len]) {
+        // A separator may straddle the previous chunk's end: look back 3 bytes.
+        let mut from = self.searched.saturating_sub(3);
+        while let Some((event_len, separator_len)) = find_event_end(&self.pending[from..]) {
+            let event = self.pending.split_to(from + event_len + separator_len);
+            if self.inspect(&event[..from + event_len]) {
                 out.extend_from_slice(&event);
             }
+            from = 0;
+        }
+        self.searched = self.pending.len();
+        if self.pending.len() > MAX_PENDING_BYTES {
+            tracing::warn!(
+                held_bytes = self.pending.len(),
+                "upstream event stream sent no event separator within the parse cap; \
+                 relaying the rest unread and estimating its tokens"
+            );
+            self.overflowed = true;
+            self.unparsed_bytes += self.pending.len();
+            self.searched = 0;
+            out.extend_from_slice(&self.pending.split());
         }
         out.freeze()
+    }
+
+    /// Bytes of generated text to estimate tokens from when no usage came:
+    /// the text read, plus everything relayed unread.
+    pub fn estimated_output_bytes(&self) -> usize {
+        self.content_bytes.saturating_add(self.unparsed_bytes)
     }
 
     /// Whatever is left when upstream ends (an unterminated last event).
     pub fn finish(&mut self) -> Bytes {
         let rest = self.pending.split();
+        self.searched = 0;
         if !rest.is_empty() && self.inspect(&rest) {
             return rest.freeze();
         }
@@ -158,6 +202,52 @@ mod tests {
         let out = tap.push(format!("{CHUNK}{USAGE}{DONE}").as_bytes());
         assert_eq!(out, format!("{CHUNK}{DONE}").as_bytes());
         assert_eq!(tap.usage_tokens, Some(7));
+    }
+
+    #[test]
+    fn a_separator_split_across_chunks_is_found() {
+        let mut tap = SseUsageTap::new(false);
+        let whole = format!("{CHUNK}{CHUNK}");
+        let mut out = Vec::new();
+        for byte in whole.as_bytes() {
+            out.extend_from_slice(&tap.push(std::slice::from_ref(byte)));
+        }
+        assert_eq!(out, whole.as_bytes());
+        assert_eq!(tap.content_bytes, 10);
+        let mut tap = SseUsageTap::new(false);
+        let crlf = CHUNK.replace("\n\n", "\r\n\r\n");
+        let (a, b) = crlf.as_bytes().split_at(crlf.len() - 2);
+        assert!(tap.push(a).is_empty());
+        assert_eq!(tap.push(b), crlf.as_bytes());
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_passed_on_unread_past_the_cap() {
+        let mut tap = SseUsageTap::new(true);
+        assert_eq!(tap.push(CHUNK.as_bytes()), CHUNK.as_bytes());
+        let junk = vec![b'x'; 64 * 1024];
+        let mut relayed = 0;
+        let mut pushed = 0;
+        while !tap.overflowed {
+            relayed += tap.push(&junk).len();
+            pushed += junk.len();
+            assert!(
+                pushed <= MAX_PENDING_BYTES + junk.len(),
+                "held past the cap"
+            );
+        }
+        assert_eq!(
+            relayed, pushed,
+            "everything held is passed on at the overflow"
+        );
+        assert!(tap.pending.is_empty(), "nothing is held any more");
+        // After the cap: passed through as it comes, even events (not read, so
+        // the usage event asked for is not stripped: no client data is lost).
+        assert_eq!(tap.push(USAGE.as_bytes()), USAGE.as_bytes());
+        assert_eq!(tap.push(b"more"), &b"more"[..]);
+        assert_eq!(tap.usage_tokens, None, "tokens are estimated instead");
+        assert_eq!(tap.estimated_output_bytes(), 5 + pushed + USAGE.len() + 4);
+        assert!(tap.finish().is_empty());
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! with `"stream": true`: a normal stream (usage only when asked for, as OpenAI
 //! does) or `stream-cut`, which breaks off mid-stream. It counts requests and
 //! keeps the last one it saw.
+//!
+//! Every request on any path is also kept whole ([`FakeOpenAi::requests`]),
+//! so a test can assert that nothing (or nothing of a kind) reached it. The
+//! models `hold` and, streamed, `stream-hold` (one chunk, then wait) keep
+//! their request open until [`FakeOpenAi::release`], for concurrency tests.
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,6 +24,43 @@ pub struct Seen {
     pub count: AtomicUsize,
     pub last_body: Mutex<Option<Value>>,
     pub last_authorization: Mutex<Option<String>>,
+    /// Every request, any path, in arrival order.
+    pub requests: Mutex<Vec<SeenRequest>>,
+    /// Requests of the `hold` models waiting for release right now.
+    pub held: AtomicUsize,
+    pub release: Gate,
+}
+
+/// One request as the fake received it.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub method: String,
+    /// Path and query, as sent (`/v1/chat/completions?x=1`).
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl SeenRequest {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Opened once by [`FakeOpenAi::release`]; `hold` requests wait for it.
+pub struct Gate(tokio::sync::watch::Sender<bool>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(tokio::sync::watch::channel(false).0)
+    }
+}
+
+impl Gate {
+    async fn wait(&self) {
+        let mut open = self.0.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 pub struct FakeOpenAi {
@@ -43,6 +85,63 @@ impl FakeOpenAi {
     pub fn last_authorization(&self) -> Option<String> {
         self.seen.last_authorization.lock().unwrap().clone()
     }
+
+    /// Every request received so far, on any path.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests (any path) were received.
+    pub fn total(&self) -> usize {
+        self.seen.requests.lock().unwrap().len()
+    }
+
+    /// `hold` / `stream-hold` requests waiting right now.
+    pub fn held(&self) -> usize {
+        self.seen.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits (up to 10 s) until `n` requests are held.
+    pub async fn wait_held(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.held() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} requests held, expected {n}",
+                self.held()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Lets every held request (and every later one) finish.
+    pub fn release(&self) {
+        self.seen.release.0.send_replace(true);
+    }
+}
+
+/// Keeps every request whole in `seen.requests` before it is answered.
+async fn keep_request(
+    axum::extract::State(seen): axum::extract::State<Arc<Seen>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    seen.requests.lock().unwrap().push(SeenRequest {
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    next.run(axum::extract::Request::from_parts(parts, Body::from(body)))
+        .await
 }
 
 pub async fn start() -> FakeOpenAi {
@@ -58,6 +157,10 @@ pub async fn start() -> FakeOpenAi {
                 )
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            seen.clone(),
+            keep_request,
+        ))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -115,6 +218,9 @@ async fn chat(
         .map(str::to_string);
     let model = body["model"].as_str().unwrap_or("ok").to_string();
     if body["stream"] == true {
+        if model == "stream-hold" {
+            return held_stream(seen);
+        }
         return stream(&model, body["stream_options"]["include_usage"] == true);
     }
     match model.as_str() {
@@ -159,6 +265,12 @@ async fn chat(
             completion(&limit_headers(59))
         }
         "exhausted" => completion(&limit_headers(0)),
+        "hold" => {
+            seen.held.fetch_add(1, Ordering::SeqCst);
+            seen.release.wait().await;
+            seen.held.fetch_sub(1, Ordering::SeqCst);
+            completion(&limit_headers(59))
+        }
         _ => completion(&limit_headers(59)),
     }
 }
@@ -170,7 +282,18 @@ fn completion(headers: &[(&'static str, String)]) -> Response {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": USAGE_TOKENS}
     });
-    with_headers((StatusCode::OK, axum::Json(body)).into_response(), headers)
+    let response = with_headers((StatusCode::OK, axum::Json(body)).into_response(), headers);
+    // What OpenAI adds about the shared account, which tenants need not see.
+    with_headers(
+        response,
+        &[
+            ("openai-organization", "org-shared".into()),
+            (
+                "set-cookie",
+                "__cf_bm=upstream; Domain=api.openai.com".into(),
+            ),
+        ],
+    )
 }
 
 pub fn chunk(content: &str) -> String {
@@ -190,6 +313,33 @@ pub fn usage_chunk() -> String {
 fn stream(model: &str, include_usage: bool) -> Response {
     let cut = model == "stream-cut";
     let events = async_events(cut, include_usage);
+    let mut response = Response::new(Body::from_stream(events));
+    response
+        .headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    response
+}
+
+/// One chunk at once, then the rest only after release.
+fn held_stream(seen: Arc<Seen>) -> Response {
+    seen.held.fetch_add(1, Ordering::SeqCst);
+    let events = futures_util::stream::unfold(0u32, move |step| {
+        let seen = seen.clone();
+        async move {
+            let item = match step {
+                0 => chunk("Hel"),
+                1 => {
+                    seen.release.wait().await;
+                    seen.held.fetch_sub(1, Ordering::SeqCst);
+                    chunk("lo")
+                }
+                2 => usage_chunk(),
+                3 => "data: [DONE]\n\n".to_string(),
+                _ => return None,
+            };
+            Some((Ok::<_, std::io::Error>(Bytes::from(item)), step + 1))
+        }
+    });
     let mut response = Response::new(Body::from_stream(events));
     response
         .headers_mut()

@@ -1,0 +1,147 @@
+//! The proxy's own errors, in OpenAI's shape so that OpenAI's SDKs parse (and
+//! back off on) them unchanged.
+
+use crate::model::QuotaStatus;
+use crate::upstream::ForwardError;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An error in OpenAI's shape, which OpenAI's SDKs parse (and back off on)
+/// unchanged: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiError {
+    pub error: OpenAiErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorBody {
+    /// For people: what happened and, for a 429, when to retry.
+    pub message: String,
+    /// OpenAI's error type, e.g. `requests`, `insufficient_quota`,
+    /// `invalid_request_error`, `server_error`, `upstream_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request field at fault (e.g. `store` for a refused stored
+    /// object), as OpenAI names it; null otherwise.
+    pub param: Option<String>,
+    /// Machine-readable, e.g. `rate_limit_exceeded`, `insufficient_quota`,
+    /// `invalid_api_key`, `endpoint_not_available`, `invalid_path`.
+    pub code: String,
+}
+
+/// An error in OpenAI's shape (see [`OpenAiError`]).
+pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    openai_error_param(status, kind, code, None, message)
+}
+
+/// [`openai_error`] naming the request field at fault.
+pub fn openai_error_param(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    param: Option<String>,
+    message: &str,
+) -> Response {
+    let body = OpenAiError {
+        error: OpenAiErrorBody {
+            message: message.to_string(),
+            kind: kind.to_string(),
+            param,
+            code: code.to_string(),
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+/// [`openai_error`] with `retry-after` (whole seconds).
+pub fn retry_later(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: &str,
+    seconds: u64,
+) -> Response {
+    let mut response = openai_error(status, kind, code, message);
+    response
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from(seconds));
+    response
+}
+
+pub fn forward_error(error: ForwardError) -> Response {
+    match error {
+        ForwardError::Denied {
+            status,
+            retry_after_s,
+        } => {
+            if status == QuotaStatus::Degraded {
+                // Fail-closed policy while the shared store is unreachable.
+                return retry_later(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "quota_store_unavailable",
+                    "quota-alert cannot reach its shared store and is configured to refuse traffic until it returns.",
+                    5,
+                );
+            }
+            let (kind, code, message) = match status {
+                QuotaStatus::QuotaExceeded => (
+                    "insufficient_quota",
+                    "insufficient_quota",
+                    "This workspace's quota is used up (blocked by quota-alert before reaching OpenAI).",
+                ),
+                _ => (
+                    "requests",
+                    "rate_limit_exceeded",
+                    "Rate limit reached for this workspace (blocked by quota-alert before reaching OpenAI).",
+                ),
+            };
+            let message = match retry_after_s {
+                Some(s) => format!("{message} Please try again in {s:.1}s."),
+                None => message.to_string(),
+            };
+            let mut response = openai_error(StatusCode::TOO_MANY_REQUESTS, kind, code, &message);
+            if let Some(seconds) = retry_after_s {
+                let headers = response.headers_mut();
+                // `retry-after` is whole seconds (rounded up, never early);
+                // OpenAI's SDKs prefer the precise `retry-after-ms`.
+                if let Ok(v) = HeaderValue::from_str(&(seconds.ceil() as u64).to_string()) {
+                    headers.insert("retry-after", v);
+                }
+                if let Ok(v) =
+                    HeaderValue::from_str(&((seconds * 1000.0).ceil() as u64).to_string())
+                {
+                    headers.insert("retry-after-ms", v);
+                }
+            }
+            response
+        }
+        ForwardError::KeyRevoked => openai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided: this key was rotated or revoked.",
+        ),
+        ForwardError::UnknownWorkspace => openai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "This workspace no longer exists.",
+        ),
+        ForwardError::Timeout => openai_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_error",
+            "upstream_timeout",
+            "OpenAI did not answer in time.",
+        ),
+        ForwardError::Unreachable(detail) => openai_error(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "upstream_unreachable",
+            &format!("OpenAI could not be reached: {detail}."),
+        ),
+    }
+}
