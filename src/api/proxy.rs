@@ -5,9 +5,8 @@
 //! `retry-after`, so SDK back-off works unchanged and nothing reaches OpenAI.
 //! Upstream answers (errors included) pass through as they came.
 
-use super::extract::bearer_key;
 use crate::model::QuotaStatus;
-use crate::service::{Caller, QuotaService};
+use crate::service::{AuthError, Caller, QuotaService};
 use crate::upstream::{ForwardError, ForwardRequest, ForwardedBody, TrackedClient};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -72,33 +71,9 @@ pub async fn proxy(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let key = match bearer_key(&headers) {
-        Ok(Some(key)) => key,
-        Ok(None) | Err(_) => return openai_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "Missing or malformed API key: use your quota-alert workspace key as the bearer token.",
-        ),
-    };
-    let workspace = match service.authenticate(&key) {
-        Some(Caller::Workspace(id)) => id,
-        Some(Caller::Admin) => {
-            return openai_error(
-                StatusCode::FORBIDDEN,
-                "invalid_request_error",
-                "workspace_key_required",
-                "The admin key has no workspace to account usage to: use a workspace key.",
-            )
-        }
-        None => {
-            return openai_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "invalid_api_key",
-                "Incorrect API key provided: use your quota-alert workspace key.",
-            )
-        }
+    let workspace = match proxy_caller(&service, &headers).await {
+        Ok(workspace) => workspace,
+        Err(response) => return response,
     };
     let body = match body {
         Ok(body) => body,
@@ -136,6 +111,44 @@ pub async fn proxy(
             response
         }
         Err(error) => forward_error(error),
+    }
+}
+
+/// The workspace a proxied request is accounted to, from the one credential
+/// resolver (`QuotaService::resolve_credential`). Only a bearer key opens
+/// the proxy: OpenAI's SDKs send one, and a session cookie is refused so no
+/// other site can make a signed-in browser spend the workspace's quota.
+async fn proxy_caller(service: &QuotaService, headers: &HeaderMap) -> Result<String, Response> {
+    let invalid = |message: &str| {
+        openai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            message,
+        )
+    };
+    match service.resolve_credential(headers, None).await {
+        Ok(resolved) if resolved.credential.from_cookie() => Err(invalid(
+            "Missing API key: use your quota-alert workspace key as the bearer token.",
+        )),
+        Ok(resolved) => match resolved.caller {
+            Caller::Workspace(id) => Ok(id),
+            Caller::Admin => Err(openai_error(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "workspace_key_required",
+                "The admin key has no workspace to account usage to: use a workspace key.",
+            )),
+        },
+        Err(AuthError::InvalidKey) => Err(invalid(
+            "Incorrect API key provided: use your quota-alert workspace key.",
+        )),
+        Err(AuthError::Missing | AuthError::SessionExpired) => Err(invalid(
+            "Missing API key: use your quota-alert workspace key as the bearer token.",
+        )),
+        Err(error @ (AuthError::Malformed | AuthError::Ambiguous)) => Err(invalid(&format!(
+            "Malformed API key: {error}"
+        ))),
     }
 }
 

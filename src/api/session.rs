@@ -13,6 +13,10 @@ use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Where browsers sign in and out. Sign-in and sign-out pass the CSRF check
+/// (`api::csrf`) whatever credential they carry.
+pub const SESSION_PATH: &str = "/api/session";
+
 /// Body of `POST /api/session`, as JSON or as the sign-in form.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
