@@ -66,9 +66,11 @@ pub struct Config {
     /// the API from a browser and to open the WebSocket. Empty by default:
     /// only the app's own pages.
     pub allowed_origins: Vec<String>,
-    /// Requests per second to the API (`/api/*`, not the proxy) per key or
-    /// session (`QUOTA_API_RATE_PER_KEY`, default 1000) and per client address
-    /// (`QUOTA_API_RATE_PER_IP`, default 2000). Bursts of twice that. 0 = off.
+    /// Requests per second to `/api/*`, `/api/fn/*` and `/v1/*` per caller (a
+    /// workspace, whatever key spelling or session it uses, or the admin:
+    /// `QUOTA_API_RATE_PER_KEY`, default 1000) and, for requests without a
+    /// valid credential, per client address (`QUOTA_API_RATE_PER_IP`,
+    /// default 2000; see `trusted_proxies`). Bursts of twice that. 0 = off.
     pub api_rate_per_key: u32,
     pub api_rate_per_ip: u32,
     /// `QUOTA_TRUSTED_PROXIES`: comma-separated CIDRs (or single addresses)
@@ -505,7 +507,8 @@ fn trusted_proxies(
                 .map(|parsed| parsed.trunc())
                 .map_err(|_| ConfigError::Invalid {
                     name: "QUOTA_TRUSTED_PROXIES".into(),
-                    expected: "comma-separated CIDRs or addresses such as 127.0.0.1/32,10.0.0.0/8,::1",
+                    expected:
+                        "comma-separated CIDRs or addresses such as 127.0.0.1/32,10.0.0.0/8,::1",
                     value: net.to_string(),
                 })
         })

@@ -129,8 +129,14 @@ mod tests {
 
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
-        let spoofed = with(&[("x-forwarded-for", "203.0.113.9"), ("forwarded", "for=1.2.3.4")]);
-        assert_eq!(client_ip(ip("198.51.100.7"), &spoofed, &[]), ip("198.51.100.7"));
+        let spoofed = with(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        assert_eq!(
+            client_ip(ip("198.51.100.7"), &spoofed, &[]),
+            ip("198.51.100.7")
+        );
         let trusted = nets(&["127.0.0.1/32"]);
         assert_eq!(
             client_ip(ip("198.51.100.7"), &spoofed, &trusted),
@@ -161,7 +167,11 @@ mod tests {
         assert_eq!(client_ip(peer, &chain, &trusted), peer);
         // IPv4-mapped peers are the same address.
         assert_eq!(
-            client_ip(ip("::ffff:127.0.0.1"), &with(&[("x-forwarded-for", "203.0.113.9")]), &trusted),
+            client_ip(
+                ip("::ffff:127.0.0.1"),
+                &with(&[("x-forwarded-for", "203.0.113.9")]),
+                &trusted
+            ),
             ip("203.0.113.9")
         );
     }

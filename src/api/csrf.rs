@@ -43,8 +43,13 @@ pub fn check(parts: &Parts, allowed_origins: &[String]) -> Result<(), String> {
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let listed = origin.is_some_and(|o| is_listed(o, allowed_origins));
-    match headers.get("sec-fetch-site").map(|v| v.to_str().unwrap_or("")) {
-        Some(site) if site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none") => {
+    match headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        Some(site)
+            if site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none") =>
+        {
             Ok(())
         }
         Some(_) if listed => Ok(()),
@@ -118,10 +123,7 @@ mod tests {
 
     fn check_of(headers: &[(&str, &str)]) -> Result<(), String> {
         let allowed: Vec<String> = ALLOWED.iter().map(|s| s.to_string()).collect();
-        check(
-            &parts(Method::POST, "/api/session", headers),
-            &allowed,
-        )
+        check(&parts(Method::POST, "/api/session", headers), &allowed)
     }
 
     #[test]
@@ -173,7 +175,10 @@ mod tests {
         assert!(applies(&parts(Method::DELETE, "/api/session", &[]), false));
         assert!(applies(&parts(Method::PUT, "/api/x", &[]), true));
         assert!(applies(&parts(Method::PATCH, "/api/x", &[]), true));
-        assert!(!applies(&parts(Method::GET, "/api/quota/status", &[]), true));
+        assert!(!applies(
+            &parts(Method::GET, "/api/quota/status", &[]),
+            true
+        ));
         assert!(!applies(&parts(Method::HEAD, "/api/session", &[]), true));
     }
 }

@@ -120,7 +120,13 @@ impl Shape {
 
     /// An error in this shape; `code` leads the message of a server-function
     /// error, which has no field of its own for it.
-    pub fn error(self, status: StatusCode, code: &'static str, message: &str, path: &str) -> Response {
+    pub fn error(
+        self,
+        status: StatusCode,
+        code: &'static str,
+        message: &str,
+        path: &str,
+    ) -> Response {
         match self {
             Shape::Api => ApiError::new(status, code, message).into_response(),
             Shape::OpenAi => {
@@ -178,10 +184,27 @@ mod tests {
 
     #[test]
     fn probes_documents_and_pages_are_not_guarded() {
-        for path in ["/api/quota/status", "/api/fn/send_message", "/api/session", "/v1/models", "/v1", "/api/nope"] {
+        for path in [
+            "/api/quota/status",
+            "/api/fn/send_message",
+            "/api/session",
+            "/v1/models",
+            "/v1",
+            "/api/nope",
+        ] {
             assert!(guarded(path), "{path}");
         }
-        for path in ["/healthz", "/readyz", "/metrics", "/api/openapi.json", "/api/docs", "/", "/dashboard", "/pkg/app.wasm", "/v1x"] {
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/api/openapi.json",
+            "/api/docs",
+            "/",
+            "/dashboard",
+            "/pkg/app.wasm",
+            "/v1x",
+        ] {
             assert!(!guarded(path), "{path}");
         }
         assert_eq!(Shape::of("/v1/chat/completions"), Shape::OpenAi);

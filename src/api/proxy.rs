@@ -146,9 +146,9 @@ async fn proxy_caller(service: &QuotaService, headers: &HeaderMap) -> Result<Str
         Err(AuthError::Missing | AuthError::SessionExpired) => Err(invalid(
             "Missing API key: use your quota-alert workspace key as the bearer token.",
         )),
-        Err(error @ (AuthError::Malformed | AuthError::Ambiguous)) => Err(invalid(&format!(
-            "Malformed API key: {error}"
-        ))),
+        Err(error @ (AuthError::Malformed | AuthError::Ambiguous)) => {
+            Err(invalid(&format!("Malformed API key: {error}")))
+        }
     }
 }
 

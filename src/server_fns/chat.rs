@@ -49,7 +49,9 @@ pub(crate) mod server {
     /// `server_fns::session::server::caller`) may act for `workspace`.
     pub async fn authorized_state(workspace: &str) -> Result<AppState, ServerFnError> {
         let (state, resolved) = crate::server_fns::session::server::caller().await?;
-        let caller = resolved.map_err(|e| ServerFnError::new(e.to_string()))?.caller;
+        let caller = resolved
+            .map_err(|e| ServerFnError::new(e.to_string()))?
+            .caller;
         target_workspace(&state.service, &caller, Some(workspace))
             .map_err(|e| ServerFnError::new(e.message))?;
         Ok(state)

@@ -79,7 +79,10 @@ pub enum AuthError {
 
 /// The credential a request presents, without looking it up: `Ok(None)` when
 /// there is none. `token` is the WebSocket's `?token=`, if any.
-pub fn presented(headers: &HeaderMap, token: Option<&str>) -> Result<Option<Credential>, AuthError> {
+pub fn presented(
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<Option<Credential>, AuthError> {
     let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
     let first = authorization.next();
     if authorization.next().is_some() {
@@ -230,8 +233,14 @@ mod tests {
         let two_cookies = headers(&[("cookie", "qa_session=a; other=1; qa_session=b")]);
         assert_eq!(presented(&two_cookies, None), Err(AuthError::Ambiguous));
         let two_cookie_headers = headers(&[("cookie", "qa_session=a"), ("cookie", "qa_session=b")]);
-        assert_eq!(presented(&two_cookie_headers, None), Err(AuthError::Ambiguous));
-        assert_eq!(presented(&headers(&[]), Some(" ")), Err(AuthError::Malformed));
+        assert_eq!(
+            presented(&two_cookie_headers, None),
+            Err(AuthError::Ambiguous)
+        );
+        assert_eq!(
+            presented(&headers(&[]), Some(" ")),
+            Err(AuthError::Malformed)
+        );
         assert_eq!(presented(&headers(&[]), None), Ok(None));
     }
 

@@ -44,7 +44,11 @@ fn allowance(rate: u64, elapsed: Duration) -> usize {
 /// An API 429 from the rate limiter, with its `retry-after`.
 fn assert_api_429(status: StatusCode, headers: &HeaderMap, body: &str) {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert_eq!(json_of(body)["error"]["code"], "too_many_requests", "{body}");
+    assert_eq!(
+        json_of(body)["error"]["code"],
+        "too_many_requests",
+        "{body}"
+    );
     assert!(headers.contains_key("retry-after"), "{headers:?}");
 }
 
@@ -111,13 +115,17 @@ async fn no_spelling_of_a_key_nor_a_session_gets_a_fresh_bucket() {
         assert!(
             answers
                 .iter()
-                .any(|(v, (status, _, _))| *v == spelling && *status == StatusCode::TOO_MANY_REQUESTS),
+                .any(|(v, (status, _, _))| *v == spelling
+                    && *status == StatusCode::TOO_MANY_REQUESTS),
             "{spelling:?} was never limited: it is not counted with the others"
         );
     }
 
     // Another tenant is not touched by acme's flood.
-    assert_eq!(s.get("/api/quota/status", Some(&other)).await.0, StatusCode::OK);
+    assert_eq!(
+        s.get("/api/quota/status", Some(&other)).await.0,
+        StatusCode::OK
+    );
 
     // The proxy and the server functions spend the same bucket, and answer
     // in their own error shapes.
@@ -149,7 +157,10 @@ async fn no_spelling_of_a_key_nor_a_session_gets_a_fresh_bucket() {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let (headers, body) = server_fn.expect("server functions are rate limited too");
-    assert!(body.starts_with("MiddlewareError|too_many_requests"), "{body}");
+    assert!(
+        body.starts_with("MiddlewareError|too_many_requests"),
+        "{body}"
+    );
     assert!(headers.contains_key("serverfnerror") && headers.contains_key("retry-after"));
 }
 
@@ -170,7 +181,9 @@ async fn flood(
             .header("forwarded", format!("for=198.51.100.{i}"));
         let (status, headers, body) = answer(request).await;
         match status {
-            StatusCode::TOO_MANY_REQUESTS => return (Some((headers, body)), through, started.elapsed()),
+            StatusCode::TOO_MANY_REQUESTS => {
+                return (Some((headers, body)), through, started.elapsed())
+            }
             // Unauthenticated, not limited (yet).
             StatusCode::UNAUTHORIZED => through += 1,
             other => panic!("unexpected {other}: {body}"),
@@ -237,7 +250,10 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_bucket_and_the_left_is_i
     // does not spend that client's budget, only 127.0.0.2's.
     let outsider = client_from("127.0.0.2");
     let (limited, _, _) = flood(&s, &outsider, |_| "203.0.113.8".to_string()).await;
-    assert!(limited.is_some(), "the outsider is limited by its own address");
+    assert!(
+        limited.is_some(),
+        "the outsider is limited by its own address"
+    );
     let request = s
         .http
         .get(s.url("/api/quota/status"))
@@ -272,7 +288,11 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_bucket_and_the_left_is_i
         .bearer_auth(&other)
         .header("x-forwarded-for", "203.0.113.9");
     let (status, _, body) = answer(request).await;
-    assert_eq!(status, StatusCode::OK, "another tenant is not limited: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another tenant is not limited: {body}"
+    );
 }
 
 #[tokio::test]
@@ -291,8 +311,14 @@ async fn two_credentials_are_refused_never_one_of_them_picked() {
         answer(request)
     };
     // Each alone works.
-    assert_eq!(status_with(vec![("cookie", mine.clone())]).await.0, StatusCode::OK);
-    assert_eq!(status_with(vec![("cookie", planted.clone())]).await.0, StatusCode::OK);
+    assert_eq!(
+        status_with(vec![("cookie", mine.clone())]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_with(vec![("cookie", planted.clone())]).await.0,
+        StatusCode::OK
+    );
     // A second session cookie planted by a sibling site (cookie tossing),
     // in one header or two, and two keys: 401, never one of them picked.
     for headers in [
@@ -313,8 +339,7 @@ async fn two_credentials_are_refused_never_one_of_them_picked() {
     let (status, _, body) = answer(s.http.get(url).bearer_auth(&acme)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // The proxy takes a key, not the browser's cookie.
-    let (status, _, body) =
-        answer(s.http.get(s.url("/v1/models")).header("cookie", &mine)).await;
+    let (status, _, body) = answer(s.http.get(s.url("/v1/models")).header("cookie", &mine)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(json_of(&body)["error"]["code"], "invalid_api_key");
 }
@@ -322,14 +347,16 @@ async fn two_credentials_are_refused_never_one_of_them_picked() {
 const EVIL: &str = "https://evil.example";
 
 fn form_sign_in(s: &Server, client: &Client, key: &str) -> reqwest::RequestBuilder {
-    client
-        .post(s.url("/api/session"))
-        .form(&[("api_key", key)])
+    client.post(s.url("/api/session")).form(&[("api_key", key)])
 }
 
 fn assert_cross_site_refused(status: StatusCode, headers: &HeaderMap, body: &str) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(json_of(body)["error"]["code"], "cross_site_request", "{body}");
+    assert_eq!(
+        json_of(body)["error"]["code"],
+        "cross_site_request",
+        "{body}"
+    );
     assert!(!headers.contains_key("set-cookie"), "{headers:?}");
 }
 
@@ -343,7 +370,10 @@ async fn a_cross_site_sign_in_is_refused_and_the_app_s_own_works() {
     // Another site's form or fetch, as each browser generation tells it.
     for headers in [
         vec![("sec-fetch-site", "cross-site"), ("origin", EVIL)],
-        vec![("sec-fetch-site", "same-site"), ("origin", "http://sub.127.0.0.1.nip.io")],
+        vec![
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://sub.127.0.0.1.nip.io"),
+        ],
         vec![("origin", EVIL)],
         vec![("origin", "null")],
     ] {
@@ -353,7 +383,9 @@ async fn a_cross_site_sign_in_is_refused_and_the_app_s_own_works() {
         }
         let (status, response_headers, body) = answer(request).await;
         assert_cross_site_refused(status, &response_headers, &body);
-        let mut json = browser.post(s.url("/api/session")).json(&json!({"api_key": key}));
+        let mut json = browser
+            .post(s.url("/api/session"))
+            .json(&json!({"api_key": key}));
         for (name, value) in &headers {
             json = json.header(*name, *value);
         }
@@ -419,7 +451,8 @@ async fn cross_site_requests_riding_the_cookie_are_refused() {
     assert_eq!(fake.count(), 0, "nothing reached OpenAI");
 
     // The app's own page sending the same message.
-    let (status, _, body) = send_message(&[("sec-fetch-site", "same-origin"), ("origin", &own)]).await;
+    let (status, _, body) =
+        send_message(&[("sec-fetch-site", "same-origin"), ("origin", &own)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(json_of(&body)["outcome"], "replied", "{body}");
     assert_eq!(fake.count(), 1);
@@ -452,7 +485,13 @@ async fn cross_site_requests_riding_the_cookie_are_refused() {
     };
     let (status, headers, body) = sign_out("cross-site").await;
     assert_cross_site_refused(status, &headers, &body);
-    let whoami = || answer(s.http.get(s.url("/api/quota/status")).header("cookie", &cookie));
+    let whoami = || {
+        answer(
+            s.http
+                .get(s.url("/api/quota/status"))
+                .header("cookie", &cookie),
+        )
+    };
     assert_eq!(whoami().await.0, StatusCode::OK);
     let (status, _, body) = sign_out("same-origin").await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
