@@ -66,11 +66,19 @@ pub struct Config {
     /// the API from a browser and to open the WebSocket. Empty by default:
     /// only the app's own pages.
     pub allowed_origins: Vec<String>,
-    /// Requests per second to the API (`/api/*`, not the proxy) per key or
-    /// session (`QUOTA_API_RATE_PER_KEY`, default 1000) and per client address
-    /// (`QUOTA_API_RATE_PER_IP`, default 2000). Bursts of twice that. 0 = off.
+    /// Requests per second to `/api/*`, `/api/fn/*` and `/v1/*` per caller (a
+    /// workspace, whatever key spelling or session it uses, or the admin:
+    /// `QUOTA_API_RATE_PER_KEY`, default 1000) and, for requests without a
+    /// valid credential, per client address (`QUOTA_API_RATE_PER_IP`,
+    /// default 2000; see `trusted_proxies`). Bursts of twice that. 0 = off.
     pub api_rate_per_key: u32,
     pub api_rate_per_ip: u32,
+    /// `QUOTA_TRUSTED_PROXIES`: comma-separated CIDRs (or single addresses)
+    /// of the reverse proxies in front of the server. Only a peer in one of
+    /// them is believed about the client's address (`X-Forwarded-For`, else
+    /// `Forwarded`); from anyone else those headers are ignored. Empty by
+    /// default: the client address is the peer's.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `QUOTA_TLS_CERT` and `QUOTA_TLS_KEY` (PEM files): set both and the
     /// server speaks HTTPS and WSS itself. Neither: plain HTTP, for running
     /// behind a TLS-terminating reverse proxy (docs/DEPLOYMENT.md).
@@ -381,6 +389,7 @@ impl Config {
             allowed_origins: allowed_origins(&env)?,
             api_rate_per_key: rate("QUOTA_API_RATE_PER_KEY", &env, 1_000)?,
             api_rate_per_ip: rate("QUOTA_API_RATE_PER_IP", &env, 2_000)?,
+            trusted_proxies: trusted_proxies(&env)?,
             cookie_secure: flag("QUOTA_COOKIE_SECURE", &env)? || tls.is_some(),
             tls,
             http: http_timeouts(&env)?,
@@ -522,6 +531,29 @@ fn allowed_origins(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>,
         }
     }
     Ok(origins)
+}
+
+fn trusted_proxies(
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    env("QUOTA_TRUSTED_PROXIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|net| !net.is_empty())
+        .map(|net| {
+            // A bare address is a network of one (`127.0.0.1` = `127.0.0.1/32`).
+            net.parse::<ipnet::IpNet>()
+                .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|parsed| parsed.trunc())
+                .map_err(|_| ConfigError::Invalid {
+                    name: "QUOTA_TRUSTED_PROXIES".into(),
+                    expected:
+                        "comma-separated CIDRs or addresses such as 127.0.0.1/32,10.0.0.0/8,::1",
+                    value: net.to_string(),
+                })
+        })
+        .collect()
 }
 
 fn alert_config(
@@ -740,6 +772,27 @@ mod tests {
         ] {
             let err = load(None, &[(name, bad)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses_and_nothing_else() {
+        assert!(load(None, &[]).unwrap().trusted_proxies.is_empty());
+        let config = load(
+            None,
+            &[("QUOTA_TRUSTED_PROXIES", " 127.0.0.1/32, 10.1.2.3/8 ,::1,")],
+        )
+        .unwrap();
+        let nets: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        for bad in ["127.0.0.1/33", "localhost", "10.0.0.0/8;", "*"] {
+            let err = load(None, &[("QUOTA_TRUSTED_PROXIES", bad)]).unwrap_err();
+            assert!(err.to_string().contains("QUOTA_TRUSTED_PROXIES"), "{err}");
+            assert!(err.to_string().contains(bad), "{err}");
         }
     }
 

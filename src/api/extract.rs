@@ -2,11 +2,11 @@
 //! plain-text rejections.
 
 use super::error::ApiError;
-use crate::service::{Caller, QuotaService};
+use crate::service::{AuthError, Caller, QuotaService, Resolved};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -103,49 +103,66 @@ where
     }
 }
 
-/// The bearer key of a request, if any (used where a `?token=` may stand in).
-pub fn bearer_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("The Authorization header is not valid text."))?;
-    match value.split_once(' ') {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
-            Ok(Some(key.trim().to_string()))
+/// The one path that takes its key as `?token=`: browsers cannot set headers
+/// on a WebSocket.
+pub const WS_PATH: &str = "/api/quota/ws";
+
+/// A request's resolved credential, cached in its extensions by
+/// [`super::guard`] so every later reader gets the same answer without
+/// resolving again.
+#[derive(Clone, Debug)]
+pub struct Resolution(pub Result<Resolved, AuthError>);
+
+/// The caller of a request: the cached [`Resolution`], else resolved now
+/// (the headers, plus `?token=` on [`WS_PATH`]). REST, the WebSocket,
+/// server functions and the guard's rate limits and CSRF check all read it
+/// through here.
+pub async fn resolve_parts(service: &QuotaService, parts: &Parts) -> Result<Resolved, AuthError> {
+    if let Some(Resolution(cached)) = parts.extensions.get::<Resolution>() {
+        return cached.clone();
+    }
+    let token = if parts.uri.path() == WS_PATH {
+        #[derive(Deserialize)]
+        struct TokenQuery {
+            token: Option<String>,
         }
-        _ => Err(ApiError::unauthorized(
-            "The Authorization header must be `Bearer <key>`.",
-        )),
+        // Fails only on a repeated `token`: two credentials.
+        Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .map_err(|_| AuthError::Ambiguous)?
+            .0
+            .token
+    } else {
+        None
+    };
+    service
+        .resolve_credential(&parts.headers, token.as_deref())
+        .await
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        ApiError::unauthorized(error.to_string())
     }
 }
 
-pub fn authenticate(service: &QuotaService, key: Option<String>) -> Result<Caller, ApiError> {
-    let key = key.ok_or_else(missing_credentials)?;
-    service
-        .authenticate(&key)
-        .ok_or_else(|| ApiError::unauthorized("The key is not valid."))
+/// The request's credential, resolved, or why not (never rejects: the
+/// caller decides what a missing or stale credential means).
+pub struct Credentials(pub Result<Resolved, AuthError>);
+
+impl<S> FromRequestParts<S> for Credentials
+where
+    QuotaService: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let service = QuotaService::from_ref(state);
+        Ok(Credentials(resolve_parts(&service, parts).await))
+    }
 }
 
-fn missing_credentials() -> ApiError {
-    ApiError::unauthorized(
-        "Missing key: send `Authorization: Bearer <workspace or admin key>`, or sign in.",
-    )
-}
-
-/// The caller from the bearer key, else the session cookie.
-pub fn caller_from_headers(
-    service: &QuotaService,
-    headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
-    service
-        .caller_from_headers(headers)
-        .map_err(|e| ApiError::unauthorized(e.to_string()))?
-        .ok_or_else(missing_credentials)
-}
-
-/// The caller of an API route, from `Authorization: Bearer <key>`.
+/// The caller of an API route: bearer key, or session cookie; 401 otherwise.
 pub struct Auth(pub Caller);
 
 impl<S> FromRequestParts<S> for Auth
@@ -156,8 +173,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let service = QuotaService::from_ref(state);
-        caller_from_headers(&service, &parts.headers).map(Auth)
+        let Ok(Credentials(resolved)) = Credentials::from_request_parts(parts, state).await;
+        Ok(Auth(resolved?.caller))
     }
 }
 

@@ -1,10 +1,12 @@
 //! The HTTP API: JSON everywhere, errors as `{"error": {"code", "message"}}`.
 
 pub mod admin;
+pub mod client_addr;
+pub mod csrf;
 pub mod docs_page;
 pub mod error;
 pub mod extract;
-pub mod key_lookup;
+pub mod guard;
 pub mod openapi;
 pub mod proxy;
 pub mod quota;
@@ -94,31 +96,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/quota/reset", post(quota::reset))
         .route("/api/quota/ws", get(ws::quota_ws))
         .route(
-            "/api/session",
+            session::SESSION_PATH,
             post(session::sign_in).delete(session::sign_out),
         )
         .route("/api/{*rest}", any(unknown_endpoint))
-        .route_layer(axum::middleware::from_fn_with_state(
-            rate_limit::ApiRateLimits::new(
-                state.service.config().api_rate_per_key,
-                state.service.config().api_rate_per_ip,
-            ),
-            rate_limit::enforce,
-        ))
+        // Rate limits and the CSRF check are `guard::guard`, layered by
+        // `server::app` over these routes, the server functions and the proxy
+        // alike (the probes and the fixed documents below are exempt).
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        // Fixed documents, built once: outside the per-key rate limit like the
-        // probes above.
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/api/docs", get(docs_page::docs_page))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(proxy)
-        .layer(axum::middleware::from_fn_with_state(
-            state.service.clone(),
-            key_lookup::learn_unknown_keys,
-        ))
         .with_state(state)
 }
 

@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 
 /// Descriptions shared by many operations, so one wording covers one behaviour.
 pub mod text {
-    pub const UNAUTHORIZED: &str = "`unauthorized`: no key or session, a malformed `Authorization` header, or a key that is not valid. Carries `WWW-Authenticate: Bearer`.";
+    pub const UNAUTHORIZED: &str = "`unauthorized`: no key or session, a malformed `Authorization` header, more than one credential (two `Authorization` headers, a header and `?token=`, two session cookies), or a key that is not valid. Carries `WWW-Authenticate: Bearer`.";
     pub const ADMIN_ONLY: &str =
         "`forbidden`: a workspace key (or its session); this endpoint needs the admin key.";
     pub const OTHER_WORKSPACE: &str =
@@ -34,7 +34,8 @@ pub mod text {
     pub const BODY_TIMEOUT: &str = "`request_timeout`: the whole body did not arrive within `QUOTA_HTTP_BODY_TIMEOUT_S` (default 30 s).";
     pub const UNSUPPORTED_MEDIA_TYPE: &str =
         "`unsupported_media_type`: send the body with `Content-Type: application/json`.";
-    pub const API_RATE_LIMITED: &str = "`too_many_requests`: over the API's own rate limit per key or session (`QUOTA_API_RATE_PER_KEY`) or per client address (`QUOTA_API_RATE_PER_IP`). This is about calls to this API, not the workspace's OpenAI quota.";
+    pub const API_RATE_LIMITED: &str = "`too_many_requests`: over the API's own rate limit per caller (a workspace, whatever key spelling or session it uses, or the admin: `QUOTA_API_RATE_PER_KEY`) or, without a valid credential, per client address (`QUOTA_API_RATE_PER_IP`). This is about calls to this API, not the workspace's OpenAI quota.";
+    pub const CROSS_SITE: &str = "`cross_site_request`: sent by another site's page (`Sec-Fetch-Site` `cross-site` or `same-site`, or else an `Origin` that is neither this server nor in `QUOTA_ALLOWED_ORIGINS`). Nothing was changed.";
     pub const STORE_UNAVAILABLE: &str = "`store_unavailable`: the usage store could not save the change, so it was not acknowledged; retry.";
     pub const WORKSPACE_ID_QUERY: &str = "The workspace to act on. Required with the admin key; a workspace key may only name its own (or leave it out).";
     pub const WORKSPACE_ID_PATH: &str =
@@ -45,7 +46,9 @@ const DESCRIPTION: &str = "Tracks OpenAI API usage per workspace and tells peopl
 
 JSON everywhere. Every error of this API is `{\"error\": {\"code\", \"message\"}}` (the `ApiError` schema) with a 4xx or 5xx status; the `/v1` proxy answers its own errors in OpenAI's shape instead (`OpenAiError`), so OpenAI SDKs read them unchanged.
 
-Authenticate with `Authorization: Bearer <key>`. A workspace key sees only its own workspace; the admin key (`QUOTA_ADMIN_RESET_KEY`) names one with `?workspace_id=`. A browser signed in through `POST /api/session` may send its `qa_session` cookie instead of the header.";
+Authenticate with `Authorization: Bearer <key>`. A workspace key sees only its own workspace; the admin key (`QUOTA_ADMIN_RESET_KEY`) names one with `?workspace_id=`. A browser signed in through `POST /api/session` may send its `qa_session` cookie instead of the header. Send one credential: a key wins over the cookie, and two keys or two session cookies are refused.
+
+Requests that change something with the cookie (any method but GET, HEAD and OPTIONS), and every sign-in and sign-out, must come from this server's own pages: one sent by another site gets 403 `cross_site_request`. Requests with neither `Sec-Fetch-Site` nor `Origin` (curl, SDKs) and requests with a bearer key are not affected.";
 
 #[derive(OpenApi)]
 #[openapi(

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::extract::{
-    caller_from_headers, target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery,
+    target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery,
 };
 use super::openapi::text;
 use crate::engine::CallOutcome;
@@ -254,7 +254,9 @@ async fn record_outcomes(
         .await
     {
         Err(ServiceError::KeyChanged) => {
-            let caller = caller_from_headers(service, headers)?;
+            // Resolved afresh, not from the request's cache: the key it
+            // carried may be the one that just changed.
+            let caller = service.resolve_credential(headers, None).await?.caller;
             let again = target_workspace(service, &caller, query.workspace_id.as_deref())?;
             if again != id {
                 return Err(ServiceError::KeyChanged.into());

@@ -1,25 +1,47 @@
-//! Rate limits on the API itself (not the proxy, whose traffic the quota
-//! engine governs): per key or session, and per client address, with `governor`
-//! (GCRA). Over the limit: 429 with `retry-after` and our JSON error.
+//! Rate limits on the API, the proxy and server functions, with `governor`
+//! (GCRA): per caller for authenticated requests, per client address for the
+//! rest. Applied by [`super::guard`]; over the limit is a 429 with
+//! `retry-after`.
+//!
+//! The bucket is the *resolved* caller (a workspace, or the admin), never the
+//! header as sent: every spelling of a key, every browser session of a
+//! workspace and the key itself share one bucket, so a tenant cannot multiply
+//! its budget by spelling its header differently or opening sessions.
+//! Requests with no valid credential (a wrong key, an expired session, none)
+//! are limited by client address only ([`super::client_addr`]), so guessing
+//! keys costs the guesser's address its budget and nobody else's.
 
-use super::error::ApiError;
-use crate::auth::key_digest;
-use crate::session::session_id_from_headers;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use super::client_addr;
+use crate::service::Caller;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct ApiRateLimits {
-    per_key: Option<Arc<DefaultKeyedRateLimiter<[u8; 32]>>>,
-    per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    per_caller: Option<Arc<DefaultKeyedRateLimiter<Caller>>>,
+    per_address: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+}
+
+/// Whose budget a request spends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    Caller(Caller),
+    Address(IpAddr),
+}
+
+impl Bucket {
+    /// For the 429's message.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Bucket::Caller(Caller::Admin) => "the admin",
+            Bucket::Caller(Caller::Workspace(_)) => "this workspace",
+            Bucket::Address(_) => "this address",
+        }
+    }
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(
@@ -33,27 +55,29 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl ApiRateLimits {
-    pub fn new(per_key: u32, per_ip: u32) -> Self {
+    /// `per_caller` and `per_address` requests per second (0: no limit),
+    /// bursts of twice that.
+    pub fn new(per_caller: u32, per_address: u32) -> Self {
         let limits = Self {
-            per_key: limiter(per_key),
-            per_ip: limiter(per_ip),
+            per_caller: limiter(per_caller),
+            per_address: limiter(per_address),
         };
-        // Forget idle keys now and then so the maps do not grow without bound.
+        // Forget idle buckets now and then so the maps do not grow without bound.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let weak_key = limits.per_key.as_ref().map(Arc::downgrade);
-            let weak_ip = limits.per_ip.as_ref().map(Arc::downgrade);
+            let weak_caller = limits.per_caller.as_ref().map(Arc::downgrade);
+            let weak_address = limits.per_address.as_ref().map(Arc::downgrade);
             handle.spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs(60)).await;
-                    let key = weak_key.as_ref().and_then(|w| w.upgrade());
-                    let ip = weak_ip.as_ref().and_then(|w| w.upgrade());
-                    if key.is_none() && ip.is_none() {
+                    let caller = weak_caller.as_ref().and_then(|w| w.upgrade());
+                    let address = weak_address.as_ref().and_then(|w| w.upgrade());
+                    if caller.is_none() && address.is_none() {
                         break;
                     }
-                    if let Some(l) = key {
+                    if let Some(l) = caller {
                         l.retain_recent();
                     }
-                    if let Some(l) = ip {
+                    if let Some(l) = address {
                         l.retain_recent();
                     }
                 }
@@ -61,52 +85,46 @@ impl ApiRateLimits {
         }
         limits
     }
-}
 
-pub async fn enforce(
-    State(limits): State<ApiRateLimits>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(per_ip) = &limits.per_ip {
-        if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            if let Err(not_until) = per_ip.check_key(&addr.ip()) {
-                return too_many(
-                    not_until.wait_time_from(DefaultClock::default().now()),
-                    "this address",
-                );
-            }
+    /// Spends one request of `bucket`'s budget; `Err` with the time to wait
+    /// when there is none left.
+    pub fn check(&self, bucket: &Bucket) -> Result<(), Duration> {
+        let result = match bucket {
+            Bucket::Caller(caller) => self.per_caller.as_ref().map(|l| l.check_key(caller)),
+            Bucket::Address(address) => self
+                .per_address
+                .as_ref()
+                .map(|l| l.check_key(&client_addr::bucket(*address))),
+        };
+        match result {
+            Some(Err(not_until)) => Err(not_until.wait_time_from(DefaultClock::default().now())),
+            Some(Ok(())) | None => Ok(()),
         }
     }
-    if let Some(per_key) = &limits.per_key {
-        let headers = request.headers();
-        let credential = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| session_id_from_headers(headers));
-        if let Some(credential) = credential {
-            if let Err(not_until) = per_key.check_key(&key_digest(&credential)) {
-                return too_many(
-                    not_until.wait_time_from(DefaultClock::default().now()),
-                    "this key",
-                );
-            }
-        }
-    }
-    next.run(request).await
 }
 
-fn too_many(wait: Duration, whom: &str) -> Response {
-    let seconds = wait.as_secs_f64().max(0.001);
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-        format!("Too many API requests from {whom}; retry in {seconds:.2}s."),
-    )
-    .into_response();
-    if let Ok(v) = HeaderValue::from_str(&(seconds.ceil() as u64).max(1).to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_per_caller_and_per_address_and_zero_is_off() {
+        let limits = ApiRateLimits::new(1, 1);
+        let acme = Bucket::Caller(Caller::Workspace("acme".into()));
+        let other = Bucket::Caller(Caller::Workspace("other".into()));
+        // Bursts of twice the rate.
+        assert!(limits.check(&acme).is_ok());
+        assert!(limits.check(&acme).is_ok());
+        assert!(limits.check(&acme).is_err());
+        assert!(limits.check(&other).is_ok());
+        let here = Bucket::Address("192.0.2.1".parse().unwrap());
+        assert!(limits.check(&here).is_ok());
+        assert!(limits.check(&here).is_ok());
+        assert!(limits.check(&here).is_err());
+        let off = ApiRateLimits::new(0, 0);
+        for _ in 0..10 {
+            assert!(off.check(&acme).is_ok());
+            assert!(off.check(&here).is_ok());
+        }
     }
-    response
 }

@@ -13,6 +13,10 @@ use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Where browsers sign in and out. Sign-in and sign-out pass the CSRF check
+/// (`api::csrf`) whatever credential they carry.
+pub const SESSION_PATH: &str = "/api/session";
+
 /// Body of `POST /api/session`, as JSON or as the sign-in form.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +43,10 @@ pub struct SignedIn {
 /// every instance. JSON callers get `SignedIn`; the sign-in form
 /// (`application/x-www-form-urlencoded`) is redirected to its landing page, or
 /// back to `/signin?error=invalid_key` (or `?error=store_unavailable`).
+/// A sign-in sent by another site's page is refused with 403
+/// `cross_site_request` (login CSRF would sign the browser into the
+/// attacker's workspace); scripts that send neither `Sec-Fetch-Site` nor
+/// `Origin` are not affected.
 #[utoipa::path(
     post,
     path = "/api/session",
@@ -60,6 +68,7 @@ pub struct SignedIn {
             )),
         (status = 400, description = text::BAD_BODY, body = ErrorBody),
         (status = 401, description = "`unauthorized`: the key is not valid (JSON sign-in).", body = ErrorBody),
+        (status = 403, description = text::CROSS_SITE, body = ErrorBody),
         (status = 408, description = text::BODY_TIMEOUT, body = ErrorBody),
         (status = 413, description = text::PAYLOAD_TOO_LARGE, body = ErrorBody),
         (status = 415, description = text::UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
@@ -140,6 +149,7 @@ pub async fn sign_in(
     responses(
         (status = 204, description = "Signed out.",
             headers(("set-cookie" = String, description = "Clears `qa_session`."))),
+        (status = 403, description = text::CROSS_SITE, body = ErrorBody),
         (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
         (status = 503, description = "`store_unavailable`: the session could not be deleted from the store. It no longer works on this instance; the cookie is kept so that signing out can be retried.", body = ErrorBody),

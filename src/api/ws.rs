@@ -6,13 +6,10 @@
 //! three heartbeats is dropped.
 
 use super::error::ApiError;
-use super::extract::{
-    authenticate, bearer_key, caller_from_headers, target_workspace, ApiQuery, WorkspaceQuery,
-};
+use super::extract::{target_workspace, ApiQuery, Credentials, WorkspaceQuery};
 use super::openapi::text;
 use crate::model::{ApiError as ErrorBody, QuotaSnapshot, QuotaStatus, WsMessage};
-use crate::service::QuotaService;
-use crate::session::session_id_from_headers;
+use crate::service::{Credential as Presented, QuotaService};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -61,25 +58,18 @@ const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 pub async fn quota_ws(
     State(service): State<QuotaService>,
     headers: HeaderMap,
+    Credentials(resolved): Credentials,
     ApiQuery(query): ApiQuery<WorkspaceQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    // Browsers cannot set headers on a WebSocket: they send the session cookie,
-    // or the key as `?token=`.
-    let (caller, credential) = match query.token.clone() {
-        Some(token) if bearer_key(&headers)?.is_none() => (
-            authenticate(&service, Some(token.clone()))?,
-            Credential::Key(token),
-        ),
-        _ => {
-            let caller = caller_from_headers(&service, &headers)?;
-            let credential = match (bearer_key(&headers)?, session_id_from_headers(&headers)) {
-                (Some(key), _) => Credential::Key(key),
-                (None, Some(session)) => Credential::Session(session),
-                (None, None) => Credential::Key(String::new()),
-            };
-            (caller, credential)
-        }
+    // The one resolver (`api::extract::resolve_parts`): the bearer key, the
+    // key as `?token=` (browsers cannot set headers on a WebSocket) or the
+    // session cookie.
+    let resolved = resolved?;
+    let caller = resolved.caller;
+    let credential = match resolved.credential {
+        Presented::Bearer(key) | Presented::Token(key) => Credential::Key(key),
+        Presented::Cookie(id) => Credential::Session(id),
     };
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
     check_origin(&service, &headers)?;
@@ -108,16 +98,9 @@ fn check_origin(service: &QuotaService, headers: &HeaderMap) -> Result<(), ApiEr
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         return Ok(());
     };
-    let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let same_origin = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        == Some(host);
-    if same_origin || service.config().allowed_origins.iter().any(|o| o == origin) {
+    let origin = origin.to_str().unwrap_or("");
+    let host = super::csrf::host_header(headers);
+    if super::csrf::origin_allowed(origin, host, &service.config().allowed_origins) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(

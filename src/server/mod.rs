@@ -105,12 +105,20 @@ pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
         max_bytes: crate::api::MAX_BODY_BYTES,
     };
     let served_over_tls = config.tls.is_some();
+    let guard = crate::api::guard::Guard::new(state.service.clone());
     crate::api::router(state)
         .layer(tower::util::option_layer(cors))
         .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             body_limits,
             slow_clients::read_body_within_deadline,
+        ))
+        // Outside the body reader: a request refused for its rate limit or
+        // as cross-site is answered before its body is read. Over the pages
+        // too, as that is where server functions (`/api/fn/*`) are routed.
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::api::guard::guard,
         ))
         .layer(axum::middleware::map_response_with_state(
             served_over_tls,

@@ -41,17 +41,17 @@ pub async fn load_conversation(
 
 #[cfg(feature = "ssr")]
 pub(crate) mod server {
-    use crate::api::extract::{caller_from_headers, target_workspace, validate_workspace_id};
+    use crate::api::extract::{target_workspace, validate_workspace_id};
     use crate::api::AppState;
     use leptos::prelude::*;
 
-    /// The app state, once the request's caller may act for `workspace`.
+    /// The app state, once the request's caller (the one resolver, through
+    /// `server_fns::session::server::caller`) may act for `workspace`.
     pub async fn authorized_state(workspace: &str) -> Result<AppState, ServerFnError> {
-        let state =
-            use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
-        let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-        let caller = caller_from_headers(&state.service, &headers)
-            .map_err(|e| ServerFnError::new(e.message))?;
+        let (state, resolved) = crate::server_fns::session::server::caller().await?;
+        let caller = resolved
+            .map_err(|e| ServerFnError::new(e.to_string()))?
+            .caller;
         target_workspace(&state.service, &caller, Some(workspace))
             .map_err(|e| ServerFnError::new(e.message))?;
         Ok(state)

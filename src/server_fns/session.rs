@@ -64,19 +64,28 @@ pub async fn whoami() -> Result<Session, ServerFnError> {
 #[cfg(feature = "ssr")]
 pub(crate) mod server {
     use super::{Session, Viewer};
+    use crate::api::extract::Credentials;
     use crate::api::AppState;
-    use crate::service::Caller;
+    use crate::service::{AuthError, Caller, Resolved};
     use leptos::prelude::*;
+
+    /// The app state and the request's credential, resolved by the same
+    /// function as REST's (`api::extract::resolve_parts`; cached by the
+    /// guard for `/api/fn/*` calls, resolved here while a page renders).
+    pub async fn caller() -> Result<(AppState, Result<Resolved, AuthError>), ServerFnError> {
+        let state =
+            use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
+        let Credentials(resolved) = leptos_axum::extract_with_state(&state).await?;
+        Ok((state, resolved))
+    }
 
     /// The app state and the caller's session.
     pub async fn session() -> Result<(AppState, Session), ServerFnError> {
-        let state =
-            use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
-        let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-        let session = match state.service.caller_from_headers(&headers) {
-            Ok(Some(Caller::Admin)) => Session::SignedIn(Viewer::Admin),
-            Ok(Some(Caller::Workspace(id))) => Session::SignedIn(Viewer::Workspace(id)),
-            Ok(None) => Session::SignedOut,
+        let (state, resolved) = caller().await?;
+        let session = match resolved.map(|r| r.caller) {
+            Ok(Caller::Admin) => Session::SignedIn(Viewer::Admin),
+            Ok(Caller::Workspace(id)) => Session::SignedIn(Viewer::Workspace(id)),
+            Err(AuthError::Missing) => Session::SignedOut,
             Err(_) => Session::Expired,
         };
         Ok((state, session))

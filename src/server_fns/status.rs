@@ -77,32 +77,23 @@ pub async fn get_status(workspace: Option<String>) -> Result<Option<QuotaSnapsho
 #[cfg(feature = "ssr")]
 pub(crate) mod server {
     use super::Viewer;
-    use crate::api::extract::validate_workspace_id;
+    use crate::api::extract::target_workspace;
     use crate::api::AppState;
+    use crate::service::Caller;
     use leptos::prelude::*;
 
     /// The workspace a viewer asks about: its own, or (admin) the one named.
+    /// The same rule as the REST API's (`api::extract::target_workspace`).
     pub fn resolve(
         state: &AppState,
         viewer: &Viewer,
         requested: Option<&str>,
     ) -> Result<String, ServerFnError> {
-        if let Some(id) = requested {
-            validate_workspace_id(id).map_err(|e| ServerFnError::new(e.message))?;
-        }
-        match (viewer, requested) {
-            (Viewer::Workspace(own), None) => Ok(own.clone()),
-            (Viewer::Workspace(own), Some(id)) if id == own => Ok(own.clone()),
-            (Viewer::Workspace(_), Some(_)) => Err(ServerFnError::new(
-                "A workspace session can only see its own workspace.",
-            )),
-            (Viewer::Admin, None) => Err(ServerFnError::new(
-                "The admin must name a workspace (open one from the dashboard).",
-            )),
-            (Viewer::Admin, Some(id)) if state.service.engine().contains(id) => Ok(id.to_string()),
-            (Viewer::Admin, Some(id)) => Err(ServerFnError::new(format!(
-                "Workspace `{id}` does not exist."
-            ))),
-        }
+        let caller = match viewer {
+            Viewer::Admin => Caller::Admin,
+            Viewer::Workspace(id) => Caller::Workspace(id.clone()),
+        };
+        target_workspace(&state.service, &caller, requested)
+            .map_err(|e| ServerFnError::new(e.message))
     }
 }

@@ -4,6 +4,7 @@
 //! proxy all go through this one API.
 
 mod bus;
+mod credentials;
 mod persist;
 mod records;
 mod registry;
@@ -16,6 +17,7 @@ pub use persist::{
     USAGE_HORIZON_MS,
 };
 pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
+pub use credentials::{presented, AuthError, Credential, Resolved};
 pub use registry::{Registry, RegistryError};
 pub use sessions::OpenedSession;
 pub use shared::{FailurePolicy, Shared};
@@ -25,7 +27,7 @@ use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
 use crate::metrics::Metrics;
 use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
-use crate::session::{session_id_from_headers, SessionStore};
+use crate::session::SessionStore;
 use crate::store::{SqliteStore, StoreError};
 
 /// Old usage and history are pruned about every 15 minutes (at 250 ms ticks).
@@ -33,18 +35,10 @@ const PRUNE_EVERY_TICKS: u64 = 3_600;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("The Authorization header must be `Bearer <key>`.")]
-    Malformed,
-    #[error("The key is not valid.")]
-    InvalidKey,
-    #[error("The session has expired or was signed out; sign in again.")]
-    SessionExpired,
-}
-
-/// Who is calling, as proven by the key they presented.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who is calling, as proven by the key they presented (see
+/// [`QuotaService::resolve_credential`]). Hashable: API rate limits are kept
+/// per caller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Caller {
     Admin,
     Workspace(String),
@@ -163,39 +157,11 @@ impl QuotaService {
         &self.inner.bus
     }
 
-    /// Resolves a presented key to a caller; `None` for an unknown key.
+    /// Looks a key up: `None` for an unknown key. Requests are resolved with
+    /// [`resolve_credential`](Self::resolve_credential), which calls this;
+    /// sign-in (the key is in its body) calls it directly.
     pub fn authenticate(&self, key: &str) -> Option<Caller> {
         self.inner.registry.authenticate(key)
-    }
-
-    /// Resolves a caller from a request's headers: `Authorization: Bearer`
-    /// first, else the browser session cookie. `Ok(None)` when neither is there.
-    pub fn caller_from_headers(
-        &self,
-        headers: &axum::http::HeaderMap,
-    ) -> Result<Option<Caller>, AuthError> {
-        if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
-            let key = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, key)| {
-                    scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty()
-                })
-                .map(|(_, key)| key.trim())
-                .ok_or(AuthError::Malformed)?;
-            return self
-                .authenticate(key)
-                .map(Some)
-                .ok_or(AuthError::InvalidKey);
-        }
-        match session_id_from_headers(headers) {
-            Some(id) => self
-                .session_caller(&id)
-                .map(Some)
-                .ok_or(AuthError::SessionExpired),
-            None => Ok(None),
-        }
     }
 
     /// Starts webhook delivery (call once, on the runtime). Until then, and

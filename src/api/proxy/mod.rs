@@ -161,7 +161,7 @@ pub async fn proxy(
         }
     };
 
-    let workspace = match proxy_caller(&service, &parts.headers) {
+    let workspace = match proxy_caller(&service, &parts.headers).await {
         Ok(workspace) => workspace,
         Err(refused) => return refused.into_response(),
     };
@@ -255,15 +255,19 @@ pub async fn proxy(
 /// cookie is not consulted, so a page on another site cannot spend a signed-in
 /// person's quota through their browser. Kept to this one function so that
 /// credential parsing can change in one place.
-pub fn proxy_caller(service: &QuotaService, headers: &HeaderMap) -> Result<String, ProxyAuthError> {
-    if !headers.contains_key(header::AUTHORIZATION) {
-        return Err(ProxyAuthError::Missing);
-    }
-    match service.caller_from_headers(headers) {
-        Ok(Some(Caller::Workspace(id))) => Ok(id),
-        Ok(Some(Caller::Admin)) => Err(ProxyAuthError::AdminKey),
-        Err(AuthError::Malformed) | Ok(None) => Err(ProxyAuthError::Malformed),
-        Err(_) => Err(ProxyAuthError::InvalidKey),
+pub async fn proxy_caller(
+    service: &QuotaService,
+    headers: &HeaderMap,
+) -> Result<String, ProxyAuthError> {
+    match service.resolve_credential(headers, None).await {
+        Ok(resolved) if resolved.credential.from_cookie() => Err(ProxyAuthError::Missing),
+        Ok(resolved) => match resolved.caller {
+            Caller::Workspace(id) => Ok(id),
+            Caller::Admin => Err(ProxyAuthError::AdminKey),
+        },
+        Err(AuthError::InvalidKey) => Err(ProxyAuthError::InvalidKey),
+        Err(AuthError::Missing | AuthError::SessionExpired) => Err(ProxyAuthError::Missing),
+        Err(AuthError::Malformed | AuthError::Ambiguous) => Err(ProxyAuthError::Malformed),
     }
 }
 
