@@ -134,7 +134,7 @@ impl QuotaService {
     }
 
     /// Live sessions, of one workspace or all (the admin's included), oldest
-    /// first.
+    /// first (ties by handle, so the order is stable).
     pub fn list_sessions(&self, workspace: Option<&str>) -> Vec<SessionView> {
         let now = self.engine().now_ms();
         let mut views: Vec<SessionView> = self
