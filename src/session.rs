@@ -538,9 +538,9 @@ mod tests {
         );
         // A clock that went backwards never shortens a session.
         assert_eq!(p.refreshed_expiry(expires, end, T0 - DAY_MS), None);
-        // Never past the absolute end.
+        // Never past the absolute end: within a day of it, nothing to push.
         assert_eq!(
-            p.refreshed_expiry(T0 + 28 * DAY_MS, end, T0 + 29 * DAY_MS),
+            p.refreshed_expiry(T0 + 29 * DAY_MS + 12 * HOUR_MS, end, T0 + 29 * DAY_MS + 13 * HOUR_MS),
             None
         );
         assert_eq!(
