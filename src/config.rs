@@ -469,12 +469,13 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let path = dir.join(ADMIN_KEY_FILE);
-        let key = admin_key_file::read_or_create(&path, self.admin_key.expose()).map_err(
-            |problem| ConfigError::AdminKeyFile {
-                path: path.clone(),
-                problem,
-            },
-        )?;
+        let key =
+            admin_key_file::read_or_create(&path, self.admin_key.expose()).map_err(|problem| {
+                ConfigError::AdminKeyFile {
+                    path: path.clone(),
+                    problem,
+                }
+            })?;
         self.admin_key = Secret::new(key);
         self.admin_key_source = AdminKeySource::File(path);
         Ok(())
@@ -565,11 +566,9 @@ mod admin_key_file {
 
 fn session_caps(env: &impl Fn(&str) -> Option<String>) -> Result<SessionCaps, ConfigError> {
     let defaults = SessionCaps::default();
-    let bounded = |name: &str, max: u64, expected: &'static str, default: u64| {
-        match env(name) {
-            Some(raw) => check_range(name, parse_env(name, &raw, expected)?, 1, max, expected),
-            None => Ok(default),
-        }
+    let bounded = |name: &str, max: u64, expected: &'static str, default: u64| match env(name) {
+        Some(raw) => check_range(name, parse_env(name, &raw, expected)?, 1, max, expected),
+        None => Ok(default),
     };
     Ok(SessionCaps {
         max_sessions_per_workspace: bounded(
@@ -886,7 +885,10 @@ mod tests {
         first.keep_generated_admin_key().unwrap();
         let path = dir.join(ADMIN_KEY_FILE);
         assert_eq!(first.admin_key_source, AdminKeySource::File(path.clone()));
-        assert_eq!(first.admin_key, generated, "the generated key is the one kept");
+        assert_eq!(
+            first.admin_key, generated,
+            "the generated key is the one kept"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -919,7 +921,10 @@ mod tests {
                 .keep_generated_admin_key()
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("chmod 600") && err.contains("admin.key"), "{err}");
+            assert!(
+                err.contains("chmod 600") && err.contains("admin.key"),
+                "{err}"
+            );
             assert!(!err.contains(generated.expose()), "{err}");
         }
         std::fs::write(&path, "short\n").unwrap();
@@ -932,7 +937,10 @@ mod tests {
             .unwrap()
             .keep_generated_admin_key()
             .unwrap_err();
-        assert!(err.to_string().contains("does not hold an admin key"), "{err}");
+        assert!(
+            err.to_string().contains("does not hold an admin key"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -95,8 +95,7 @@ impl SessionPolicy {
         let fresh = now_ms
             .saturating_add(duration_ms(self.idle_ttl))
             .min(absolute_end_ms);
-        (fresh >= expires_at_ms.saturating_add(duration_ms(self.refresh_interval)))
-            .then_some(fresh)
+        (fresh >= expires_at_ms.saturating_add(duration_ms(self.refresh_interval))).then_some(fresh)
     }
 }
 
@@ -540,7 +539,11 @@ mod tests {
         assert_eq!(p.refreshed_expiry(expires, end, T0 - DAY_MS), None);
         // Never past the absolute end: within a day of it, nothing to push.
         assert_eq!(
-            p.refreshed_expiry(T0 + 29 * DAY_MS + 12 * HOUR_MS, end, T0 + 29 * DAY_MS + 13 * HOUR_MS),
+            p.refreshed_expiry(
+                T0 + 29 * DAY_MS + 12 * HOUR_MS,
+                end,
+                T0 + 29 * DAY_MS + 13 * HOUR_MS
+            ),
             None
         );
         assert_eq!(
@@ -554,7 +557,10 @@ mod tests {
         let store = index();
         let digest = open(&store, acme(), T0);
         for day in 1..30 {
-            assert!(store.resolve(&digest, T0 + day * DAY_MS).is_some(), "day {day}");
+            assert!(
+                store.resolve(&digest, T0 + day * DAY_MS).is_some(),
+                "day {day}"
+            );
         }
         assert_eq!(store.resolve(&digest, T0 + 30 * DAY_MS), None);
         assert!(store.is_empty());
@@ -605,7 +611,11 @@ mod tests {
         let elsewhere = open(&store, Caller::Workspace("beta".into()), T0);
         let (_, newest) = new_session_id();
         let evicted = store
-            .insert(newest, SessionInfo::fresh(acme(), T0 + 10, ADMIN_KEY), T0 + 10)
+            .insert(
+                newest,
+                SessionInfo::fresh(acme(), T0 + 10, ADMIN_KEY),
+                T0 + 10,
+            )
             .expect("accepted");
         assert_eq!(evicted, vec![first]);
         assert_eq!(closures.try_recv().ok(), Some(first));

@@ -216,7 +216,9 @@ fn existing_workspace(service: &QuotaService, id: &str) -> Result<(), ApiError> 
     if service.engine().contains(id) {
         Ok(())
     } else {
-        Err(ApiError::not_found(format!("workspace `{id}` does not exist")))
+        Err(ApiError::not_found(format!(
+            "workspace `{id}` does not exist"
+        )))
     }
 }
 

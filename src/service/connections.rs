@@ -74,8 +74,14 @@ mod tests {
         let a = slots.try_acquire(&acme).expect("first");
         let _b = slots.try_acquire(&acme).expect("second");
         assert!(slots.try_acquire(&acme).is_none(), "past the cap");
-        assert!(slots.try_acquire(&Caller::Admin).is_some(), "others unaffected");
+        assert!(
+            slots.try_acquire(&Caller::Admin).is_some(),
+            "others unaffected"
+        );
         drop(a);
-        assert!(slots.try_acquire(&acme).is_some(), "a closed socket frees its place");
+        assert!(
+            slots.try_acquire(&acme).is_some(),
+            "a closed socket frees its place"
+        );
     }
 }

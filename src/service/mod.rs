@@ -11,9 +11,9 @@ mod sessions;
 mod shared;
 
 pub use bus::Bus;
+pub use connections::{ConnectionSlot, ConnectionSlots};
 pub use persist::USAGE_HORIZON_MS;
 pub use registry::{Registry, RegistryError};
-pub use connections::{ConnectionSlot, ConnectionSlots};
 pub use sessions::{OpenedSession, SessionView};
 pub use shared::{FailurePolicy, Shared};
 

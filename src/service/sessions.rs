@@ -111,9 +111,7 @@ impl QuotaService {
     /// `None` if it is over. Does not count as a use: an open WebSocket
     /// re-checks its session with it, and must not keep it alive forever.
     pub fn session_ends_at(&self, digest: &SessionDigest) -> Option<u64> {
-        self.inner
-            .sessions
-            .ends_at(digest, self.engine().now_ms())
+        self.inner.sessions.ends_at(digest, self.engine().now_ms())
     }
 
     /// Digests of sessions as they end, however they end.
@@ -182,9 +180,9 @@ impl QuotaService {
     /// keys stay valid: this signs browsers out, it revokes nothing.
     pub async fn end_workspace_sessions(&self, workspace: &str) -> Result<usize, ServiceError> {
         if !self.engine().contains(workspace) {
-            return Err(ServiceError::Engine(
-                crate::engine::EngineError::NotFound(workspace.to_string()),
-            ));
+            return Err(ServiceError::Engine(crate::engine::EngineError::NotFound(
+                workspace.to_string(),
+            )));
         }
         let ended = self.inner.sessions.close_workspace(workspace);
         self.end_stored_sessions(&ended).await?;
@@ -194,7 +192,11 @@ impl QuotaService {
             &format!("{} sessions ended by the admin", ended.len()),
         )
         .await?;
-        tracing::info!(workspace_id = workspace, ended = ended.len(), "sessions ended by the admin");
+        tracing::info!(
+            workspace_id = workspace,
+            ended = ended.len(),
+            "sessions ended by the admin"
+        );
         Ok(ended.len())
     }
 
@@ -205,13 +207,10 @@ impl QuotaService {
             return Ok(());
         }
         if let Some(store) = self.store() {
-            store
-                .delete_sessions(digests.to_vec())
-                .await
-                .map_err(|e| {
-                    self.store_failed(&e);
-                    ServiceError::Store(e)
-                })?;
+            store.delete_sessions(digests.to_vec()).await.map_err(|e| {
+                self.store_failed(&e);
+                ServiceError::Store(e)
+            })?;
         }
         if let Some(shared) = self.shared() {
             let hex: Vec<String> = digests.iter().map(hex::encode).collect();

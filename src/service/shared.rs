@@ -62,7 +62,10 @@ pub(super) enum SessionOwner {
         #[serde(default)]
         admin_key_binding: Option<String>,
     },
-    Workspace { id: String, key_digest: String },
+    Workspace {
+        id: String,
+        key_digest: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -397,7 +397,10 @@ impl RedisShared {
     }
 
     /// Deletes these sessions (ended by the cap or by the admin).
-    pub async fn delete_sessions_by_digest(&self, digests_hex: &[String]) -> Result<(), StoreError> {
+    pub async fn delete_sessions_by_digest(
+        &self,
+        digests_hex: &[String],
+    ) -> Result<(), StoreError> {
         if digests_hex.is_empty() {
             return Ok(());
         }

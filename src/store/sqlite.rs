@@ -543,7 +543,10 @@ impl SqliteStore {
             let rows = stmt.query_map([now], |row| {
                 let digest32 = |idx: usize, bytes: Vec<u8>| {
                     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-                        bad_value(idx, format!("session digest of {} bytes, not 32", bytes.len()))
+                        bad_value(
+                            idx,
+                            format!("session digest of {} bytes, not 32", bytes.len()),
+                        )
                     })
                 };
                 let digest = digest32(0, row.get(0)?)?;

@@ -19,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const OTHER_ADMIN: &str = "another-admin-key-9876543210";
 const HOUR_MS: u64 = 3_600_000;
@@ -41,7 +42,11 @@ fn config_with(file: Option<&str>, env: &[(&str, &str)]) -> Config {
 }
 
 async fn server_with(file: Option<&str>, env: &[(&str, &str)]) -> Server {
-    serve(QuotaService::new(config_with(file, env), Arc::new(SystemClock))).await
+    serve(QuotaService::new(
+        config_with(file, env),
+        Arc::new(SystemClock),
+    ))
+    .await
 }
 
 /// A WebSocket on `base` authenticated by `cookie` (`qa_session=...`).
@@ -59,9 +64,10 @@ async fn ws_with_cookie(base: &str, cookie: &str, query: &str) -> Ws {
 
 async fn ws_with_key(s: &Server, key: &str) -> Ws {
     let mut request = s.ws_url("").into_client_request().expect("request");
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {key}").parse().expect("key"));
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("key"),
+    );
     tokio_tungstenite::connect_async(request)
         .await
         .expect("ws connect")
@@ -73,7 +79,10 @@ async fn ws_with_key(s: &Server, key: &str) -> Ws {
 async fn next_json(ws: &mut Ws, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let message = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        let message = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
         match message {
             Message::Text(text) => {
                 let value: Value = serde_json::from_str(&text).expect("server sends JSON");
@@ -94,7 +103,10 @@ async fn next_json(ws: &mut Ws, wait: Duration) -> Option<Value> {
 async fn close_code(ws: &mut Ws, wait: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let message = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        let message = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
         match message {
             Message::Close(frame) => return frame.map(|f| u16::from(f.code)),
             Message::Text(text) if text.contains(r#""type":"ping""#) => {
@@ -108,7 +120,8 @@ async fn close_code(ws: &mut Ws, wait: Duration) -> Option<u16> {
 /// Records one call for `key`, so every socket of its workspace gets an
 /// update; asserts `ws` receives it (the socket is open and served).
 async fn assert_served(s: &Server, key: &str, ws: &mut Ws) {
-    s.record(key, json!({"success": true, "tokens_used": 7})).await;
+    s.record(key, json!({"success": true, "tokens_used": 7}))
+        .await;
     let update = next_json(ws, Duration::from_secs(5)).await;
     assert_eq!(
         update.as_ref().map(|u| u["type"].clone()),
@@ -239,7 +252,10 @@ async fn a_stale_admin_session_is_refused_after_the_admin_key_changed() {
         .cloned()
         .expect("the new admin session is listed");
     let created = admin_entry["created_at_ms"].as_u64().expect("created");
-    assert_eq!(admin_entry["expires_at_ms"].as_u64(), Some(created + 12 * HOUR_MS));
+    assert_eq!(
+        admin_entry["expires_at_ms"].as_u64(),
+        Some(created + 12 * HOUR_MS)
+    );
     assert_eq!(
         admin_entry["absolute_expires_at_ms"].as_u64(),
         Some(created + 7 * DAY_MS)
@@ -278,7 +294,11 @@ async fn without_an_admin_key_the_generated_one_is_kept_private_and_reused() {
         .send()
         .await
         .expect("send");
-    assert_eq!(res.status(), StatusCode::OK, "the kept key is the admin key");
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the kept key is the admin key"
+    );
     let admin_cookie = sign_in(&http, &server.base, &key).await;
     drop(server);
     let logged = std::fs::read_to_string(&log).expect("log");
@@ -291,7 +311,11 @@ async fn without_an_admin_key_the_generated_one_is_kept_private_and_reused() {
     // Restarted: the same key, and the admin session opened with it lives on.
     let log = dir.join("second.log");
     let server = ServerProcess::spawn(&db, &[("QUOTA_ADMIN_RESET_KEY", UNSET)], Some(&log)).await;
-    assert_eq!(std::fs::read_to_string(&path).expect("kept"), kept, "reused, not rewritten");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("kept"),
+        kept,
+        "reused, not rewritten"
+    );
     let res = http
         .get(format!("{}/api/admin/sessions", server.base))
         .bearer_auth(&key)
@@ -299,8 +323,7 @@ async fn without_an_admin_key_the_generated_one_is_kept_private_and_reused() {
         .await
         .expect("send");
     assert_eq!(res.status(), StatusCode::OK, "the same key after a restart");
-    let (status, _) =
-        status_with_cookie(&server.base, &admin_cookie, "/api/admin/sessions").await;
+    let (status, _) = status_with_cookie(&server.base, &admin_cookie, "/api/admin/sessions").await;
     assert_eq!(status, StatusCode::OK, "and its sessions");
     drop(server);
     assert!(!std::fs::read_to_string(&log).expect("log").contains(&key));
@@ -333,11 +356,8 @@ async fn redis_refuses_to_start_with_a_generated_admin_key() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut stderr = String::new();
-    std::io::Read::read_to_string(
-        &mut child.stderr.take().expect("stderr"),
-        &mut stderr,
-    )
-    .expect("stderr");
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("QUOTA_ADMIN_RESET_KEY must be set when QUOTA_DATABASE_URL is Redis"),
@@ -396,7 +416,8 @@ async fn redis_instance(port: u16, admin_key: &str) -> Server {
 }
 
 #[tokio::test]
-async fn under_redis_an_instance_with_another_admin_key_refuses_the_old_admin_sessions() {
+async fn under_redis_another_admin_key_refuses_old_admin_sessions_and_sign_out_closes_remote_sockets(
+) {
     let redis = start_redis().await;
     let first = redis_instance(redis.port, ADMIN).await;
     let key = first.workspace("acme").await;
@@ -405,24 +426,57 @@ async fn under_redis_an_instance_with_another_admin_key_refuses_the_old_admin_se
 
     // Restored from Redis by an instance running another admin key.
     let second = redis_instance(redis.port, OTHER_ADMIN).await;
-    let (status, body) = status_with_cookie(&second.base, &admin_cookie, "/api/admin/sessions").await;
+    let (status, body) =
+        status_with_cookie(&second.base, &admin_cookie, "/api/admin/sessions").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"]["code"], "unauthorized");
-    let (status, _) = status_with_cookie(&second.base, &workspace_cookie, "/api/quota/status").await;
-    assert_eq!(status, StatusCode::OK, "workspace sessions are shared as before");
+    let (status, _) =
+        status_with_cookie(&second.base, &workspace_cookie, "/api/quota/status").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "workspace sessions are shared as before"
+    );
 
     // Opened live on an instance of the other key: refused too.
     let fresh_admin = sign_in(&first.http, &first.base, ADMIN).await;
     let fresh_workspace = sign_in(&first.http, &first.base, &key).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while status_with_cookie(&second.base, &fresh_workspace, "/api/quota/status").await.0
+    while status_with_cookie(&second.base, &fresh_workspace, "/api/quota/status")
+        .await
+        .0
         != StatusCode::OK
     {
-        assert!(tokio::time::Instant::now() < deadline, "the event never came");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the event never came"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, _) = status_with_cookie(&second.base, &fresh_admin, "/api/admin/sessions").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "its event arrived, and was refused");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "its event arrived, and was refused"
+    );
+
+    // Signed out on one instance: the socket it has open on the other closes.
+    let mut remote_ws = ws_with_cookie(&second.base, &fresh_workspace, "").await;
+    assert!(next_json(&mut remote_ws, Duration::from_secs(5))
+        .await
+        .is_some());
+    let res = first
+        .http
+        .delete(first.url("/api/session"))
+        .header("cookie", &fresh_workspace)
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        close_code(&mut remote_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
 }
 
 // ---- sessions end, and their sockets with them ----------------------------
@@ -437,7 +491,12 @@ async fn signing_out_closes_that_sessions_socket_with_1008() {
     let mut staying_ws = ws_with_cookie(&s.base, &staying, "").await;
     let mut key_ws = ws_with_key(&s, &key).await;
     for ws in [&mut leaving_ws, &mut staying_ws, &mut key_ws] {
-        assert_eq!(next_json(ws, Duration::from_secs(5)).await.map(|m| m["type"].clone()), Some(json!("quota_initial")));
+        assert_eq!(
+            next_json(ws, Duration::from_secs(5))
+                .await
+                .map(|m| m["type"].clone()),
+            Some(json!("quota_initial"))
+        );
     }
 
     let res = s
@@ -448,7 +507,10 @@ async fn signing_out_closes_that_sessions_socket_with_1008() {
         .await
         .expect("sign out");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_eq!(close_code(&mut leaving_ws, Duration::from_secs(5)).await, Some(1008));
+    assert_eq!(
+        close_code(&mut leaving_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
     // Only that session's: the other session and the key go on being served.
     assert_served(&s, &key, &mut staying_ws).await;
     assert_served(&s, &key, &mut key_ws).await;
@@ -467,7 +529,10 @@ async fn the_admin_lists_sessions_by_handle_and_ending_one_closes_its_socket_wit
     let mut first_ws = ws_with_cookie(&s.base, &first, "").await;
     let mut second_ws = ws_with_cookie(&s.base, &second, "").await;
     for ws in [&mut first_ws, &mut second_ws] {
-        assert!(next_json(ws, Duration::from_secs(5)).await.is_some(), "initial");
+        assert!(
+            next_json(ws, Duration::from_secs(5)).await.is_some(),
+            "initial"
+        );
     }
 
     // A tenant cannot list or end sessions.
@@ -485,7 +550,9 @@ async fn the_admin_lists_sessions_by_handle_and_ending_one_closes_its_socket_wit
         .expect("send");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
-    let (status, listed) = s.get("/api/admin/sessions?workspace_id=acme", Some(ADMIN)).await;
+    let (status, listed) = s
+        .get("/api/admin/sessions?workspace_id=acme", Some(ADMIN))
+        .await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed["total"], 2, "{listed}");
     let handles: Vec<String> = listed["sessions"]
@@ -497,7 +564,10 @@ async fn the_admin_lists_sessions_by_handle_and_ending_one_closes_its_socket_wit
             assert_eq!(entry["admin"], false);
             let created = entry["created_at_ms"].as_u64().expect("created");
             assert_eq!(entry["expires_at_ms"].as_u64(), Some(created + 7 * DAY_MS));
-            assert_eq!(entry["absolute_expires_at_ms"].as_u64(), Some(created + 30 * DAY_MS));
+            assert_eq!(
+                entry["absolute_expires_at_ms"].as_u64(),
+                Some(created + 30 * DAY_MS)
+            );
             entry["handle"].as_str().expect("handle").to_string()
         })
         .collect();
@@ -526,7 +596,10 @@ async fn the_admin_lists_sessions_by_handle_and_ending_one_closes_its_socket_wit
         .await
         .expect("send");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_eq!(close_code(&mut first_ws, Duration::from_secs(5)).await, Some(1008));
+    assert_eq!(
+        close_code(&mut first_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
     assert_served(&s, &key, &mut second_ws).await;
     let (status, _) = status_with_cookie(&s.base, &first, "/api/quota/status").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -556,7 +629,11 @@ async fn the_admin_lists_sessions_by_handle_and_ending_one_closes_its_socket_wit
     // Ending all of a workspace's: the rest go, the key stays valid.
     for (query, status, code) in [
         ("", StatusCode::BAD_REQUEST, "missing_workspace_id"),
-        ("?workspace_id=Nope!", StatusCode::BAD_REQUEST, "invalid_workspace_id"),
+        (
+            "?workspace_id=Nope!",
+            StatusCode::BAD_REQUEST,
+            "invalid_workspace_id",
+        ),
         ("?workspace_id=nobody", StatusCode::NOT_FOUND, "not_found"),
     ] {
         let res = s
@@ -580,8 +657,14 @@ async fn the_admin_lists_sessions_by_handle_and_ending_one_closes_its_socket_wit
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.expect("json");
     assert_eq!(body, json!({"workspace_id": "acme", "ended": 1}));
-    assert_eq!(close_code(&mut second_ws, Duration::from_secs(5)).await, Some(1008));
-    assert_eq!(s.get("/api/quota/status", Some(&key)).await.0, StatusCode::OK);
+    assert_eq!(
+        close_code(&mut second_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
+    assert_eq!(
+        s.get("/api/quota/status", Some(&key)).await.0,
+        StatusCode::OK
+    );
     let (_, everyone) = s.get("/api/admin/sessions", Some(ADMIN)).await;
     assert_eq!(everyone["total"], 1, "beta's is untouched: {everyone}");
 }
@@ -604,18 +687,27 @@ async fn an_expired_sessions_socket_is_closed_with_1008() {
     let mut admin_ws = ws_with_cookie(&s.base, &admin, "?workspace_id=acme").await;
     let mut key_ws = ws_with_key(&s, &key).await;
     for ws in [&mut workspace_ws, &mut admin_ws, &mut key_ws] {
-        assert!(next_json(ws, Duration::from_secs(5)).await.is_some(), "initial");
+        assert!(
+            next_json(ws, Duration::from_secs(5)).await.is_some(),
+            "initial"
+        );
     }
 
     // 12 hours unused: the admin's session is over, the workspace's is not.
     clock.advance_ms(12 * HOUR_MS);
-    assert_eq!(close_code(&mut admin_ws, Duration::from_secs(5)).await, Some(1008));
+    assert_eq!(
+        close_code(&mut admin_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
     assert_served(&s, &key, &mut workspace_ws).await;
 
     // A week unused: the workspace's too. An open socket is no use: it
     // re-checks its session without keeping it alive.
     clock.advance_ms(7 * DAY_MS - 12 * HOUR_MS);
-    assert_eq!(close_code(&mut workspace_ws, Duration::from_secs(5)).await, Some(1008));
+    assert_eq!(
+        close_code(&mut workspace_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
     let (status, _) = status_with_cookie(&s.base, &workspace, "/api/quota/status").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_served(&s, &key, &mut key_ws).await;
@@ -623,14 +715,19 @@ async fn an_expired_sessions_socket_is_closed_with_1008() {
     // Used every day, a session still ends 30 days after its sign-in.
     let daily = sign_in(&s.http, &s.base, &key).await;
     let mut daily_ws = ws_with_cookie(&s.base, &daily, "").await;
-    assert!(next_json(&mut daily_ws, Duration::from_secs(5)).await.is_some());
+    assert!(next_json(&mut daily_ws, Duration::from_secs(5))
+        .await
+        .is_some());
     for _ in 0..29 {
         clock.advance_ms(DAY_MS);
         let (status, _) = status_with_cookie(&s.base, &daily, "/api/quota/status").await;
         assert_eq!(status, StatusCode::OK);
     }
     clock.advance_ms(DAY_MS);
-    assert_eq!(close_code(&mut daily_ws, Duration::from_secs(5)).await, Some(1008));
+    assert_eq!(
+        close_code(&mut daily_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
     let (status, _) = status_with_cookie(&s.base, &daily, "/api/quota/status").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the absolute end");
 }
@@ -645,7 +742,9 @@ async fn past_the_session_cap_the_workspaces_oldest_session_ends() {
     let elsewhere = sign_in(&s.http, &s.base, &other_key).await;
     let oldest = sign_in(&s.http, &s.base, &key).await;
     let mut oldest_ws = ws_with_cookie(&s.base, &oldest, "").await;
-    assert!(next_json(&mut oldest_ws, Duration::from_secs(5)).await.is_some());
+    assert!(next_json(&mut oldest_ws, Duration::from_secs(5))
+        .await
+        .is_some());
     let mut cookies = Vec::new();
     for _ in 0..2 {
         cookies.push(sign_in(&s.http, &s.base, &key).await);
@@ -654,18 +753,27 @@ async fn past_the_session_cap_the_workspaces_oldest_session_ends() {
 
     // One past the cap: the oldest goes, with its socket.
     cookies.push(sign_in(&s.http, &s.base, &key).await);
-    assert_eq!(close_code(&mut oldest_ws, Duration::from_secs(5)).await, Some(1008));
+    assert_eq!(
+        close_code(&mut oldest_ws, Duration::from_secs(5)).await,
+        Some(1008)
+    );
     let (status, _) = status_with_cookie(&s.base, &oldest, "/api/quota/status").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // A loop of sign-ins never holds more than the cap.
     for _ in 0..20 {
         cookies.push(sign_in(&s.http, &s.base, &key).await);
     }
-    let (_, listed) = s.get("/api/admin/sessions?workspace_id=acme", Some(ADMIN)).await;
+    let (_, listed) = s
+        .get("/api/admin/sessions?workspace_id=acme", Some(ADMIN))
+        .await;
     assert_eq!(listed["total"], 3, "{listed}");
     for (i, cookie) in cookies.iter().enumerate() {
         let (status, _) = status_with_cookie(&s.base, cookie, "/api/quota/status").await;
-        let want = if i + 3 >= cookies.len() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        let want = if i + 3 >= cookies.len() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
         assert_eq!(status, want, "session {i} of {}", cookies.len());
     }
     // Another workspace's sessions are not pushed out by this one's.
@@ -703,7 +811,10 @@ async fn past_the_websocket_cap_one_more_gets_a_429_before_the_upgrade() {
         assert!(next_json(ws, Duration::from_secs(5)).await.is_some());
     }
     // The key and its sessions share the cap.
-    for auth in [("authorization", bearer.as_str()), ("cookie", cookie.as_str())] {
+    for auth in [
+        ("authorization", bearer.as_str()),
+        ("cookie", cookie.as_str()),
+    ] {
         let (status, body) = upgrade(&s, auth).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
         assert_eq!(body["error"]["code"], "too_many_connections", "{body}");
@@ -713,19 +824,30 @@ async fn past_the_websocket_cap_one_more_gets_a_429_before_the_upgrade() {
     let mut beta = ws_with_key(&s, &other_key).await;
     assert!(next_json(&mut beta, Duration::from_secs(5)).await.is_some());
     let mut admin = {
-        let mut request = s.ws_url("?workspace_id=acme").into_client_request().expect("request");
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {ADMIN}").parse().expect("key"));
-        tokio_tungstenite::connect_async(request).await.expect("admin ws").0
+        let mut request = s
+            .ws_url("?workspace_id=acme")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {ADMIN}").parse().expect("key"),
+        );
+        tokio_tungstenite::connect_async(request)
+            .await
+            .expect("admin ws")
+            .0
     };
-    assert!(next_json(&mut admin, Duration::from_secs(5)).await.is_some());
+    assert!(next_json(&mut admin, Duration::from_secs(5))
+        .await
+        .is_some());
     // A closed socket gives its place back.
     first.close(None).await.expect("close");
     drop(first);
     wait_for_sockets(&s.base, 3, Duration::from_secs(5)).await;
     let mut again = ws_with_key(&s, &key).await;
-    assert!(next_json(&mut again, Duration::from_secs(5)).await.is_some());
+    assert!(next_json(&mut again, Duration::from_secs(5))
+        .await
+        .is_some());
 }
 
 #[tokio::test]
@@ -745,7 +867,9 @@ async fn a_socket_whose_client_stops_reading_is_dropped_after_the_send_timeout()
     .await;
     let key = s.workspace("acme").await;
     let mut reader = ws_with_key(&s, &key).await;
-    assert!(next_json(&mut reader, Duration::from_secs(5)).await.is_some());
+    assert!(next_json(&mut reader, Duration::from_secs(5))
+        .await
+        .is_some());
     let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = received.clone();
     let reading = tokio::spawn(async move {
@@ -772,7 +896,10 @@ async fn a_socket_whose_client_stops_reading_is_dropped_after_the_send_timeout()
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        stalled.read_exact(&mut byte).await.expect("read the answer");
+        stalled
+            .read_exact(&mut byte)
+            .await
+            .expect("read the answer");
         head.push(byte[0]);
     }
     assert!(
@@ -787,7 +914,9 @@ async fn a_socket_whose_client_stops_reading_is_dropped_after_the_send_timeout()
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut records = 0;
     loop {
-        let batch: Vec<Value> = (0..20).map(|_| json!({"success": true, "tokens_used": 1})).collect();
+        let batch: Vec<Value> = (0..20)
+            .map(|_| json!({"success": true, "tokens_used": 1}))
+            .collect();
         for record in batch {
             s.record(&key, record).await;
             records += 1;
@@ -802,10 +931,14 @@ async fn a_socket_whose_client_stops_reading_is_dropped_after_the_send_timeout()
     }
     let before = received.load(std::sync::atomic::Ordering::Relaxed);
     assert!(before > 0, "the reading client got the updates");
-    s.record(&key, json!({"success": true, "tokens_used": 1})).await;
+    s.record(&key, json!({"success": true, "tokens_used": 1}))
+        .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while received.load(std::sync::atomic::Ordering::Relaxed) == before {
-        assert!(tokio::time::Instant::now() < deadline, "the reader is still served");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reader is still served"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     reading.abort();
