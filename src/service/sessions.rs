@@ -17,6 +17,10 @@
 //! However a session ends, the index signals its digest and the WebSockets
 //! opened with it close (see `api::ws`). Only the digest of the session id is
 //! ever stored or sent to Redis.
+//!
+//! Over 400 lines: opening, resolving, closing, the admin's listing and
+//! ending, restoring and applying other instances' events are one concern
+//! (a session's life), kept together so each rule is written once.
 
 use super::shared::SessionOwner;
 use super::{Caller, QuotaService, ServiceError};

@@ -3,6 +3,8 @@
 //! kept private and reused, sessions ended by sign-out, the admin or expiry
 //! taking their open WebSockets with them (1008), and every cap pushed past:
 //! sessions per workspace, WebSockets per key, and a client that never reads.
+//! Long because each attack is spelled out end to end over real HTTP and
+//! WebSocket, with the helpers they share at the top.
 
 use crate::common::process::{free_port, temp_dir, ServerProcess, UNSET};
 use crate::common::{serve, sign_in, Server, ADMIN};
