@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// several instances) or a SQLite file. Errors name the store and the problem.
 async fn start_service(config: Config) -> Result<QuotaService, String> {
     let url = config.database_url.clone();
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
+    if config.uses_redis() {
         let policy = match std::env::var("QUOTA_REDIS_FAILURE_POLICY").as_deref() {
             Ok("closed") => FailurePolicy::Closed,
             Ok("open") | Err(_) => FailurePolicy::Open,
@@ -74,7 +74,7 @@ async fn main() -> ExitCode {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
 
-    let config = match Config::load() {
+    let mut config = match Config::load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("quota-alert: {e}");
@@ -100,12 +100,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if config.admin_key_source == AdminKeySource::Generated {
-        // Printed once, to stdout only, so the operator can use it; never logged.
-        println!(
-            "QUOTA_ADMIN_RESET_KEY was not set; generated admin key for this run:\n  {}\n\
-             Set QUOTA_ADMIN_RESET_KEY to keep a key across restarts.",
-            config.admin_key.expose()
+    // A generated admin key is kept in the data directory, so a restart
+    // keeps it (and the admin's sessions); under Redis one is refused, since
+    // every instance must accept the same key. The log says where the key
+    // is, never the key.
+    if let Err(e) = config.keep_generated_admin_key() {
+        eprintln!("quota-alert: {e}");
+        return ExitCode::from(2);
+    }
+    if let AdminKeySource::File(path) = &config.admin_key_source {
+        tracing::warn!(
+            path = %path.display(),
+            "QUOTA_ADMIN_RESET_KEY is not set: the admin key is the one kept in this file \
+             (readable by this user only); set QUOTA_ADMIN_RESET_KEY to choose your own"
         );
     }
 

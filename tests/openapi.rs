@@ -17,6 +17,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/admin/workspaces", &["post"]),
     ("/api/admin/workspaces/{id}/rotate-key", &["post"]),
     ("/api/admin/workspaces/{id}/revoke", &["post"]),
+    ("/api/admin/sessions", &["get", "delete"]),
+    ("/api/admin/sessions/{handle}", &["delete"]),
     ("/api/quota/status", &["get"]),
     ("/api/quota/check", &["get"]),
     ("/api/quota/notifications", &["get"]),

@@ -411,17 +411,28 @@ async fn sessions_round_trip_and_end_by_digest_key_change_or_expiry() {
         .unwrap();
     let day = 86_400_000;
     let (mine, other, admin, old) = ([10; 32], [11; 32], [12; 32], [13; 32]);
+    let session = |digest: [u8; 32], workspace: Option<&str>, expires: u64| StoredSession {
+        digest,
+        workspace_id: workspace.map(str::to_string),
+        created_at_ms: T0,
+        expires_at_ms: expires,
+        absolute_expires_at_ms: T0 + 30 * day,
+        admin_key_binding: workspace.is_none().then_some([42; 32]),
+    };
     store
-        .save_session(mine, Some("acme"), T0 + 7 * day)
+        .save_session(&session(mine, Some("acme"), T0 + 7 * day))
         .await
         .unwrap();
     store
-        .save_session(other, Some("acme"), T0 + 7 * day)
+        .save_session(&session(other, Some("acme"), T0 + 7 * day))
         .await
         .unwrap();
-    store.save_session(admin, None, T0 + 7 * day).await.unwrap();
     store
-        .save_session(old, Some("beta"), T0 + day)
+        .save_session(&session(admin, None, T0 + 7 * day))
+        .await
+        .unwrap();
+    store
+        .save_session(&session(old, Some("beta"), T0 + day))
         .await
         .unwrap();
 
@@ -441,16 +452,8 @@ async fn sessions_round_trip_and_end_by_digest_key_change_or_expiry() {
     assert_eq!(
         loaded,
         vec![
-            StoredSession {
-                digest: mine,
-                workspace_id: Some("acme".into()),
-                expires_at_ms: T0 + 8 * day,
-            },
-            StoredSession {
-                digest: admin,
-                workspace_id: None,
-                expires_at_ms: T0 + 7 * day,
-            },
+            session(mine, Some("acme"), T0 + 8 * day),
+            session(admin, None, T0 + 7 * day),
         ]
     );
 
@@ -470,6 +473,18 @@ async fn sessions_round_trip_and_end_by_digest_key_change_or_expiry() {
     let stats = store.prune(T0 + day, day, 30 * day).await.unwrap();
     assert_eq!(stats.sessions, 1);
     assert_eq!(store.load_sessions(0).await.unwrap().len(), 1);
+
+    // Past its absolute end a session is neither loaded nor kept, however
+    // late its sliding expiry.
+    let mut used = session(other, Some("acme"), T0 + 40 * day);
+    used.absolute_expires_at_ms = T0 + 2 * day;
+    store.save_session(&used).await.unwrap();
+    assert_eq!(store.load_sessions(T0 + day).await.unwrap().len(), 2);
+    assert_eq!(store.load_sessions(T0 + 2 * day).await.unwrap().len(), 1);
+    let stats = store.prune(T0 + 2 * day, day, 30 * day).await.unwrap();
+    assert_eq!(stats.sessions, 1);
+    assert_eq!(store.delete_sessions(vec![admin, other]).await.unwrap(), 1);
+    assert!(store.load_sessions(0).await.unwrap().is_empty());
     store.close().await.unwrap();
 }
 

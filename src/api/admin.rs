@@ -1,10 +1,11 @@
-//! `/api/admin/*`: workspace management (admin key only).
+//! `/api/admin/*`: workspace and session management (admin key only).
 
 use super::error::ApiError;
-use super::extract::{validate_workspace_id, AdminAuth, ApiJson};
+use super::extract::{validate_workspace_id, AdminAuth, ApiJson, ApiQuery};
 use super::openapi::text;
 use crate::model::{ApiError as ErrorBody, LimitOverrides, Limits};
-use crate::service::QuotaService;
+use crate::service::{Caller, QuotaService};
+use crate::session::is_session_handle;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -157,4 +158,202 @@ pub async fn revoke_keys(
     validate_workspace_id(&id)?;
     service.revoke_keys(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?workspace_id=` of the session endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsQuery {
+    pub workspace_id: Option<String>,
+}
+
+/// A browser session as the admin sees it. The handle names it for
+/// `DELETE /api/admin/sessions/{handle}`; it is neither the cookie nor the
+/// digest the server keeps, and cannot be turned into either.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminSession {
+    /// 16 lowercase hex characters.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
+    pub handle: String,
+    /// Opened with the admin key.
+    pub admin: bool,
+    /// The workspace of a workspace session; null for the admin.
+    pub workspace_id: Option<String>,
+    /// Signed in at (Unix ms).
+    pub created_at_ms: u64,
+    /// Ends at (Unix ms) unless used: 7 days after the last use for a
+    /// workspace session, 12 hours for the admin's (pushed forward at most
+    /// daily, or hourly for the admin's).
+    pub expires_at_ms: u64,
+    /// Ends at (Unix ms) however much it is used: 30 days after the sign-in
+    /// for a workspace session, 7 days for the admin's.
+    pub absolute_expires_at_ms: u64,
+}
+
+/// Answer of `GET /api/admin/sessions`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionList {
+    /// Newest first; at most [`MAX_LISTED_SESSIONS`].
+    pub sessions: Vec<AdminSession>,
+    /// How many sessions matched, listed or not.
+    pub total: usize,
+}
+
+/// Answer of `DELETE /api/admin/sessions?workspace_id=`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EndedSessions {
+    pub workspace_id: String,
+    /// How many sessions were ended.
+    pub ended: usize,
+}
+
+/// The most sessions one listing returns (the newest).
+pub const MAX_LISTED_SESSIONS: usize = 10_000;
+
+/// A workspace named by `?workspace_id=` that must exist.
+fn existing_workspace(service: &QuotaService, id: &str) -> Result<(), ApiError> {
+    validate_workspace_id(id)?;
+    if service.engine().contains(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "workspace `{id}` does not exist"
+        )))
+    }
+}
+
+/// List browser sessions.
+///
+/// Every live session on this instance (under Redis, every instance's: they
+/// share their sessions), or one workspace's with `?workspace_id=`. The
+/// admin's own sessions are listed too (with `admin: true`) when no
+/// workspace is named.
+#[utoipa::path(
+    get,
+    path = "/api/admin/sessions",
+    tag = "admin",
+    params(("workspace_id" = Option<String>, Query, description = "Only this workspace's sessions.")),
+    responses(
+        (status = 200, description = "The sessions, newest first.", body = SessionList),
+        (status = 400, description = "`invalid_query` or `invalid_workspace_id`.", body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
+pub async fn list_sessions(
+    State(service): State<QuotaService>,
+    _admin: AdminAuth,
+    ApiQuery(query): ApiQuery<SessionsQuery>,
+) -> Result<Json<SessionList>, ApiError> {
+    if let Some(id) = &query.workspace_id {
+        existing_workspace(&service, id)?;
+    }
+    let views = service.list_sessions(query.workspace_id.as_deref());
+    let total = views.len();
+    let sessions = views
+        .into_iter()
+        .rev()
+        .take(MAX_LISTED_SESSIONS)
+        .map(|v| {
+            let (admin, workspace_id) = match v.caller {
+                Caller::Admin => (true, None),
+                Caller::Workspace(id) => (false, Some(id)),
+            };
+            AdminSession {
+                handle: v.handle,
+                admin,
+                workspace_id,
+                created_at_ms: v.created_at_ms,
+                expires_at_ms: v.expires_at_ms,
+                absolute_expires_at_ms: v.absolute_expires_at_ms,
+            }
+        })
+        .collect();
+    Ok(Json(SessionList { sessions, total }))
+}
+
+/// End one browser session.
+///
+/// The session stops working at once, on every instance and for good (it is
+/// deleted from the store), and its open WebSockets close with 1008. Audited
+/// as `end_session`.
+#[utoipa::path(
+    delete,
+    path = "/api/admin/sessions/{handle}",
+    tag = "admin",
+    params(("handle" = String, Path, description = "The session's handle, from `GET /api/admin/sessions`.")),
+    responses(
+        (status = 204, description = "Ended."),
+        (status = 400, description = "`invalid_session_handle`: not 16 lowercase hex characters.", body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = "`not_found`: no live session has this handle.", body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
+pub async fn end_session(
+    State(service): State<QuotaService>,
+    _admin: AdminAuth,
+    axum::extract::Path(handle): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !is_session_handle(&handle) {
+        return Err(ApiError::bad_request(
+            "invalid_session_handle",
+            "A session handle is 16 lowercase hex characters, as `GET /api/admin/sessions` lists them.",
+        ));
+    }
+    match service.end_session_by_handle(&handle).await? {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(ApiError::not_found(format!(
+            "no live session has the handle `{handle}`"
+        ))),
+    }
+}
+
+/// End every browser session of a workspace.
+///
+/// Signs every browser of the workspace out (its WebSockets opened with a
+/// session close with 1008); its key keeps working: to stop the key, revoke
+/// or rotate it. Audited as `end_sessions`.
+#[utoipa::path(
+    delete,
+    path = "/api/admin/sessions",
+    tag = "admin",
+    params(("workspace_id" = String, Query, description = "The workspace whose sessions end (required).")),
+    responses(
+        (status = 200, description = "Ended; how many.", body = EndedSessions),
+        (status = 400, description = "`missing_workspace_id`, `invalid_query` or `invalid_workspace_id`.", body = ErrorBody),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+        (status = 503, description = text::STORE_UNAVAILABLE, body = ErrorBody),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
+pub async fn end_workspace_sessions(
+    State(service): State<QuotaService>,
+    _admin: AdminAuth,
+    ApiQuery(query): ApiQuery<SessionsQuery>,
+) -> Result<Json<EndedSessions>, ApiError> {
+    let Some(id) = query.workspace_id else {
+        return Err(ApiError::bad_request(
+            "missing_workspace_id",
+            "Name the workspace whose sessions end with `?workspace_id=`.",
+        ));
+    };
+    existing_workspace(&service, &id)?;
+    let ended = service.end_workspace_sessions(&id).await?;
+    Ok(Json(EndedSessions {
+        workspace_id: id,
+        ended,
+    }))
 }

@@ -20,7 +20,7 @@ use crate::upstream::TrackedClient;
 use axum::extract::FromRef;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,11 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/workspaces/{id}/revoke",
             post(admin::revoke_keys),
         )
+        .route(
+            "/api/admin/sessions",
+            get(admin::list_sessions).delete(admin::end_workspace_sessions),
+        )
+        .route("/api/admin/sessions/{handle}", delete(admin::end_session))
         .route("/api/quota/status", get(quota::status))
         .route("/api/quota/check", get(quota::check))
         .route("/api/quota/notifications", get(quota::notifications))

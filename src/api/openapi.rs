@@ -65,6 +65,9 @@ Requests that change something with the cookie (any method but GET, HEAD and OPT
         super::admin::create_workspace,
         super::admin::rotate_key,
         super::admin::revoke_keys,
+        super::admin::list_sessions,
+        super::admin::end_session,
+        super::admin::end_workspace_sessions,
         super::session::sign_in,
         super::session::sign_out,
         super::proxy::proxy,
@@ -80,7 +83,7 @@ Requests that change something with the cookie (any method but GET, HEAD and OPT
     modifiers(&SecuritySchemes, &UniqueOperationIds),
     tags(
         (name = "quota", description = "A workspace's quota: read it, ask before a call, record the outcome after, follow it live."),
-        (name = "admin", description = "Workspace management. Admin key only."),
+        (name = "admin", description = "Workspace and browser session management. Admin key only."),
         (name = "session", description = "Browser sessions: a cookie in place of the bearer key."),
         (name = "proxy", description = "An OpenAI-compatible proxy that enforces the quota before calls reach OpenAI and records them after."),
         (name = "operations", description = "Liveness, readiness and metrics, for load balancers and monitoring. No key."),

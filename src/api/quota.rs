@@ -1,9 +1,7 @@
 //! `/api/quota/*`: status, check, notifications, usage, record, reset.
 
 use super::error::ApiError;
-use super::extract::{
-    target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery,
-};
+use super::extract::{target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery};
 use super::openapi::text;
 use crate::engine::CallOutcome;
 use crate::model::{

@@ -4,15 +4,28 @@
 //! is sent at once, pure usage changes at most once per `ws_coalesce_ms` (the
 //! newest wins). A JSON `ping` every heartbeat; a client that says nothing for
 //! three heartbeats is dropped.
+//!
+//! Bounds: at most `QUOTA_MAX_WS_PER_WORKSPACE` sockets per caller (429
+//! before the upgrade); every frame sent within `QUOTA_WS_SEND_TIMEOUT_S`, or
+//! the socket is dropped (a client that stops reading cannot pin its task).
+//! A socket opened with a session cookie closes with 1008 as soon as that
+//! session ends (signed out, ended by the admin or the cap, revoked, here or
+//! on another instance: the index signals every closure) and when it expires
+//! (re-checked at its end time and on every heartbeat, without counting as a
+//! use, so an open tab does not keep a session alive). Slightly over 400
+//! lines: the session loop is one `select!` and reads best whole.
 
 use super::error::ApiError;
 use super::extract::{target_workspace, ApiQuery, Credentials, WorkspaceQuery};
 use super::openapi::text;
+use crate::auth::key_digest;
 use crate::model::{ApiError as ErrorBody, QuotaSnapshot, QuotaStatus, WsMessage};
-use crate::service::{Credential as Presented, QuotaService};
+use crate::service::{ConnectionSlot, Credential as Presented, QuotaService};
+use crate::session::SessionDigest;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
@@ -35,14 +48,19 @@ const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 /// and answers a client's ping with `{"type":"pong"}`; a client that
 /// says nothing for three heartbeats is dropped. Clients send only `ping` and
 /// `pong` (at most 4 KiB): anything else closes with 1003. Revoking or rotating
-/// the key closes with 1008; shutting down with 1001.
+/// the key closes with 1008, and so does the end of the session a cookie
+/// socket was opened with (signed out, expired, ended by the admin); shutting
+/// down with 1001. A client that stops reading is dropped once a frame cannot
+/// be sent within `QUOTA_WS_SEND_TIMEOUT_S` (default 10 s). At most
+/// `QUOTA_MAX_WS_PER_WORKSPACE` (default 256) sockets per workspace key and
+/// its sessions (and as many for the admin) are open at once on one instance.
 #[utoipa::path(
     get,
     path = "/api/quota/ws",
     tag = "quota",
     params(
         ("workspace_id" = Option<String>, Query, description = text::WORKSPACE_ID_QUERY),
-        ("token" = Option<String>, Query, description = "A workspace or admin key, for clients that cannot set `Authorization` (browsers). Ignored when an `Authorization` header is sent."),
+        ("token" = Option<String>, Query, description = "A workspace or admin key, for clients that cannot set `Authorization` (browsers). Sent together with an `Authorization` header or a second `token`, it is refused (401: two credentials)."),
     ),
     responses(
         (status = 101, description = "Switching Protocols. From then on, JSON text frames, each a `WsMessage`.", body = WsMessage),
@@ -50,7 +68,7 @@ const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = "`forbidden`: a workspace key naming another workspace, or an `Origin` that is neither this server nor in `QUOTA_ALLOWED_ORIGINS`.", body = ErrorBody),
         (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
-        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+        (status = 429, description = "`too_many_requests` (the API's rate limit, with `retry-after`), or `too_many_connections`: this caller already has `QUOTA_MAX_WS_PER_WORKSPACE` WebSockets open; close one first.", body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
     ),
     security(("workspace_key" = []), ("admin_key" = []), ("session_cookie" = [])),
@@ -79,9 +97,21 @@ pub async fn quota_ws(
             "This endpoint speaks WebSocket only: send an upgrade request.",
         )
     })?;
+    // Taken before the upgrade, so one caller past its cap is told so in the
+    // API's error shape; held by the session, given back when it ends.
+    let slot = service.connections().try_acquire(&caller).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            format!(
+                "This key already has {} WebSockets open (QUOTA_MAX_WS_PER_WORKSPACE); close one first.",
+                service.connections().max()
+            ),
+        )
+    })?;
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| session(socket, service, id, credential)))
+        .on_upgrade(move |socket| session(socket, service, id, credential, slot)))
 }
 
 struct Session {
@@ -117,17 +147,45 @@ enum Credential {
 }
 
 impl Credential {
+    /// Whether it still opens the workspace. For a session this is not a
+    /// use: it does not push its expiry forward.
     fn still_valid(&self, service: &QuotaService) -> bool {
         match self {
             Credential::Key(key) => service.authenticate(key).is_some(),
-            Credential::Session(id) => service.session_caller(id).is_some(),
+            Credential::Session(id) => service.session_ends_at(&key_digest(id)).is_some(),
+        }
+    }
+
+    fn session_digest(&self) -> Option<SessionDigest> {
+        match self {
+            Credential::Key(_) => None,
+            Credential::Session(id) => Some(key_digest(id)),
         }
     }
 }
 
-async fn session(socket: WebSocket, service: QuotaService, id: String, credential: Credential) {
-    let (mut sink, mut stream) = socket.split();
+/// When (on the socket's clock) the session of `digest` ends if unused, or
+/// `None` if it is over.
+fn session_deadline(service: &QuotaService, digest: &SessionDigest) -> Option<Instant> {
+    let ends_at_ms = service.session_ends_at(digest)?;
+    let left = ends_at_ms.saturating_sub(service.engine().now_ms());
+    // Capped at a day: re-checked then (and on every heartbeat) anyway.
+    Some(Instant::now() + Duration::from_millis(left.min(86_400_000)))
+}
+
+async fn session(
+    socket: WebSocket,
+    service: QuotaService,
+    id: String,
+    credential: Credential,
+    _slot: ConnectionSlot,
+) {
+    let (sink, mut stream) = socket.split();
     let config = service.config().clone();
+    let mut out = Outbox {
+        sink,
+        timeout: Duration::from_millis(config.session_caps.ws_send_timeout_ms),
+    };
     let connections = service.metrics().websocket_connections.clone();
     connections.inc();
     // Decremented however the session ends.
@@ -141,6 +199,21 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
     let coalesce = Duration::from_millis(config.ws_coalesce_ms);
     let heartbeat_every = Duration::from_millis(config.ws_heartbeat_ms);
 
+    // Subscribed before the session is checked, so a closure cannot fall in
+    // between.
+    let session_digest = credential.session_digest();
+    let mut closures = session_digest.map(|_| service.session_closures());
+    let mut session_ends = match &session_digest {
+        Some(digest) => match session_deadline(&service, digest) {
+            Some(deadline) => Some(deadline),
+            None => {
+                out.close(close_code::POLICY, "session ended").await;
+                return;
+            }
+        },
+        None => None,
+    };
+
     // Subscribe before taking the first snapshot so no change falls in between.
     let mut updates = service.bus().subscribe(&id);
     let Ok(initial) = service.snapshot(&id) else {
@@ -151,7 +224,8 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
         last_version: initial.version,
         last_sent_at: Instant::now(),
     };
-    if send(&mut sink, &WsMessage::QuotaInitial { data: initial })
+    if out
+        .send(&WsMessage::QuotaInitial { data: initial })
         .await
         .is_err()
     {
@@ -174,14 +248,41 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
                 };
                 if affected && !credential.still_valid(&service) {
-                    close(&mut sink, close_code::POLICY, "key revoked").await;
+                    out.close(close_code::POLICY, "key revoked").await;
+                    break;
+                }
+            }
+            closed = async {
+                match closures.as_mut() {
+                    Some(closures) => closures.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let affected = match closed {
+                    Ok(digest) => Some(digest) == session_digest,
+                    // Missed some: re-check to be safe.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        closures = None;
+                        false
+                    }
+                };
+                if affected && !credential.still_valid(&service) {
+                    out.close(close_code::POLICY, "session ended").await;
+                    break;
+                }
+            }
+            _ = async { sleep_until(session_ends.unwrap_or_else(Instant::now)).await }, if session_ends.is_some() => {
+                session_ends = session_digest.as_ref().and_then(|d| session_deadline(&service, d));
+                if session_ends.is_none() {
+                    out.close(close_code::POLICY, "session expired").await;
                     break;
                 }
             }
             Ok(()) = shutdown.changed() => {
                 let going = *shutdown.borrow_and_update();
                 if going {
-                    close(&mut sink, close_code::AWAY, "server shutting down").await;
+                    out.close(close_code::AWAY, "server shutting down").await;
                     break;
                 }
             }
@@ -190,7 +291,7 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
                 let Some(snapshot) = updates.borrow_and_update().clone() else { continue };
                 if snapshot.version < state.last_version { continue; }
                 if snapshot.status != state.last_status || state.last_sent_at.elapsed() >= coalesce {
-                    if push(&mut sink, &mut state, &snapshot).await.is_err() { break; }
+                    if out.push(&mut state, &snapshot).await.is_err() { break; }
                     flush_at = None;
                 } else if flush_at.is_none() {
                     flush_at = Some(state.last_sent_at + coalesce);
@@ -200,7 +301,7 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
                 flush_at = None;
                 let latest = updates.borrow().clone();
                 if let Some(snapshot) = latest {
-                    if push(&mut sink, &mut state, &snapshot).await.is_err() { break; }
+                    if out.push(&mut state, &snapshot).await.is_err() { break; }
                 }
             }
             incoming = stream.next() => {
@@ -208,16 +309,16 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
                 match incoming {
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<WsMessage>(&text) {
                         Ok(WsMessage::Ping) => {
-                            if send(&mut sink, &WsMessage::Pong).await.is_err() { break; }
+                            if out.send(&WsMessage::Pong).await.is_err() { break; }
                         }
                         Ok(WsMessage::Pong) => {}
                         _ => {
-                            close(&mut sink, close_code::UNSUPPORTED, "expected {\"type\":\"ping\"} or {\"type\":\"pong\"}").await;
+                            out.close(close_code::UNSUPPORTED, "expected {\"type\":\"ping\"} or {\"type\":\"pong\"}").await;
                             break;
                         }
                     },
                     Some(Ok(Message::Binary(_))) => {
-                        close(&mut sink, close_code::UNSUPPORTED, "binary frames are not accepted").await;
+                        out.close(close_code::UNSUPPORTED, "binary frames are not accepted").await;
                         break;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -225,11 +326,20 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
                 }
             }
             _ = heartbeat.tick() => {
+                // The session's end is also re-checked here: its deadline is
+                // on this socket's clock, the session's on the service's.
+                if let Some(digest) = &session_digest {
+                    session_ends = session_deadline(&service, digest);
+                    if session_ends.is_none() {
+                        out.close(close_code::POLICY, "session expired").await;
+                        break;
+                    }
+                }
                 if last_heard.elapsed() > heartbeat_every * 3 {
-                    close(&mut sink, close_code::AWAY, "no heartbeat answer").await;
+                    out.close(close_code::AWAY, "no heartbeat answer").await;
                     break;
                 }
-                if send(&mut sink, &WsMessage::Ping).await.is_err() { break; }
+                if out.send(&WsMessage::Ping).await.is_err() { break; }
             }
         }
     }
@@ -237,33 +347,54 @@ async fn session(socket: WebSocket, service: QuotaService, id: String, credentia
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
-async fn push(
-    sink: &mut Sink,
-    state: &mut Session,
-    snapshot: &Arc<QuotaSnapshot>,
-) -> Result<(), axum::Error> {
-    let message = WsMessage::QuotaUpdate {
-        data: QuotaSnapshot::clone(snapshot),
-        previous_status: state.last_status,
-    };
-    send(sink, &message).await?;
-    state.last_status = snapshot.status;
-    state.last_version = snapshot.version;
-    state.last_sent_at = Instant::now();
-    Ok(())
+/// The sending half, every frame bounded by the send timeout: a client that
+/// stops reading fills the TCP buffers, and without a bound `send` would
+/// wait (holding this task, its buffers and its connection slot) forever.
+struct Outbox {
+    sink: Sink,
+    timeout: Duration,
 }
 
-async fn send(sink: &mut Sink, message: &WsMessage) -> Result<(), axum::Error> {
-    // Serialising our own types cannot fail; an empty object would be harmless.
-    let text = serde_json::to_string(message).unwrap_or_else(|_| "{}".to_string());
-    sink.send(Message::Text(text.into())).await
-}
+/// The frame was not sent: the connection failed or the client stopped
+/// reading. Either way the socket is dropped.
+struct SendFailed;
 
-async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+impl Outbox {
+    async fn send(&mut self, message: &WsMessage) -> Result<(), SendFailed> {
+        // Serialising our own types cannot fail; an empty object would be harmless.
+        let text = serde_json::to_string(message).unwrap_or_else(|_| "{}".to_string());
+        self.send_frame(Message::Text(text.into())).await
+    }
+
+    async fn send_frame(&mut self, frame: Message) -> Result<(), SendFailed> {
+        match tokio::time::timeout(self.timeout, self.sink.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(SendFailed),
+        }
+    }
+
+    async fn push(
+        &mut self,
+        state: &mut Session,
+        snapshot: &Arc<QuotaSnapshot>,
+    ) -> Result<(), SendFailed> {
+        let message = WsMessage::QuotaUpdate {
+            data: QuotaSnapshot::clone(snapshot),
+            previous_status: state.last_status,
+        };
+        self.send(&message).await?;
+        state.last_status = snapshot.status;
+        state.last_version = snapshot.version;
+        state.last_sent_at = Instant::now();
+        Ok(())
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let _ = self
+            .send_frame(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
 }

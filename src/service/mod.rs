@@ -4,6 +4,7 @@
 //! proxy all go through this one API.
 
 mod bus;
+mod connections;
 mod credentials;
 mod persist;
 mod records;
@@ -12,14 +13,15 @@ mod sessions;
 mod shared;
 
 pub use bus::Bus;
+pub use connections::{ConnectionSlot, ConnectionSlots};
+pub use credentials::{presented, AuthError, Credential, Resolved};
 pub use persist::{
     background_stats, background_tasks_in_flight, BackgroundStats, MAX_BACKGROUND_TASKS,
     USAGE_HORIZON_MS,
 };
 pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
-pub use credentials::{presented, AuthError, Credential, Resolved};
 pub use registry::{Registry, RegistryError};
-pub use sessions::OpenedSession;
+pub use sessions::{OpenedSession, SessionView};
 pub use shared::{FailurePolicy, Shared};
 
 use crate::alerts::Alerts;
@@ -55,6 +57,8 @@ struct Inner {
     registry: Registry,
     bus: Bus,
     sessions: SessionStore,
+    /// Open WebSockets per caller, capped (`QUOTA_MAX_WS_PER_WORKSPACE`).
+    connections: ConnectionSlots,
     store: Option<SqliteStore>,
     shared: Option<Shared>,
     alerts: std::sync::OnceLock<Alerts>,
@@ -125,13 +129,19 @@ impl QuotaService {
     fn build(config: Config, clock: Arc<dyn Clock>, store: Option<SqliteStore>) -> Self {
         let engine = Engine::new(config.engine.clone(), clock);
         let registry = Registry::new(config.admin_key.expose());
+        let sessions = SessionStore::new(
+            crate::session::admin_key_binding(config.admin_key.expose()),
+            config.session_caps.max_sessions_per_workspace,
+        );
+        let connections = ConnectionSlots::new(config.session_caps.max_ws_per_caller);
         Self {
             inner: Arc::new(Inner {
                 config,
                 engine,
                 registry,
                 bus: Bus::default(),
-                sessions: SessionStore::default(),
+                sessions,
+                connections,
                 store,
                 shared: None,
                 alerts: std::sync::OnceLock::new(),
@@ -254,8 +264,15 @@ impl QuotaService {
     /// opened with a key revoked meanwhile.
     pub(super) fn revoke_locally(&self, id: &str) {
         self.inner.registry.revoke_workspace(id);
-        self.inner.sessions.close_workspace(id);
+        // Each closed session also signals its own sockets; the workspace's
+        // key sockets learn of it below.
+        let _ = self.inner.sessions.close_workspace(id);
         let _ = self.inner.revocations.send(id.to_string());
+    }
+
+    /// Open WebSockets per caller.
+    pub fn connections(&self) -> &ConnectionSlots {
+        &self.inner.connections
     }
 
     pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<String> {

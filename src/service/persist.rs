@@ -410,13 +410,7 @@ impl QuotaService {
             .map(|w| w.id.as_str())
             .collect();
         for session in store.load_sessions(now).await? {
-            self.restore_session(
-                session.digest,
-                session.workspace_id,
-                session.expires_at_ms,
-                now,
-                &keyed,
-            );
+            self.restore_session(session, now, &keyed);
         }
         Ok(workspaces.len())
     }

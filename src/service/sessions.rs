@@ -5,20 +5,29 @@
 //! What is written when:
 //! - signing in writes the session and answers only once it is kept (a cookie
 //!   handed out survives a restart; if the store fails, no cookie at all);
-//! - signing out forgets it here at once, then deletes it (awaited);
+//!   past `QUOTA_MAX_SESSIONS_PER_WORKSPACE`, the owner's oldest session ends
+//!   (deleted in the same sign-in, awaited);
+//! - signing out, and the admin ending a session, forget it here at once,
+//!   then delete it (awaited);
 //! - rotating or revoking a workspace's keys deletes its sessions in the same
 //!   write as the key change (see `rotate_key`, `revoke_keys`);
 //! - using a session reads memory only; its expiry is pushed forward at most
-//!   once a day (`session::refreshed_expiry`), written in the background.
+//!   once per refresh interval (`session::SessionPolicy`), in the background.
 //!
-//! Only the digest of the session id is ever stored or sent to Redis.
+//! However a session ends, the index signals its digest and the WebSockets
+//! opened with it close (see `api::ws`). Only the digest of the session id is
+//! ever stored or sent to Redis.
+//!
+//! Over 400 lines: opening, resolving, closing, the admin's listing and
+//! ending, restoring and applying other instances' events are one concern
+//! (a session's life), kept together so each rule is written once.
 
 use super::shared::SessionOwner;
 use super::{Caller, QuotaService, ServiceError};
 use crate::auth::key_digest;
-use crate::session::{fresh_expiry, new_session_id, SessionDigest};
+use crate::session::{new_session_id, session_handle, SessionDigest, SessionInfo, SessionPolicy};
 use crate::store::redis::SharedSession;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredSession};
 use std::collections::HashSet;
 
 /// A session just opened: the cookie value (for this browser only; never
@@ -27,6 +36,17 @@ use std::collections::HashSet;
 pub struct OpenedSession {
     pub id: String,
     pub caller: Caller,
+}
+
+/// A session as the admin sees it: its public handle, never the cookie nor
+/// its digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionView {
+    pub handle: String,
+    pub caller: Caller,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub absolute_expires_at_ms: u64,
 }
 
 impl QuotaService {
@@ -48,16 +68,16 @@ impl QuotaService {
         };
         let (id, digest) = new_session_id();
         let now = self.engine().now_ms();
-        let expires_at_ms = fresh_expiry(now);
-        if !self
-            .store_session(digest, &caller, key, expires_at_ms)
-            .await?
-        {
+        let session = SessionInfo::fresh(caller.clone(), now, self.inner.sessions.admin_key());
+        if !self.store_session(digest, &session, key).await? {
             return Ok(None);
         }
-        self.inner
-            .sessions
-            .insert(digest, caller.clone(), expires_at_ms, now);
+        let Some(evicted) = self.inner.sessions.insert(digest, session.clone(), now) else {
+            // Cannot happen for a session opened just now with the running
+            // admin key; refusing is the safe answer all the same.
+            let _ = self.unstore_session(digest).await;
+            return Ok(None);
+        };
         // A rotation or revocation on this instance may run concurrently: it
         // counts a change, deletes the workspace's sessions from the store
         // with the new key, then forgets the old key and closes the sessions
@@ -69,12 +89,21 @@ impl QuotaService {
             || changes_before != Some(changes(&caller))
         {
             self.inner.sessions.remove(&digest);
-            // Best effort: nobody ever received this session's id.
             let _ = self.unstore_session(digest).await;
             return Ok(None);
         }
-        self.shared_session_opened(digest, &caller, key, expires_at_ms)
-            .await;
+        self.shared_session_opened(digest, key, &session).await;
+        if !evicted.is_empty() {
+            tracing::info!(
+                workspace_id = ?session_owner(&caller),
+                ended = evicted.len(),
+                "sessions over the per-workspace cap ended, oldest first"
+            );
+            // The sign-in stands even if this delete fails: the evicted
+            // session is already gone from memory (and on every instance once
+            // they hear of it), and a restart evicts it again.
+            let _ = self.end_stored_sessions(&evicted).await;
+        }
         Ok(Some(OpenedSession { id, caller }))
     }
 
@@ -93,6 +122,18 @@ impl QuotaService {
         Some(resolved.caller)
     }
 
+    /// When the session of this digest ends if not used again (Unix ms), or
+    /// `None` if it is over. Does not count as a use: an open WebSocket
+    /// re-checks its session with it, and must not keep it alive forever.
+    pub fn session_ends_at(&self, digest: &SessionDigest) -> Option<u64> {
+        self.inner.sessions.ends_at(digest, self.engine().now_ms())
+    }
+
+    /// Digests of sessions as they end, however they end.
+    pub fn session_closures(&self) -> tokio::sync::broadcast::Receiver<SessionDigest> {
+        self.inner.sessions.closures()
+    }
+
     /// Signs out: the session stops working on this instance at once, then is
     /// deleted from the store (awaited) and, under Redis, on every instance.
     /// On a store failure the error is returned and the stored session stays
@@ -105,22 +146,123 @@ impl QuotaService {
         Ok(())
     }
 
+    /// Live sessions, of one workspace or all (the admin's included), oldest
+    /// first (ties by handle, so the order is stable).
+    pub fn list_sessions(&self, workspace: Option<&str>) -> Vec<SessionView> {
+        let now = self.engine().now_ms();
+        let mut views: Vec<SessionView> = self
+            .inner
+            .sessions
+            .list(workspace, now)
+            .into_iter()
+            .map(|(digest, s)| SessionView {
+                handle: session_handle(&digest),
+                caller: s.caller,
+                created_at_ms: s.created_at_ms,
+                expires_at_ms: s.expires_at_ms,
+                absolute_expires_at_ms: s.absolute_expires_at_ms,
+            })
+            .collect();
+        views.sort_by(|a, b| (a.created_at_ms, &a.handle).cmp(&(b.created_at_ms, &b.handle)));
+        views
+    }
+
+    /// Ends the session named `handle` (admin). `Ok(None)` if there is no
+    /// such session; else who it acted for. Its WebSockets close at once.
+    pub async fn end_session_by_handle(
+        &self,
+        handle: &str,
+    ) -> Result<Option<Caller>, ServiceError> {
+        let Some(digest) = self.inner.sessions.find_handle(handle) else {
+            return Ok(None);
+        };
+        let Some(session) = self.inner.sessions.remove(&digest) else {
+            return Ok(None);
+        };
+        self.end_stored_sessions(&[digest]).await?;
+        let workspace = session_owner(&session.caller);
+        self.persist_audit(
+            "end_session",
+            workspace,
+            &format!("session {handle} ended by the admin"),
+        )
+        .await?;
+        tracing::info!(workspace_id = ?workspace, handle, "session ended by the admin");
+        Ok(Some(session.caller))
+    }
+
+    /// Ends every session of a workspace (admin); how many there were. Its
+    /// keys stay valid: this signs browsers out, it revokes nothing.
+    pub async fn end_workspace_sessions(&self, workspace: &str) -> Result<usize, ServiceError> {
+        if !self.engine().contains(workspace) {
+            return Err(ServiceError::Engine(crate::engine::EngineError::NotFound(
+                workspace.to_string(),
+            )));
+        }
+        let ended = self.inner.sessions.close_workspace(workspace);
+        self.end_stored_sessions(&ended).await?;
+        self.persist_audit(
+            "end_sessions",
+            Some(workspace),
+            &format!("{} sessions ended by the admin", ended.len()),
+        )
+        .await?;
+        tracing::info!(
+            workspace_id = workspace,
+            ended = ended.len(),
+            "sessions ended by the admin"
+        );
+        Ok(ended.len())
+    }
+
+    /// Deletes sessions already gone from memory from the store and, under
+    /// Redis, tells the other instances (whose sockets close too).
+    async fn end_stored_sessions(&self, digests: &[SessionDigest]) -> Result<(), ServiceError> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        if let Some(store) = self.store() {
+            store.delete_sessions(digests.to_vec()).await.map_err(|e| {
+                self.store_failed(&e);
+                ServiceError::Store(e)
+            })?;
+        }
+        if let Some(shared) = self.shared() {
+            let hex: Vec<String> = digests.iter().map(hex::encode).collect();
+            shared
+                .redis
+                .delete_sessions_by_digest(&hex)
+                .await
+                .map_err(|e| {
+                    self.shared_failed(&e);
+                    ServiceError::Store(e)
+                })?;
+            for digest in digests {
+                self.shared_session_closed(*digest).await;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a new session. `false` (nothing kept) when, under Redis, the
     /// key turned out to be rotated or revoked by another instance meanwhile.
     async fn store_session(
         &self,
         digest: SessionDigest,
-        caller: &Caller,
+        session: &SessionInfo,
         key: &str,
-        expires_at_ms: u64,
     ) -> Result<bool, ServiceError> {
-        let workspace_id = match caller {
-            Caller::Admin => None,
-            Caller::Workspace(id) => Some(id.as_str()),
-        };
+        let workspace_id = session_owner(&session.caller);
         if let Some(store) = self.store() {
             store
-                .save_session(digest, workspace_id, expires_at_ms)
+                .save_session(&StoredSession {
+                    digest,
+                    workspace_id: workspace_id.map(str::to_string),
+                    created_at_ms: session.created_at_ms,
+                    expires_at_ms: session.expires_at_ms,
+                    absolute_expires_at_ms: session.absolute_expires_at_ms,
+                    admin_key_binding: session.admin_key,
+                })
                 .await
                 .map_err(|e| {
                     self.store_failed(&e);
@@ -131,9 +273,12 @@ impl QuotaService {
             return Ok(true);
         };
         let digest_hex = hex::encode(digest);
-        let session = SharedSession {
+        let shared_session = SharedSession {
             workspace_id: workspace_id.map(str::to_string),
-            expires_at_ms,
+            created_at_ms: session.created_at_ms,
+            expires_at_ms: session.expires_at_ms,
+            absolute_expires_at_ms: session.absolute_expires_at_ms,
+            admin_key_binding: session.admin_key.map(hex::encode),
         };
         let failed = |e: StoreError| {
             self.shared_failed(&e);
@@ -141,7 +286,7 @@ impl QuotaService {
         };
         shared
             .redis
-            .save_session(&digest_hex, &session)
+            .save_session(&digest_hex, &shared_session)
             .await
             .map_err(failed)?;
         let Some(workspace_id) = workspace_id else {
@@ -188,7 +333,8 @@ impl QuotaService {
 
     /// Background write of a refreshed expiry: the request that used the
     /// session does not wait for it. If it fails, the stored expiry is the
-    /// previous one (at most a day earlier) and the store is marked unhealthy.
+    /// previous one (at most a refresh interval earlier) and the store is
+    /// marked unhealthy.
     fn extend_session_in_background(
         &self,
         digest: SessionDigest,
@@ -199,55 +345,81 @@ impl QuotaService {
             return;
         }
         let service = self.clone();
-        let workspace_id = match caller {
-            Caller::Admin => None,
-            Caller::Workspace(id) => Some(id.clone()),
-        };
+        let caller = caller.clone();
         super::persist::spawn(async move {
             if let Some(store) = service.store() {
                 if let Err(e) = store.extend_session(digest, expires_at_ms).await {
                     service.store_failed(&e);
                 }
             }
-            if let Some(shared) = service.shared() {
-                let session = SharedSession {
-                    workspace_id,
-                    expires_at_ms,
-                };
-                match shared
-                    .redis
-                    .extend_session(&hex::encode(digest), &session)
-                    .await
-                {
-                    Ok(true) => service.shared_session_extended(digest, expires_at_ms),
-                    // Signed out or revoked elsewhere meanwhile: nothing to share.
-                    Ok(false) => {}
-                    Err(e) => service.shared_failed(&e),
-                }
+            let Some(shared) = service.shared() else {
+                return;
+            };
+            // The whole entry is rewritten (only if it still exists): take
+            // its other fields from memory, where they never change.
+            let Some(session) = service
+                .inner
+                .sessions
+                .get(&digest)
+                .filter(|s| s.caller == caller)
+            else {
+                return;
+            };
+            let entry = SharedSession {
+                workspace_id: session_owner(&caller).map(str::to_string),
+                created_at_ms: session.created_at_ms,
+                expires_at_ms,
+                absolute_expires_at_ms: session.absolute_expires_at_ms,
+                admin_key_binding: session.admin_key.map(hex::encode),
+            };
+            match shared
+                .redis
+                .extend_session(&hex::encode(digest), &entry)
+                .await
+            {
+                Ok(true) => service.shared_session_extended(digest, expires_at_ms),
+                // Signed out or revoked elsewhere meanwhile: nothing to share.
+                Ok(false) => {}
+                Err(e) => service.shared_failed(&e),
             }
         });
     }
 
     /// Puts a stored session back into memory at start (SQLite or Redis).
     /// `keyed_workspaces`: the workspaces that have a key (not revoked); a
-    /// session of any other workspace cannot act and is skipped.
+    /// session of any other workspace cannot act and is skipped, as is an
+    /// admin session of another admin key (`QUOTA_ADMIN_RESET_KEY` changed)
+    /// or one over its cap (`QUOTA_MAX_SESSIONS_PER_WORKSPACE` lowered).
+    /// Those are deleted from the store in the background.
     pub(super) fn restore_session(
         &self,
-        digest: SessionDigest,
-        workspace_id: Option<String>,
-        expires_at_ms: u64,
+        stored: StoredSession,
         now_ms: u64,
         keyed_workspaces: &HashSet<&str>,
     ) {
-        if expires_at_ms <= now_ms {
-            return;
-        }
-        let caller = match workspace_id {
+        let caller = match stored.workspace_id {
             None => Caller::Admin,
             Some(id) if keyed_workspaces.contains(id.as_str()) => Caller::Workspace(id),
             Some(_) => return,
         };
-        self.inner.sessions.restore(digest, caller, expires_at_ms);
+        let digest = stored.digest;
+        let session = SessionInfo {
+            caller,
+            created_at_ms: stored.created_at_ms,
+            expires_at_ms: stored.expires_at_ms,
+            absolute_expires_at_ms: stored.absolute_expires_at_ms,
+            admin_key: stored.admin_key_binding,
+        };
+        let doomed = match self.inner.sessions.restore(digest, session, now_ms) {
+            Some(evicted) => evicted,
+            None => vec![digest],
+        };
+        if !doomed.is_empty() {
+            let service = self.clone();
+            super::persist::spawn(async move {
+                let _ = service.end_stored_sessions(&doomed).await;
+            });
+        }
     }
 
     /// A session opened on another instance.
@@ -255,10 +427,21 @@ impl QuotaService {
         &self,
         digest: SessionDigest,
         owner: SessionOwner,
-        expires_at_ms: u64,
+        times: SharedSessionTimes,
     ) {
-        let caller = match owner {
-            SessionOwner::Admin => Caller::Admin,
+        let (caller, admin_key) = match owner {
+            SessionOwner::Admin { admin_key_binding } => {
+                let mut binding = [0u8; 32];
+                // No (or an unreadable) binding: an instance of an older
+                // release; refused, as its sessions are at restore.
+                let Some(hex_binding) = admin_key_binding else {
+                    return;
+                };
+                if hex::decode_to_slice(&hex_binding, &mut binding).is_err() {
+                    return;
+                }
+                (Caller::Admin, Some(binding))
+            }
             SessionOwner::Workspace { id, key_digest } => {
                 // Its event may arrive after a rotation or revocation that
                 // happened later: only a key this instance still honours counts.
@@ -268,21 +451,40 @@ impl QuotaService {
                 {
                     return;
                 }
-                Caller::Workspace(id)
+                (Caller::Workspace(id), None)
             }
         };
         let now = self.engine().now_ms();
-        if expires_at_ms > now {
-            self.inner
-                .sessions
-                .insert(digest, caller, expires_at_ms, now);
-        }
+        let policy = SessionPolicy::of(&caller);
+        // An older instance sends no creation time: it opened it just now.
+        let created_at_ms = if times.absolute_expires_at_ms == 0 {
+            now
+        } else {
+            times.created_at_ms
+        };
+        let absolute_expires_at_ms = if times.absolute_expires_at_ms == 0 {
+            policy.absolute_end(now)
+        } else {
+            times.absolute_expires_at_ms
+        };
+        let session = SessionInfo {
+            caller,
+            created_at_ms,
+            expires_at_ms: times.expires_at_ms.min(absolute_expires_at_ms),
+            absolute_expires_at_ms,
+            admin_key,
+        };
+        // Sessions this evicts are evicted (and deleted) by the instance that
+        // opened it too: same sessions, same order.
+        let _ = self.inner.sessions.insert(digest, session, now);
     }
 
     pub(super) fn apply_session_extended(&self, digest: SessionDigest, expires_at_ms: u64) {
         self.inner.sessions.extend(&digest, expires_at_ms);
     }
 
+    /// A session closed on another instance: it ends here too, and so do
+    /// this instance's WebSockets opened with it.
     pub(super) fn apply_session_closed(&self, digest: SessionDigest) {
         self.inner.sessions.remove(&digest);
     }
@@ -290,5 +492,39 @@ impl QuotaService {
     /// Forgets expired sessions in memory (called with the periodic prune).
     pub(super) fn sweep_sessions(&self, now_ms: u64) {
         self.inner.sessions.sweep(now_ms);
+    }
+}
+
+/// The lifetimes a `session_opened` event carries.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SharedSessionTimes {
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub absolute_expires_at_ms: u64,
+}
+
+/// The workspace a session acts for; `None` for the admin.
+fn session_owner(caller: &Caller) -> Option<&str> {
+    match caller {
+        Caller::Admin => None,
+        Caller::Workspace(id) => Some(id.as_str()),
+    }
+}
+
+/// A Redis entry as a stored session (one restore path for both stores).
+pub(super) fn stored_from_shared(digest: SessionDigest, session: SharedSession) -> StoredSession {
+    let admin_key_binding = session.admin_key_binding.and_then(|hex_binding| {
+        let mut binding = [0u8; 32];
+        hex::decode_to_slice(&hex_binding, &mut binding)
+            .ok()
+            .map(|()| binding)
+    });
+    StoredSession {
+        digest,
+        workspace_id: session.workspace_id,
+        created_at_ms: session.created_at_ms,
+        expires_at_ms: session.expires_at_ms,
+        absolute_expires_at_ms: session.absolute_expires_at_ms,
+        admin_key_binding,
     }
 }

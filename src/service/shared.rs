@@ -141,8 +141,16 @@ struct SharedEvent {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "caller", rename_all = "snake_case")]
 pub(super) enum SessionOwner {
-    Admin,
-    Workspace { id: String, key_digest: String },
+    /// With the hex of `session::admin_key_binding` of the admin key that
+    /// opened it: an instance running another admin key refuses it.
+    Admin {
+        #[serde(default)]
+        admin_key_binding: Option<String>,
+    },
+    Workspace {
+        id: String,
+        key_digest: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -172,6 +180,11 @@ enum EventKind {
     SessionOpened {
         session_digest: String,
         expires_at_ms: u64,
+        /// Absent (0) from older instances.
+        #[serde(default)]
+        created_at_ms: u64,
+        #[serde(default)]
+        absolute_expires_at_ms: u64,
         owner: SessionOwner,
     },
     SessionExtended {
@@ -490,13 +503,8 @@ impl QuotaService {
         for (digest_hex, session) in shared.redis.load_sessions(now).await? {
             if let Some(digest) = decode_digest(&digest_hex) {
                 stored.insert(digest);
-                self.restore_session(
-                    digest,
-                    session.workspace_id,
-                    session.expires_at_ms,
-                    now,
-                    &keyed,
-                );
+                let stored = super::sessions::stored_from_shared(digest, session);
+                self.restore_session(stored, now, &keyed);
             }
         }
         for digest in known_before {
@@ -526,15 +534,16 @@ impl QuotaService {
     pub(super) async fn shared_session_opened(
         &self,
         digest: [u8; 32],
-        caller: &Caller,
         key: &str,
-        expires_at_ms: u64,
+        session: &crate::session::SessionInfo,
     ) {
         if self.shared().is_none() {
             return;
         }
-        let owner = match caller {
-            Caller::Admin => SessionOwner::Admin,
+        let owner = match &session.caller {
+            Caller::Admin => SessionOwner::Admin {
+                admin_key_binding: session.admin_key.map(hex::encode),
+            },
             Caller::Workspace(id) => SessionOwner::Workspace {
                 id: id.clone(),
                 key_digest: hex::encode(key_digest(key)),
@@ -544,7 +553,9 @@ impl QuotaService {
             "",
             EventKind::SessionOpened {
                 session_digest: hex::encode(digest),
-                expires_at_ms,
+                expires_at_ms: session.expires_at_ms,
+                created_at_ms: session.created_at_ms,
+                absolute_expires_at_ms: session.absolute_expires_at_ms,
                 owner,
             },
         )
@@ -639,13 +650,8 @@ impl QuotaService {
         let now = self.engine().now_ms();
         for (digest_hex, session) in shared.redis.load_sessions(now).await? {
             if let Some(digest) = decode_digest(&digest_hex) {
-                self.restore_session(
-                    digest,
-                    session.workspace_id,
-                    session.expires_at_ms,
-                    now,
-                    &keyed,
-                );
+                let stored = super::sessions::stored_from_shared(digest, session);
+                self.restore_session(stored, now, &keyed);
             }
         }
         for w in &workspaces {
@@ -807,10 +813,17 @@ impl QuotaService {
             EventKind::SessionOpened {
                 session_digest,
                 expires_at_ms,
+                created_at_ms,
+                absolute_expires_at_ms,
                 owner,
             } => {
                 if let Some(digest) = decode_digest(&session_digest) {
-                    self.apply_session_opened(digest, owner, expires_at_ms);
+                    let times = super::sessions::SharedSessionTimes {
+                        created_at_ms,
+                        expires_at_ms,
+                        absolute_expires_at_ms,
+                    };
+                    self.apply_session_opened(digest, owner, times);
                 }
                 return;
             }

@@ -90,6 +90,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX idempotency_keys_by_time ON idempotency_keys (created_at_ms);
     "#,
+    // 4: session lifetimes and the admin key binding. `created_at_ms` and the
+    // absolute end bound a session however much it is used; an admin session
+    // keeps a digest of the admin key that opened it (`session::
+    // admin_key_binding`), so another admin key never honours it. Rows from
+    // before: a workspace session is taken as opened a TTL (7 days) before
+    // its expiry, the earliest it can have been; admin sessions carry no
+    // binding to check, so they end (the admin signs in once more).
+    r#"
+    ALTER TABLE sessions ADD COLUMN created_at_ms INTEGER NOT NULL DEFAULT 0
+        CHECK (created_at_ms >= 0);
+    ALTER TABLE sessions ADD COLUMN absolute_expires_at_ms INTEGER NOT NULL DEFAULT 0
+        CHECK (absolute_expires_at_ms >= 0);
+    ALTER TABLE sessions ADD COLUMN admin_key_binding BLOB
+        CHECK (admin_key_binding IS NULL OR length(admin_key_binding) = 32);
+    DELETE FROM sessions WHERE workspace_id IS NULL;
+    UPDATE sessions SET
+        created_at_ms = max(expires_at_ms - 604800000, 0),
+        absolute_expires_at_ms = max(expires_at_ms - 604800000, 0) + 2592000000;
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the problem as text for the caller to

@@ -89,12 +89,17 @@ pub struct StoredTransition {
 }
 
 /// A browser session as stored: the digest of its id (the cookie value itself
-/// is never stored), who it acts for (`None`: the admin) and when it ends.
+/// is never stored), who it acts for (`None`: the admin), when it was opened
+/// and when it ends (sliding and absolute), and for an admin session the
+/// binding of the admin key that opened it (`session::admin_key_binding`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSession {
     pub digest: [u8; 32],
     pub workspace_id: Option<String>,
+    pub created_at_ms: u64,
     pub expires_at_ms: u64,
+    pub absolute_expires_at_ms: u64,
+    pub admin_key_binding: Option<[u8; 32]>,
 }
 
 /// One entry of the admin audit trail.

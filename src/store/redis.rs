@@ -77,7 +77,10 @@ for i = 1, #entries, 2 do
     if rule == 'workspace' then
       doomed = session.workspace_id == arg
     else
-      doomed = (tonumber(session.expires_at_ms) or 0) <= tonumber(arg)
+      local now = tonumber(arg)
+      local absolute = tonumber(session.absolute_expires_at_ms)
+      doomed = (tonumber(session.expires_at_ms) or 0) <= now
+        or (absolute ~= nil and absolute > 0 and absolute <= now)
     end
   end
   if doomed then
@@ -238,11 +241,22 @@ pub struct SharedWorkspace {
 }
 
 /// A browser session as Redis holds it (keyed by the hex digest of its id).
+/// Entries written before sessions had lifetimes and bindings are read as
+/// opened a TTL before their expiry (the earliest they can have been) and
+/// without an admin key binding (so an admin session of then ends).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedSession {
     /// `None`: the admin.
     pub workspace_id: Option<String>,
     pub expires_at_ms: u64,
+    #[serde(default)]
+    pub created_at_ms: u64,
+    #[serde(default)]
+    pub absolute_expires_at_ms: u64,
+    /// Admin sessions: hex of `session::admin_key_binding` of the admin key
+    /// that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_key_binding: Option<String>,
 }
 
 #[derive(Clone)]
@@ -600,6 +614,20 @@ impl RedisShared {
             .map_err(|e| self.failed("delete session", e))
     }
 
+    /// Deletes these sessions (ended by the cap or by the admin).
+    pub async fn delete_sessions_by_digest(
+        &self,
+        digests_hex: &[String],
+    ) -> Result<(), StoreError> {
+        if digests_hex.is_empty() {
+            return Ok(());
+        }
+        let mut con = self.connection.clone();
+        con.hdel::<_, _, ()>(SESSIONS_KEY, digests_hex)
+            .await
+            .map_err(|e| self.failed("delete sessions", e))
+    }
+
     /// Ends every session of a workspace (its keys were rotated or revoked).
     pub async fn delete_workspace_sessions(&self, id: &str) -> Result<u64, StoreError> {
         self.delete_sessions("workspace", id.to_string(), "delete workspace sessions")
@@ -643,8 +671,15 @@ impl RedisShared {
         Ok(raw
             .into_iter()
             .filter_map(|(digest, json)| {
-                let session: SharedSession = serde_json::from_str(&json).ok()?;
-                (session.expires_at_ms > now_ms).then_some((digest, session))
+                let mut session: SharedSession = serde_json::from_str(&json).ok()?;
+                if session.absolute_expires_at_ms == 0 {
+                    let policy = crate::session::WORKSPACE_SESSIONS;
+                    let ttl = u64::try_from(policy.idle_ttl.as_millis()).unwrap_or(u64::MAX);
+                    session.created_at_ms = session.expires_at_ms.saturating_sub(ttl);
+                    session.absolute_expires_at_ms = policy.absolute_end(session.created_at_ms);
+                }
+                (session.expires_at_ms > now_ms && session.absolute_expires_at_ms > now_ms)
+                    .then_some((digest, session))
             })
             .collect())
     }

@@ -50,6 +50,10 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// As a value in [`ServerProcess::spawn`]'s `env`: the variable is removed
+/// instead (e.g. to start without the test admin key).
+pub const UNSET: &str = "\0unset";
+
 /// The server binary, killed and reaped when dropped.
 pub struct ServerProcess {
     pub child: Child,
@@ -87,7 +91,11 @@ impl ServerProcess {
             .env("LEPTOS_OUTPUT_NAME", "quota-alert")
             .env("RUST_LOG", "warn");
         for (name, value) in env {
-            command.env(name, value);
+            if *value == UNSET {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
         }
         let child = command
             .stdout(stdout)
