@@ -707,3 +707,70 @@ async fn a_request_without_a_valid_key_is_refused_before_its_body_is_read() {
     assert!(answer.head.contains("content-type: application/json"));
     assert_eq!(fake.total(), 0);
 }
+
+#[tokio::test]
+async fn org_objects_referenced_from_deep_inside_a_body_are_refused() {
+    // The review found each of these forwarded: the organisation's reusable
+    // prompts, files handed in through a function call's output, a
+    // screenshot or an image mask, and a stored image called up by its id.
+    let (s, fake, key) = setup(&[]).await;
+    let attempts: &[(&str, Value, &str)] = &[
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": "hi", "prompt": {"id": "pmpt_other", "version": "1"}}),
+            "prompt",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": [{"type": "function_call_output", "call_id": "c1",
+                "output": [{"type": "input_file", "file_id": "file-other"}]}]}),
+            "input[0].output[0].file_id",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": [{"type": "computer_call_output", "call_id": "c1",
+                "output": {"type": "computer_screenshot", "file_id": "file-other"}}]}),
+            "input[0].output.file_id",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": "edit it", "tools": [{"type": "image_generation",
+                "input_image_mask": {"file_id": "file-other"}}]}),
+            "tools[0].input_image_mask.file_id",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": [{"type": "image_generation_call", "id": "ig_other"}]}),
+            "input[0].id",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "ok", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://x"}},
+                {"type": "file", "file": {"file_id": "file-other"}}]}]}),
+            "messages[0].content[1].file.file_id",
+        ),
+    ];
+    for (path, body, param) in attempts {
+        let (status, _, answer) = send(&s, Method::POST, path, &key, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
+        assert_eq!(answer["error"]["code"], "unsupported_parameter", "{answer}");
+        assert_eq!(answer["error"]["param"], *param, "{answer}");
+        assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+    }
+    assert_eq!(fake.total(), 0, "no reference reached the upstream");
+    assert_eq!(requests_counted(&s, &key).await, 0);
+
+    // A tool whose schema merely names a `file_id` property goes through.
+    let (status, _, answer) = send(
+        &s,
+        Method::POST,
+        "/v1/responses",
+        &key,
+        Some(json!({"model": "ok", "input": "hi", "tools": [{"type": "function", "name": "open",
+            "parameters": {"type": "object", "properties": {"file_id": {"type": "string"}}}}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(fake.total(), 1);
+}

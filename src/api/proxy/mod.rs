@@ -70,8 +70,9 @@ impl ProxyState {
 /// 404 and another method on one of them a 405, `endpoint_not_available`,
 /// never forwarded nor counted. Stored objects are not available: every
 /// workspace shares one OpenAI organisation, so `store: true`,
-/// `previous_response_id`, `conversation`, `background: true`, and file,
-/// vector-store or container ids are refused with a 400
+/// `previous_response_id`, `conversation`, `background: true`, reusable
+/// `prompt`s, input items that are only an id, and file, vector-store or
+/// container ids (anywhere in the body) are refused with a 400
 /// `unsupported_parameter` naming the field, and `POST /v1/responses` is sent
 /// with `store: false` unless the client said so itself. Only `content-type`,
 /// `accept`, `user-agent`, `openai-beta` and (namespaced by workspace)
@@ -99,7 +100,7 @@ impl ProxyState {
                 (serde_json::Value = "application/json"),
                 (String = "text/event-stream"),
             )),
-        (status = 400, description = "`invalid_path`: the path has `..`, `.`, `//`, a trailing `/`, `\\`, `@`, control characters, an encoded `/`, `\\` or `.`, or other characters outside a path segment's; or the request is in absolute form. `unsupported_parameter` (`param` names the field): the body would store or use a stored object (`store`, `previous_response_id`, `conversation`, `background`, file, vector-store or container ids). `invalid_body`: a chat completion or response whose body is not a JSON object.", body = OpenAiError),
+        (status = 400, description = "`invalid_path`: the path has `..`, `.`, `//`, a trailing `/`, `\\`, `@`, control characters, an encoded `/`, `\\` or `.`, or other characters outside a path segment's; or the request is in absolute form. `unsupported_parameter` (`param` names the field): the body would store or use a stored object (`store`, `previous_response_id`, `conversation`, `background`, `prompt`, an input item that is only an id, file or vector-store ids anywhere in the body, container ids). `invalid_body`: a chat completion or response whose body is not a JSON object.", body = OpenAiError),
         (status = 401, description = "`invalid_api_key`: no key, a malformed `Authorization` header, a key that is not valid, or a workspace that no longer exists.", body = OpenAiError),
         (status = 403, description = "`workspace_key_required`: the admin key has no workspace to account usage to.", body = OpenAiError),
         (status = 404, description = "`endpoint_not_available`: the path is not one quota-alert forwards.", body = OpenAiError),
