@@ -774,3 +774,66 @@ async fn org_objects_referenced_from_deep_inside_a_body_are_refused() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(fake.total(), 1);
 }
+
+async fn tokens_counted(s: &Server, key: &str) -> u64 {
+    let (_, snapshot) = s.get("/api/quota/status", Some(key)).await;
+    snapshot["tokens_per_minute"]["current"]
+        .as_u64()
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn a_stream_cannot_opt_out_of_reporting_its_usage() {
+    // A stream without usage is counted by estimate only, which never sees
+    // reasoning tokens: the proxy asks for usage itself. The review found two
+    // ways past that: `stream_options: null`, and a content type that is not
+    // spelled `application/json` on an endpoint whose body is not rewritten.
+    let (s, fake, key) = setup(&[]).await;
+    let response = s
+        .http
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "ok", "messages": [{"role": "user", "content": "hi"}],
+            "stream": true, "stream_options": null}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("stream");
+    assert!(text.contains("[DONE]"), "{text}");
+    assert!(
+        !text.contains("total_tokens"),
+        "the usage event the client did not ask for is removed: {text}"
+    );
+    let seen = fake.requests();
+    assert_eq!(
+        seen[0].json()["stream_options"]["include_usage"],
+        true,
+        "{}",
+        seen[0].json()
+    );
+    assert_eq!(
+        tokens_counted(&s, &key).await,
+        fake_openai::USAGE_TOKENS,
+        "counted from the upstream's usage, not estimated"
+    );
+
+    let (status, _) = s
+        .post_raw(
+            "/v1/completions",
+            &key,
+            Some("Application/JSON"),
+            r#"{"model":"ok","prompt":"hi","stream":true,"stream_options":{"include_usage":false}}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].target, "/v1/completions");
+    assert_eq!(
+        seen[1].json()["stream_options"]["include_usage"],
+        true,
+        "{:?}",
+        seen[1].body
+    );
+}
