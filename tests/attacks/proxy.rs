@@ -837,3 +837,30 @@ async fn a_stream_cannot_opt_out_of_reporting_its_usage() {
         seen[1].body
     );
 }
+
+#[tokio::test]
+async fn the_bare_base_url_is_answered_in_openais_shape() {
+    // `/v1` and `/v1/` fell through to the pages (an HTML 404), which an SDK
+    // cannot read; every `/v1` answer is OpenAI's shape.
+    let (s, fake, key) = setup(&[]).await;
+    for (method, path) in [
+        (Method::GET, "/v1"),
+        (Method::GET, "/v1/"),
+        (Method::POST, "/v1"),
+        (Method::POST, "/v1/"),
+    ] {
+        let (status, headers, answer) =
+            send(&s, method.clone(), path, &key, Some(json!({"model": "ok"}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_path", "{answer}");
+        assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{headers:?}"
+        );
+    }
+    assert_eq!(fake.total(), 0);
+}
