@@ -767,8 +767,10 @@ async fn org_objects_referenced_from_deep_inside_a_body_are_refused() {
         Method::POST,
         "/v1/responses",
         &key,
-        Some(json!({"model": "ok", "input": "hi", "tools": [{"type": "function", "name": "open",
-            "parameters": {"type": "object", "properties": {"file_id": {"type": "string"}}}}]})),
+        Some(
+            json!({"model": "ok", "input": "hi", "tools": [{"type": "function", "name": "open",
+            "parameters": {"type": "object", "properties": {"file_id": {"type": "string"}}}}]}),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -793,8 +795,10 @@ async fn a_stream_cannot_opt_out_of_reporting_its_usage() {
         .http
         .post(s.url("/v1/chat/completions"))
         .bearer_auth(&key)
-        .json(&json!({"model": "ok", "messages": [{"role": "user", "content": "hi"}],
-            "stream": true, "stream_options": null}))
+        .json(
+            &json!({"model": "ok", "messages": [{"role": "user", "content": "hi"}],
+            "stream": true, "stream_options": null}),
+        )
         .send()
         .await
         .expect("send");
