@@ -396,7 +396,12 @@ fn namespaced_idempotency_key(workspace: &str, key: &[u8]) -> String {
 fn returnable_response_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in headers {
-        if !DROPPED_RESPONSE_HEADERS.contains(&name.as_str()) {
+        // `x-ratelimit-*` describe the shared organisation, i.e. every
+        // tenant's traffic together: read here (`RateLimitHeaders`), never
+        // passed on. The proxy answers with the workspace's own instead.
+        if !DROPPED_RESPONSE_HEADERS.contains(&name.as_str())
+            && !name.as_str().starts_with("x-ratelimit-")
+        {
             out.append(HeaderName::clone(name), value.clone());
         }
     }
