@@ -47,7 +47,15 @@ async fn a_success_passes_through_and_counts_its_tokens() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["x-ratelimit-remaining-requests"], "59");
+    // The rate-limit headers are the workspace's own budget here (10 a
+    // minute, 10 000 tokens a minute, this call's 30 counted), never the
+    // upstream's (59 left of the organisation's 60), which every tenant shares.
+    let header = |name: &str| res.headers()[name].to_str().unwrap().to_string();
+    assert_eq!(header("x-ratelimit-limit-requests"), "10");
+    assert_eq!(header("x-ratelimit-remaining-requests"), "9");
+    assert_eq!(header("x-ratelimit-limit-tokens"), "10000");
+    assert_eq!(header("x-ratelimit-remaining-tokens"), "9970");
+    assert!(header("x-ratelimit-reset-requests").ends_with('s'));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "Hi there");
 

@@ -76,7 +76,12 @@ pub fn router(state: AppState) -> Router {
     // against its allowlist (which the operator can extend), so that anything
     // refused gets OpenAI's error shape. It reads its own body, after
     // authenticating, with its own size cap (`proxy::MAX_PROXY_BODY_BYTES`).
-    let proxy = Router::<AppState>::new().route("/v1/{*path}", any(proxy::proxy));
+    // `/v1` and `/v1/` too, which the wildcard does not match: an SDK pointed
+    // at the bare base URL gets OpenAI's shape (`invalid_path`), not a page.
+    let proxy = Router::<AppState>::new()
+        .route("/v1", any(proxy::proxy))
+        .route("/v1/", any(proxy::proxy))
+        .route("/v1/{*path}", any(proxy::proxy));
     Router::<AppState>::new()
         .route("/api/admin/workspaces", post(admin::create_workspace))
         .route(

@@ -38,7 +38,8 @@ pub async fn read_body_within_deadline(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path().starts_with("/v1/") {
+    let path = request.uri().path();
+    if path == "/v1" || path.starts_with("/v1/") {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();

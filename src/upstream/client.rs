@@ -143,7 +143,7 @@ impl TrackedClient {
             });
         }
 
-        let prepared = prepare_body(&request.headers, request.body);
+        let prepared = prepare_body(request.body);
         let url = format!("{}{}", self.config.base_url, request.path_and_query);
         let mut builder = self
             .http
@@ -305,7 +305,15 @@ struct PreparedBody {
 
 /// For a streamed JSON request that did not ask for usage, asks for it (and
 /// remembers to remove the extra event from what the client sees).
-fn prepare_body(headers: &HeaderMap, body: Bytes) -> PreparedBody {
+///
+/// Whatever the content type says: the upstream may parse a body as JSON
+/// whether it was sent as `application/json`, `Application/JSON` or nothing,
+/// and a stream it runs without usage is counted by estimate only (which
+/// misses reasoning tokens altogether). `stream_options: null` (or any other
+/// non-object) is replaced for the same reason, and a streamed body is always
+/// forwarded as the JSON value read here, so a duplicate key cannot mean
+/// "usage" to this check and "no usage" to the upstream.
+fn prepare_body(body: Bytes) -> PreparedBody {
     let prompt_token_estimate = (body.len() / 4) as u64;
     let mut prepared = PreparedBody {
         body,
@@ -313,13 +321,6 @@ fn prepare_body(headers: &HeaderMap, body: Bytes) -> PreparedBody {
         prompt_token_estimate,
         token_need_estimate: prompt_token_estimate,
     };
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return prepared;
-    }
     let Ok(Value::Object(mut json)) = serde_json::from_slice::<Value>(&prepared.body) else {
         return prepared;
     };
@@ -330,24 +331,26 @@ fn prepare_body(headers: &HeaderMap, body: Bytes) -> PreparedBody {
     prepared.token_need_estimate = prompt_token_estimate.saturating_add(max_tokens);
     let streaming = json.get("stream").and_then(Value::as_bool) == Some(true);
     // Only Chat Completions and Completions take stream_options; the Responses
-    // API always ends its stream with usage.
+    // API always ends its stream with usage (and refuses `prompt` here).
     let takes_stream_options = json.contains_key("messages") || json.contains_key("prompt");
+    if !(streaming && takes_stream_options) {
+        return prepared;
+    }
     let asked = json
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         == Some(true);
-    if streaming && takes_stream_options && !asked {
-        let options = json
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Value::Object(options) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
-            if let Ok(body) = serde_json::to_vec(&json) {
-                prepared.body = body.into();
-                prepared.strip_usage_event = true;
-            }
-        }
+    let options = json.entry("stream_options").or_insert(Value::Null);
+    if !options.is_object() {
+        *options = Value::Object(Default::default());
+    }
+    if let Value::Object(options) = options {
+        options.insert("include_usage".into(), Value::Bool(true));
+    }
+    if let Ok(body) = serde_json::to_vec(&json) {
+        prepared.body = body.into();
+        prepared.strip_usage_event = !asked;
     }
     prepared
 }
@@ -393,7 +396,12 @@ fn namespaced_idempotency_key(workspace: &str, key: &[u8]) -> String {
 fn returnable_response_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in headers {
-        if !DROPPED_RESPONSE_HEADERS.contains(&name.as_str()) {
+        // `x-ratelimit-*` describe the shared organisation, i.e. every
+        // tenant's traffic together: read here (`RateLimitHeaders`), never
+        // passed on. The proxy answers with the workspace's own instead.
+        if !DROPPED_RESPONSE_HEADERS.contains(&name.as_str())
+            && !name.as_str().starts_with("x-ratelimit-")
+        {
             out.append(HeaderName::clone(name), value.clone());
         }
     }

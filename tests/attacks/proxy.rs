@@ -707,3 +707,164 @@ async fn a_request_without_a_valid_key_is_refused_before_its_body_is_read() {
     assert!(answer.head.contains("content-type: application/json"));
     assert_eq!(fake.total(), 0);
 }
+
+#[tokio::test]
+async fn org_objects_referenced_from_deep_inside_a_body_are_refused() {
+    // The review found each of these forwarded: the organisation's reusable
+    // prompts, files handed in through a function call's output, a
+    // screenshot or an image mask, and a stored image called up by its id.
+    let (s, fake, key) = setup(&[]).await;
+    let attempts: &[(&str, Value, &str)] = &[
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": "hi", "prompt": {"id": "pmpt_other", "version": "1"}}),
+            "prompt",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": [{"type": "function_call_output", "call_id": "c1",
+                "output": [{"type": "input_file", "file_id": "file-other"}]}]}),
+            "input[0].output[0].file_id",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": [{"type": "computer_call_output", "call_id": "c1",
+                "output": {"type": "computer_screenshot", "file_id": "file-other"}}]}),
+            "input[0].output.file_id",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": "edit it", "tools": [{"type": "image_generation",
+                "input_image_mask": {"file_id": "file-other"}}]}),
+            "tools[0].input_image_mask.file_id",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "ok", "input": [{"type": "image_generation_call", "id": "ig_other"}]}),
+            "input[0].id",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "ok", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://x"}},
+                {"type": "file", "file": {"file_id": "file-other"}}]}]}),
+            "messages[0].content[1].file.file_id",
+        ),
+    ];
+    for (path, body, param) in attempts {
+        let (status, _, answer) = send(&s, Method::POST, path, &key, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
+        assert_eq!(answer["error"]["code"], "unsupported_parameter", "{answer}");
+        assert_eq!(answer["error"]["param"], *param, "{answer}");
+        assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+    }
+    assert_eq!(fake.total(), 0, "no reference reached the upstream");
+    assert_eq!(requests_counted(&s, &key).await, 0);
+
+    // A tool whose schema merely names a `file_id` property goes through.
+    let (status, _, answer) = send(
+        &s,
+        Method::POST,
+        "/v1/responses",
+        &key,
+        Some(
+            json!({"model": "ok", "input": "hi", "tools": [{"type": "function", "name": "open",
+            "parameters": {"type": "object", "properties": {"file_id": {"type": "string"}}}}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(fake.total(), 1);
+}
+
+async fn tokens_counted(s: &Server, key: &str) -> u64 {
+    let (_, snapshot) = s.get("/api/quota/status", Some(key)).await;
+    snapshot["tokens_per_minute"]["current"]
+        .as_u64()
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn a_stream_cannot_opt_out_of_reporting_its_usage() {
+    // A stream without usage is counted by estimate only, which never sees
+    // reasoning tokens: the proxy asks for usage itself. The review found two
+    // ways past that: `stream_options: null`, and a content type that is not
+    // spelled `application/json` on an endpoint whose body is not rewritten.
+    let (s, fake, key) = setup(&[]).await;
+    let response = s
+        .http
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(
+            &json!({"model": "ok", "messages": [{"role": "user", "content": "hi"}],
+            "stream": true, "stream_options": null}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("stream");
+    assert!(text.contains("[DONE]"), "{text}");
+    assert!(
+        !text.contains("total_tokens"),
+        "the usage event the client did not ask for is removed: {text}"
+    );
+    let seen = fake.requests();
+    assert_eq!(
+        seen[0].json()["stream_options"]["include_usage"],
+        true,
+        "{}",
+        seen[0].json()
+    );
+    assert_eq!(
+        tokens_counted(&s, &key).await,
+        fake_openai::USAGE_TOKENS,
+        "counted from the upstream's usage, not estimated"
+    );
+
+    let (status, _) = s
+        .post_raw(
+            "/v1/completions",
+            &key,
+            Some("Application/JSON"),
+            r#"{"model":"ok","prompt":"hi","stream":true,"stream_options":{"include_usage":false}}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].target, "/v1/completions");
+    assert_eq!(
+        seen[1].json()["stream_options"]["include_usage"],
+        true,
+        "{:?}",
+        seen[1].body
+    );
+}
+
+#[tokio::test]
+async fn the_bare_base_url_is_answered_in_openais_shape() {
+    // `/v1` and `/v1/` fell through to the pages (an HTML 404), which an SDK
+    // cannot read; every `/v1` answer is OpenAI's shape.
+    let (s, fake, key) = setup(&[]).await;
+    for (method, path) in [
+        (Method::GET, "/v1"),
+        (Method::GET, "/v1/"),
+        (Method::POST, "/v1"),
+        (Method::POST, "/v1/"),
+    ] {
+        let (status, headers, answer) =
+            send(&s, method.clone(), path, &key, Some(json!({"model": "ok"}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_path", "{answer}");
+        assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{headers:?}"
+        );
+    }
+    assert_eq!(fake.total(), 0);
+}

@@ -70,8 +70,9 @@ impl ProxyState {
 /// 404 and another method on one of them a 405, `endpoint_not_available`,
 /// never forwarded nor counted. Stored objects are not available: every
 /// workspace shares one OpenAI organisation, so `store: true`,
-/// `previous_response_id`, `conversation`, `background: true`, and file,
-/// vector-store or container ids are refused with a 400
+/// `previous_response_id`, `conversation`, `background: true`, reusable
+/// `prompt`s, input items that are only an id, and file, vector-store or
+/// container ids (anywhere in the body) are refused with a 400
 /// `unsupported_parameter` naming the field, and `POST /v1/responses` is sent
 /// with `store: false` unless the client said so itself. Only `content-type`,
 /// `accept`, `user-agent`, `openai-beta` and (namespaced by workspace)
@@ -94,12 +95,12 @@ impl ProxyState {
         description = "What the OpenAI endpoint takes (JSON; at most 32 MiB, read only after the key is checked). Chat completions and responses must be JSON objects, and are forwarded as the JSON checked. None for a GET.",
     ),
     responses(
-        (status = 200, description = "OpenAI's answer, passed through with its status and headers (less `openai-organization`, `openai-project` and `set-cookie`): JSON, or `text/event-stream` for `stream: true`. OpenAI's own errors (its 4xx and 5xx, its own 429s included) pass through unchanged too.",
+        (status = 200, description = "OpenAI's answer, passed through with its status and headers (less `openai-organization`, `openai-project` and `set-cookie`; `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` are the workspace's own per-minute budget in quota-alert, not the shared organisation's): JSON, or `text/event-stream` for `stream: true`. OpenAI's own errors (its 4xx and 5xx, its own 429s included) pass through unchanged too.",
             content(
                 (serde_json::Value = "application/json"),
                 (String = "text/event-stream"),
             )),
-        (status = 400, description = "`invalid_path`: the path has `..`, `.`, `//`, a trailing `/`, `\\`, `@`, control characters, an encoded `/`, `\\` or `.`, or other characters outside a path segment's; or the request is in absolute form. `unsupported_parameter` (`param` names the field): the body would store or use a stored object (`store`, `previous_response_id`, `conversation`, `background`, file, vector-store or container ids). `invalid_body`: a chat completion or response whose body is not a JSON object.", body = OpenAiError),
+        (status = 400, description = "`invalid_path`: the path has `..`, `.`, `//`, a trailing `/`, `\\`, `@`, control characters, an encoded `/`, `\\` or `.`, or other characters outside a path segment's; or the request is in absolute form. `unsupported_parameter` (`param` names the field): the body would store or use a stored object (`store`, `previous_response_id`, `conversation`, `background`, `prompt`, an input item that is only an id, file or vector-store ids anywhere in the body, container ids). `invalid_body`: a chat completion or response whose body is not a JSON object.", body = OpenAiError),
         (status = 401, description = "`invalid_api_key`: no key, a malformed `Authorization` header, a key that is not valid, or a workspace that no longer exists.", body = OpenAiError),
         (status = 403, description = "`workspace_key_required`: the admin key has no workspace to account usage to.", body = OpenAiError),
         (status = 404, description = "`endpoint_not_available`: the path is not one quota-alert forwards.", body = OpenAiError),
@@ -243,9 +244,40 @@ pub async fn proxy(
             };
             *response.status_mut() = forwarded.status;
             *response.headers_mut() = forwarded.headers;
+            if let Ok(snapshot) = service.snapshot(&workspace) {
+                own_rate_limit_headers(response.headers_mut(), &snapshot);
+            }
             response
         }
         Err(error) => forward_error(error),
+    }
+}
+
+/// OpenAI's `x-ratelimit-*` headers, filled with the workspace's own
+/// per-minute budget in quota-alert (after this request was counted), in
+/// place of the upstream's, which describe the organisation every tenant
+/// shares. SDKs and apps that pace themselves on them pace on what this
+/// workspace may still send. Resets are Go-style durations, as OpenAI's.
+pub fn own_rate_limit_headers(headers: &mut HeaderMap, snapshot: &crate::model::QuotaSnapshot) {
+    let windows = [
+        ("requests", &snapshot.requests_per_minute),
+        ("tokens", &snapshot.tokens_per_minute),
+    ];
+    for (what, window) in windows {
+        let values = [
+            ("limit", window.limit.to_string()),
+            ("remaining", window.limit.saturating_sub(window.current).to_string()),
+            ("reset", format!("{:.3}s", window.resets_in_s.max(0.0))),
+        ];
+        for (kind, value) in values {
+            let name = format!("x-ratelimit-{kind}-{what}");
+            if let (Ok(name), Ok(value)) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
     }
 }
 

@@ -9,8 +9,16 @@
 //!   written in when the client did not say (the Responses API stores by
 //!   default);
 //! - `previous_response_id`, `conversation`, `background` (which needs a stored
-//!   response), `item_reference` inputs, `file_id`s, `vector_store_ids`,
-//!   existing containers and stored audio (`audio.id`) are refused.
+//!   response), reusable `prompt`s (`pmpt_...`, kept by the organisation),
+//!   `item_reference` inputs and input items that carry nothing but their
+//!   `id` (which OpenAI can only resolve from storage), existing containers
+//!   and stored audio (`audio.id`) are refused;
+//! - `file_id`, `file_ids`, `vector_store_id` and `vector_store_ids` are
+//!   refused wherever they are in the body, not only where they are known to
+//!   be today: the API keeps adding places that take a file (function call
+//!   outputs, image masks, screenshots), and a list of places would miss the
+//!   next one. Only a string or a non-empty list counts, so a JSON schema
+//!   that merely has a `file_id` property (an object) still passes.
 //!
 //! Reading or deleting objects by id (`GET /v1/responses/{id}`, `/v1/files`,
 //! ...) is outside the endpoint allowlist already.
@@ -109,17 +117,8 @@ fn check_chat(json: &Map<String, Value>) -> Result<(), Refusal> {
         {
             return Err(refuse(format!("messages[{i}].audio.id"), "stored audio"));
         }
-        for (j, part) in array(message, "content") {
-            let file = part.get("file").and_then(Value::as_object);
-            if file.is_some_and(|f| present(f, "file_id")) {
-                return Err(refuse(
-                    format!("messages[{i}].content[{j}].file.file_id"),
-                    "an uploaded file",
-                ));
-            }
-        }
     }
-    Ok(())
+    stored_ids(json, "")
 }
 
 fn check_responses(json: &Map<String, Value>) -> Result<(), Refusal> {
@@ -138,46 +137,67 @@ fn check_responses(json: &Map<String, Value>) -> Result<(), Refusal> {
             "a background response (always stored)",
         ));
     }
+    if present(json, "prompt") {
+        return Err(refuse("prompt", "a stored prompt"));
+    }
     for (i, item) in array(json, "input") {
         if item.get("type").and_then(Value::as_str) == Some("item_reference") {
             return Err(refuse(format!("input[{i}]"), "a stored item"));
         }
-        if present(item, "file_id") {
-            return Err(refuse(format!("input[{i}].file_id"), "an uploaded file"));
-        }
-        for (j, part) in array(item, "content") {
-            if present(part, "file_id") {
-                return Err(refuse(
-                    format!("input[{i}].content[{j}].file_id"),
-                    "an uploaded file",
-                ));
-            }
+        // `{"type": "image_generation_call", "id": "ig_1"}` and the like: an
+        // item with nothing but its id can only be read from storage.
+        let only_an_id = present(item, "id") && item.keys().all(|k| k == "id" || k == "type");
+        if only_an_id {
+            return Err(refuse(format!("input[{i}].id"), "a stored item"));
         }
     }
     for (i, tool) in array(json, "tools") {
-        if present(tool, "vector_store_ids") {
+        if let Some(Value::String(_)) = tool.get("container") {
             return Err(refuse(
-                format!("tools[{i}].vector_store_ids"),
-                "a vector store",
+                format!("tools[{i}].container"),
+                "an existing container",
             ));
         }
-        match tool.get("container") {
-            Some(Value::String(_)) => {
-                return Err(refuse(
-                    format!("tools[{i}].container"),
-                    "an existing container",
-                ))
-            }
-            Some(Value::Object(container)) if present(container, "file_ids") => {
-                return Err(refuse(
-                    format!("tools[{i}].container.file_ids"),
-                    "an uploaded file",
-                ))
-            }
-            _ => {}
+    }
+    stored_ids(json, "")
+}
+
+/// Refuses a file or vector-store id anywhere in `json`; `at` is the path of
+/// `json` itself (`""` at the top), for `param`.
+fn stored_ids(json: &Map<String, Value>, at: &str) -> Result<(), Refusal> {
+    for (key, value) in json {
+        let here = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        let what = match key.as_str() {
+            "file_id" | "file_ids" => Some("an uploaded file"),
+            "vector_store_id" | "vector_store_ids" => Some("a vector store"),
+            _ => None,
+        };
+        let is_id = match value {
+            Value::String(_) | Value::Number(_) => true,
+            Value::Array(items) => !items.is_empty(),
+            _ => false,
+        };
+        if let (Some(what), true) = (what, is_id) {
+            return Err(refuse(here, what));
         }
+        stored_ids_in(value, &here)?;
     }
     Ok(())
+}
+
+fn stored_ids_in(value: &Value, at: &str) -> Result<(), Refusal> {
+    match value {
+        Value::Object(object) => stored_ids(object, at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| stored_ids_in(item, &format!("{at}[{i}]"))),
+        _ => Ok(()),
+    }
 }
 
 /// The objects of `json[key]` when it is an array, with their indexes.
@@ -269,6 +289,70 @@ mod tests {
             json!({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]})
         )
         .is_ok());
+        assert_eq!(
+            refused_param(
+                R,
+                json!({"tools": [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file-1"]}}]})
+            ),
+            "tools[0].container.file_ids"
+        );
+    }
+
+    #[test]
+    fn org_objects_are_refused_wherever_they_hide() {
+        use BodyPolicy::Responses as R;
+        assert_eq!(
+            refused_param(R, json!({"prompt": {"id": "pmpt_1", "version": "2"}})),
+            "prompt"
+        );
+        assert_eq!(
+            refused_param(
+                R,
+                json!({"input": [{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_file", "file_id": "file-1"}]}]})
+            ),
+            "input[0].output[0].file_id"
+        );
+        assert_eq!(
+            refused_param(
+                R,
+                json!({"input": [{"type": "computer_call_output", "call_id": "c", "output": {"type": "computer_screenshot", "file_id": "file-1"}}]})
+            ),
+            "input[0].output.file_id"
+        );
+        assert_eq!(
+            refused_param(
+                R,
+                json!({"tools": [{"type": "image_generation", "input_image_mask": {"file_id": "file-1"}}]})
+            ),
+            "tools[0].input_image_mask.file_id"
+        );
+        assert_eq!(
+            refused_param(
+                R,
+                json!({"input": [{"type": "image_generation_call", "id": "ig_1"}]})
+            ),
+            "input[0].id"
+        );
+        // A schema with a `file_id` property, an empty list and a message
+        // item that has an id and its content are not references.
+        assert!(check(
+            R,
+            json!({
+                "input": [{"type": "message", "id": "msg_1", "role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {"file_id": {"type": "string"}}, "required": ["file_id"]}}],
+                "text": {"format": {"type": "json_schema", "name": "s", "schema": {"properties": {"file_ids": {"type": "array"}}}}},
+                "file_ids": []
+            })
+        )
+        .is_ok());
+        use BodyPolicy::ChatCompletions as C;
+        assert_eq!(
+            refused_param(
+                C,
+                json!({"messages": [{"role": "tool", "tool_call_id": "c", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]})
+            ),
+            "messages[0].content[0].file.file_id"
+        );
     }
 
     #[test]
