@@ -266,7 +266,10 @@ pub fn own_rate_limit_headers(headers: &mut HeaderMap, snapshot: &crate::model::
     for (what, window) in windows {
         let values = [
             ("limit", window.limit.to_string()),
-            ("remaining", window.limit.saturating_sub(window.current).to_string()),
+            (
+                "remaining",
+                window.limit.saturating_sub(window.current).to_string(),
+            ),
             ("reset", format!("{:.3}s", window.resets_in_s.max(0.0))),
         ];
         for (kind, value) in values {
