@@ -7,6 +7,7 @@
 //! WebSocket, with the helpers they share at the top.
 
 use crate::common::process::{free_port, temp_dir, ServerProcess, UNSET};
+use crate::common::redis::start_redis;
 use crate::common::{serve, sign_in, Server, ADMIN};
 use futures_util::{SinkExt, StreamExt};
 use quota_alert::config::{Config, ADMIN_KEY_FILE};
@@ -367,39 +368,6 @@ async fn redis_refuses_to_start_with_a_generated_admin_key() {
     );
 }
 
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is owned by `RedisServer`, whose drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
-async fn start_redis() -> RedisServer {
-    let port = free_port();
-    let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (scripts/test.sh installs it)");
-    let server = RedisServer { child, port };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start");
-}
-
 async fn redis_instance(port: u16, admin_key: &str) -> Server {
     use quota_alert::service::{FailurePolicy, Shared};
     let redis = quota_alert::store::RedisShared::connect(&format!("redis://127.0.0.1:{port}/"))
@@ -420,7 +388,7 @@ async fn redis_instance(port: u16, admin_key: &str) -> Server {
 #[tokio::test]
 async fn under_redis_another_admin_key_refuses_old_admin_sessions_and_sign_out_closes_remote_sockets(
 ) {
-    let redis = start_redis().await;
+    let redis = start_redis(free_port()).await;
     let first = redis_instance(redis.port, ADMIN).await;
     let key = first.workspace("acme").await;
     let admin_cookie = sign_in(&first.http, &first.base, ADMIN).await;
