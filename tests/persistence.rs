@@ -565,19 +565,35 @@ async fn a_database_of_the_previous_release_upgrades_keeping_workspaces_keys_usa
     let service = service_on(&path).await;
     let server = common::serve(service).await;
     let (status, body) = server.get("/api/quota/status", Some(key)).await;
-    assert_eq!(status, reqwest::StatusCode::OK, "the key still works: {body}");
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "the key still works: {body}"
+    );
     assert_eq!(body["workspace_id"], "legacy");
     assert_eq!(body["requests_per_day"]["current"], 3, "usage kept: {body}");
     assert_eq!(body["tokens_per_day"]["current"], 30, "{body}");
     let cookie = |id: &str| format!("qa_session={id}");
     assert_eq!(
-        status_with_cookie(&server.http, &server.base, "/api/quota/status", &cookie(workspace_session)).await,
+        status_with_cookie(
+            &server.http,
+            &server.base,
+            "/api/quota/status",
+            &cookie(workspace_session)
+        )
+        .await,
         200,
         "a workspace session of the previous release survives the upgrade"
     );
     // Admin sessions carried no admin key binding: they end (documented).
     assert_eq!(
-        status_with_cookie(&server.http, &server.base, "/api/admin/sessions", &cookie(admin_session)).await,
+        status_with_cookie(
+            &server.http,
+            &server.base,
+            "/api/admin/sessions",
+            &cookie(admin_session)
+        )
+        .await,
         401
     );
     let version: i64 = rusqlite::Connection::open(&path)

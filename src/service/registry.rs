@@ -76,7 +76,10 @@ impl Registry {
         // The workspace's `current` entry is held until the new digest is
         // in: two concurrent restores (a local rotation and another
         // instance's change) then leave one key, not both.
-        let mut current = self.current.entry(workspace_id.to_string()).or_insert(digest);
+        let mut current = self
+            .current
+            .entry(workspace_id.to_string())
+            .or_insert(digest);
         let old = std::mem::replace(&mut *current, digest);
         if old != digest {
             self.workspace_keys.remove(&old);

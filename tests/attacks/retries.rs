@@ -395,7 +395,12 @@ async fn concurrent_rotations_leave_one_key_and_the_store_agrees() {
                 working.push(key);
             }
         }
-        assert_eq!(working.len(), 1, "round {round}: {} keys work", working.len());
+        assert_eq!(
+            working.len(),
+            1,
+            "round {round}: {} keys work",
+            working.len()
+        );
         assert_eq!(
             quota_alert::auth::key_digest(&working[0]).to_vec(),
             stored_digest(),
