@@ -478,3 +478,128 @@ async fn a_used_session_has_its_stored_expiry_pushed_forward() {
     assert_eq!(service.session_caller(&session.id), None, "expired");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// The schema of the previous release (version 2: migrations 1 and 2 as they
+/// shipped), so an upgrade is tried on the file that release left behind.
+const PREVIOUS_RELEASE_SCHEMA: &str = r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;
+    CREATE TABLE workspaces (
+        id                  TEXT PRIMARY KEY NOT NULL,
+        key_digest          BLOB NOT NULL CHECK (length(key_digest) = 32),
+        requests_per_minute INTEGER NOT NULL CHECK (requests_per_minute >= 0),
+        requests_per_day    INTEGER NOT NULL CHECK (requests_per_day >= 0),
+        tokens_per_minute   INTEGER NOT NULL CHECK (tokens_per_minute >= 0),
+        tokens_per_day      INTEGER NOT NULL CHECK (tokens_per_day >= 0),
+        created_at_ms       INTEGER NOT NULL CHECK (created_at_ms >= 0)
+    ) STRICT;
+    CREATE TABLE usage (
+        workspace_id TEXT NOT NULL,
+        second       INTEGER NOT NULL CHECK (second >= 0),
+        requests     INTEGER NOT NULL CHECK (requests >= 0),
+        tokens       INTEGER NOT NULL CHECK (tokens >= 0),
+        PRIMARY KEY (workspace_id, second)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX usage_by_second ON usage (second);
+    CREATE TABLE transitions (
+        seq INTEGER PRIMARY KEY, workspace_id TEXT NOT NULL, from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL, at_ms INTEGER NOT NULL CHECK (at_ms >= 0), reason TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX transitions_by_workspace ON transitions (workspace_id, seq);
+    CREATE INDEX transitions_by_time ON transitions (at_ms);
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL CHECK (at_ms >= 0),
+        action TEXT NOT NULL, workspace_id TEXT, detail TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_by_time ON audit (at_ms);
+    CREATE TABLE upstream_state (workspace_id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL) STRICT;
+    CREATE TABLE sessions (
+        digest        BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        workspace_id  TEXT,
+        expires_at_ms INTEGER NOT NULL CHECK (expires_at_ms >= 0)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX sessions_by_workspace ON sessions (workspace_id);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at_ms);
+    PRAGMA user_version = 2;
+"#;
+
+#[tokio::test]
+async fn a_database_of_the_previous_release_upgrades_keeping_workspaces_keys_usage_and_sessions() {
+    use quota_alert::auth::key_digest;
+    let path = temp_db("upgrade-v2");
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let key = "qa_key-of-the-previous-release-0123456789";
+    let (workspace_session, admin_session) = ("old-workspace-session", "old-admin-session");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(PREVIOUS_RELEASE_SCHEMA).unwrap();
+        conn.execute(
+            "INSERT INTO workspaces VALUES ('legacy', ?1, 100, 10000, 0, 0, ?2)",
+            rusqlite::params![&key_digest(key)[..], (now_ms - 86_400_000) as i64],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO usage VALUES ('legacy', ?1, 3, 30)",
+            [(now_ms / 1000 - 5) as i64],
+        )
+        .unwrap();
+        // Sessions as that release wrote them: a workspace's, and the admin's.
+        for (id, workspace) in [(workspace_session, Some("legacy")), (admin_session, None)] {
+            conn.execute(
+                "INSERT INTO sessions VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    &key_digest(id)[..],
+                    workspace,
+                    (now_ms + 3 * 86_400_000) as i64
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    let service = service_on(&path).await;
+    let server = common::serve(service).await;
+    let (status, body) = server.get("/api/quota/status", Some(key)).await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "the key still works: {body}"
+    );
+    assert_eq!(body["workspace_id"], "legacy");
+    assert_eq!(body["requests_per_day"]["current"], 3, "usage kept: {body}");
+    assert_eq!(body["tokens_per_day"]["current"], 30, "{body}");
+    let cookie = |id: &str| format!("qa_session={id}");
+    assert_eq!(
+        status_with_cookie(
+            &server.http,
+            &server.base,
+            "/api/quota/status",
+            &cookie(workspace_session)
+        )
+        .await,
+        200,
+        "a workspace session of the previous release survives the upgrade"
+    );
+    // Admin sessions carried no admin key binding: they end (documented).
+    assert_eq!(
+        status_with_cookie(
+            &server.http,
+            &server.base,
+            "/api/admin/sessions",
+            &cookie(admin_session)
+        )
+        .await,
+        401
+    );
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

@@ -75,6 +75,11 @@ struct Inner {
     background: persist::Background,
     /// Under Redis: lookups of unknown keys, and the last key epoch loaded.
     lookups: shared::KeyLookups,
+    /// Rotations and revocations run one at a time: each stores its key and
+    /// then applies it here, and two interleaved could leave memory holding
+    /// one key and the store another (a restart would swap the working key),
+    /// or both keys working. Admin actions are rare; one lock for all.
+    key_changes: tokio::sync::Mutex<()>,
 }
 
 /// What a service operation can fail with.
@@ -149,6 +154,7 @@ impl QuotaService {
                 shutdown: tokio::sync::watch::channel(false).0,
                 revocations: tokio::sync::broadcast::channel(64).0,
                 idempotency: records::IdempotencyMemory::default(),
+                key_changes: tokio::sync::Mutex::new(()),
                 background: persist::Background::default(),
                 lookups: shared::KeyLookups::default(),
             }),
@@ -205,6 +211,7 @@ impl QuotaService {
             return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
         }
         let (key, digest) = Registry::new_key();
+        let _one_at_a_time = self.inner.key_changes.lock().await;
         // Sign-ins of this workspace that overlap this change undo themselves
         // (see `open_session`), whether or not the store accepts it.
         self.inner.registry.begin_change(id);
@@ -227,6 +234,7 @@ impl QuotaService {
         if !self.inner.engine.contains(id) {
             return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
         }
+        let _one_at_a_time = self.inner.key_changes.lock().await;
         self.inner.registry.begin_change(id);
         self.persist_key(id, None).await?;
         self.revoke_locally(id);

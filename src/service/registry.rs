@@ -73,10 +73,16 @@ impl Registry {
     /// Registers a stored key digest as the workspace's only key (restart,
     /// rotation, another instance's change).
     pub fn restore(&self, digest: [u8; 32], workspace_id: &str) {
-        if let Some(old) = self.current.insert(workspace_id.to_string(), digest) {
-            if old != digest {
-                self.workspace_keys.remove(&old);
-            }
+        // The workspace's `current` entry is held until the new digest is
+        // in: two concurrent restores (a local rotation and another
+        // instance's change) then leave one key, not both.
+        let mut current = self
+            .current
+            .entry(workspace_id.to_string())
+            .or_insert(digest);
+        let old = std::mem::replace(&mut *current, digest);
+        if old != digest {
+            self.workspace_keys.remove(&old);
         }
         self.workspace_keys.insert(digest, workspace_id.to_string());
     }

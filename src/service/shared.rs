@@ -27,6 +27,10 @@
 //!   the key epoch in Redis moves (polled every [`EPOCH_POLL`]): within about
 //!   a second of the change while Redis is reachable, even over a
 //!   subscription that silently stopped delivering.
+//! - **A session ended elsewhere ends here, even if the event was missed.**
+//!   Every delete of a session before its expiry (sign-out, the admin, the
+//!   cap, a key change) moves the session epoch in Redis in the same
+//!   transaction; the same poll reloads the sessions when it moved.
 //!
 //! Browser sessions are shared too (`service::sessions`): stored in Redis,
 //! loaded at start, and opened, extended and closed on every instance through
@@ -66,6 +70,9 @@ pub(super) struct KeyLookups {
     budget: governor::DefaultDirectRateLimiter,
     /// The key epoch the last reload started from.
     epoch: AtomicU64,
+    /// The session epoch the last reload (of everything, or of sessions)
+    /// started from.
+    session_epoch: AtomicU64,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
 }
@@ -78,6 +85,7 @@ impl Default for KeyLookups {
             unknown: Mutex::new(HashMap::new()),
             budget: governor::RateLimiter::direct(governor::Quota::per_second(per_second)),
             epoch: AtomicU64::new(0),
+            session_epoch: AtomicU64::new(0),
             reloading: tokio::sync::Mutex::new(()),
         }
     }
@@ -473,37 +481,71 @@ impl QuotaService {
             return Ok(());
         };
         let _one_at_a_time = self.inner.lookups.reloading.lock().await;
-        let epoch = shared.redis.key_epoch().await?;
+        // Read before loading: a change made during the load moves an epoch
+        // past what is stored below, and the next poll loads again.
+        let (epoch, session_epoch) = shared.redis.epochs().await?;
         let workspaces = shared.redis.load_workspaces().await?;
         for w in &workspaces {
             self.learn_workspace(&shared.redis, w).await;
         }
-        self.reload_sessions(&shared, &workspaces).await?;
+        let keyed: HashSet<&str> = workspaces
+            .iter()
+            .filter(|w| w.key_digest != REVOKED_DIGEST_HEX)
+            .map(|w| w.id.as_str())
+            .collect();
+        self.reload_sessions(&shared, |id| keyed.contains(id))
+            .await?;
         self.inner.lookups.epoch.store(epoch, Ordering::Release);
+        self.inner
+            .lookups
+            .session_epoch
+            .store(session_epoch, Ordering::Release);
         Ok(())
     }
 
-    /// Sessions stored in Redis are restored; sessions known here before the
+    /// Reloads only the sessions (the session epoch moved, the key epoch did
+    /// not): a session ended on another instance whose `session_closed`
+    /// event never arrived here ends here too. The workspaces whose keys
+    /// this instance holds are the ones whose sessions can act.
+    async fn shared_reload_sessions(&self) -> Result<(), StoreError> {
+        let Some(shared) = self.shared().cloned() else {
+            return Ok(());
+        };
+        let _one_at_a_time = self.inner.lookups.reloading.lock().await;
+        let (_, session_epoch) = shared.redis.epochs().await?;
+        let registry = &self.inner.registry;
+        self.reload_sessions(&shared, |id| registry.current_digest(id).is_some())
+            .await?;
+        self.inner
+            .lookups
+            .session_epoch
+            .store(session_epoch, Ordering::Release);
+        Ok(())
+    }
+
+    /// Sessions stored in Redis are restored (those of a workspace for
+    /// which `keyed` holds); sessions known here before the
     /// load that Redis no longer has (signed out or ended elsewhere) are
     /// forgotten. One opened here during the load is not in the first list,
     /// so it is never forgotten by mistake.
     async fn reload_sessions(
         &self,
         shared: &Shared,
-        workspaces: &[SharedWorkspace],
+        keyed: impl Fn(&str) -> bool,
     ) -> Result<(), StoreError> {
         let known_before = self.inner.sessions.digests();
         let now = self.engine().now_ms();
-        let keyed: HashSet<&str> = workspaces
+        let loaded = shared.redis.load_sessions(now).await?;
+        let keyed: HashSet<&str> = loaded
             .iter()
-            .filter(|w| w.key_digest != REVOKED_DIGEST_HEX)
-            .map(|w| w.id.as_str())
+            .filter_map(|(_, session)| session.workspace_id.as_deref())
+            .filter(|id| keyed(id))
             .collect();
         let mut stored = HashSet::new();
-        for (digest_hex, session) in shared.redis.load_sessions(now).await? {
-            if let Some(digest) = decode_digest(&digest_hex) {
+        for (digest_hex, session) in &loaded {
+            if let Some(digest) = decode_digest(digest_hex) {
                 stored.insert(digest);
-                let stored = super::sessions::stored_from_shared(digest, session);
+                let stored = super::sessions::stored_from_shared(digest, session.clone());
                 self.restore_session(stored, now, &keyed);
             }
         }
@@ -658,10 +700,12 @@ impl QuotaService {
             // Data written before `qa:{ws}:key` existed.
             shared.redis.backfill_key(w).await?;
         }
+        let (epoch, session_epoch) = shared.redis.epochs().await?;
+        self.inner.lookups.epoch.store(epoch, Ordering::Release);
         self.inner
             .lookups
-            .epoch
-            .store(shared.redis.key_epoch().await?, Ordering::Release);
+            .session_epoch
+            .store(session_epoch, Ordering::Release);
         self.spawn_subscription(shared.clone());
         self.spawn_epoch_poll(shared);
         Ok(workspaces.len())
@@ -709,9 +753,10 @@ impl QuotaService {
         });
     }
 
-    /// Reads the key epoch every [`EPOCH_POLL`] and reloads when it moved:
-    /// a key change whose event never arrived (on a subscription that still
-    /// looks alive) is caught up within that time.
+    /// Reads the key and session epochs every [`EPOCH_POLL`] and reloads
+    /// when one moved (keys and sessions, or sessions only): a key change or
+    /// a session's end whose event never arrived (on a subscription that
+    /// still looks alive) is caught up within that time.
     fn spawn_epoch_poll(&self, shared: Shared) {
         let weak = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
@@ -721,13 +766,19 @@ impl QuotaService {
                 interval.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let service = QuotaService { inner };
-                let Ok(epoch) = shared.redis.key_epoch().await else {
+                let Ok((epoch, session_epoch)) = shared.redis.epochs().await else {
                     continue;
                 };
-                if epoch != service.inner.lookups.epoch.load(Ordering::Acquire) {
-                    if let Err(e) = service.shared_reload().await {
-                        service.shared_failed(&e);
-                    }
+                let lookups = &service.inner.lookups;
+                let reloaded = if epoch != lookups.epoch.load(Ordering::Acquire) {
+                    service.shared_reload().await
+                } else if session_epoch != lookups.session_epoch.load(Ordering::Acquire) {
+                    service.shared_reload_sessions().await
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = reloaded {
+                    service.shared_failed(&e);
                 }
             }
         });

@@ -24,6 +24,13 @@
 //!   revocation; instances poll it and reload keys and sessions when it moves,
 //!   so a missed event is caught up within a second even on a subscription
 //!   that looks alive.
+//! - `{qa:sessions}:epoch` (the session epoch): incremented with every session deleted before its
+//!   expiry (signed out, ended by the admin or the cap, its workspace's key
+//!   changed), in the same atomic write as the delete; instances poll it with
+//!   the key epoch and reload sessions when it moves, so a session ended on
+//!   one instance stops working on the others within a second even if its
+//!   `session_closed` event never arrived. Pruning expired sessions does not
+//!   move it: every instance ends those by itself.
 //! - `qa:sessions`: hex digest of a browser session id → JSON (workspace or
 //!   null for the admin, expiry). One hash for every session, so signing out
 //!   needs only the cookie's digest; each session script touches only this key.
@@ -44,6 +51,9 @@ const WORKSPACES_KEY: &str = "qa:workspaces";
 const SESSIONS_KEY: &str = "qa:sessions";
 const KEYS_INDEX: &str = "qa:keys";
 const KEY_EPOCH: &str = "qa:keyepoch";
+/// Hash-tagged with `qa:sessions`, so the two share a Cluster slot and one
+/// transaction or script can change both.
+const SESSION_EPOCH: &str = "{qa:sessions}:epoch";
 /// The stored digest of a revoked workspace: no key hashes to it.
 pub const REVOKED_DIGEST_HEX: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -65,6 +75,7 @@ return 1
 
 /// Deletes sessions matching a rule: `workspace` (ARGV[2]: its id) or
 /// `expired` (ARGV[2]: now, Unix ms). Unreadable entries are deleted too.
+/// Sessions ended before their expiry move the session epoch (KEYS[2]).
 /// Returns how many went.
 const DELETE_SESSIONS_SCRIPT: &str = r#"
 local rule, arg = ARGV[1], ARGV[2]
@@ -87,6 +98,9 @@ for i = 1, #entries, 2 do
     redis.call('HDEL', KEYS[1], entries[i])
     deleted = deleted + 1
   end
+end
+if deleted > 0 and rule == 'workspace' then
+  redis.call('INCR', KEYS[2])
 end
 return deleted
 "#;
@@ -508,6 +522,20 @@ impl RedisShared {
         Ok(epoch.unwrap_or(0))
     }
 
+    /// The key epoch and the session epoch (see the module docs), in one
+    /// read.
+    pub async fn epochs(&self) -> Result<(u64, u64), StoreError> {
+        let mut con = self.connection.clone();
+        // A pipeline, not MGET: the two keys are in different Cluster slots.
+        let (keys, sessions): (Option<u64>, Option<u64>) = redis::pipe()
+            .get(KEY_EPOCH)
+            .get(SESSION_EPOCH)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.failed("read epochs", e))?;
+        Ok((keys.unwrap_or(0), sessions.unwrap_or(0)))
+    }
+
     /// Replaces a workspace's key digest (rotation) or, with `None`, marks it
     /// revoked (an all-zero digest no key hashes to).
     pub async fn set_workspace_key(
@@ -607,11 +635,11 @@ impl RedisShared {
         Ok(changed == 1)
     }
 
+    /// Ends a session (signed out), moving the session epoch in the same
+    /// transaction.
     pub async fn delete_session(&self, digest_hex: &str) -> Result<(), StoreError> {
-        let mut con = self.connection.clone();
-        con.hdel::<_, _, ()>(SESSIONS_KEY, digest_hex)
+        self.delete_sessions_by_digest(&[digest_hex.to_string()])
             .await
-            .map_err(|e| self.failed("delete session", e))
     }
 
     /// Deletes these sessions (ended by the cap or by the admin).
@@ -623,7 +651,15 @@ impl RedisShared {
             return Ok(());
         }
         let mut con = self.connection.clone();
-        con.hdel::<_, _, ()>(SESSIONS_KEY, digests_hex)
+        // One MULTI: no instance can read the epoch as moved and still find
+        // the sessions, nor find them gone with the epoch unmoved.
+        redis::pipe()
+            .atomic()
+            .hdel(SESSIONS_KEY, digests_hex)
+            .ignore()
+            .incr(SESSION_EPOCH, 1)
+            .ignore()
+            .query_async::<()>(&mut con)
             .await
             .map_err(|e| self.failed("delete sessions", e))
     }
@@ -650,6 +686,7 @@ impl RedisShared {
         let deleted: i64 = self
             .delete_sessions_script
             .key(SESSIONS_KEY)
+            .key(SESSION_EPOCH)
             .arg(rule)
             .arg(arg)
             .invoke_async(&mut con)

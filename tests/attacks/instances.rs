@@ -6,7 +6,8 @@
 use crate::common::fake_openai;
 use crate::common::process::free_port;
 use crate::common::redis::{
-    big_limits, eventually, instance, instance_with, shared_workspace, start_redis,
+    big_limits, eventually, instance, instance_with, instance_with_id, shared_workspace,
+    start_redis,
 };
 use crate::common::{Server, ADMIN};
 use quota_alert::engine::SystemClock;
@@ -186,4 +187,80 @@ async fn a_proxied_call_with_a_key_rotated_during_a_missed_event_is_refused_befo
     assert_eq!(fake.count(), upstream_calls, "never reached OpenAI");
     // The new key works on B at once.
     assert_eq!(chat(new).await.status(), StatusCode::OK);
+}
+
+/// `GET /api/quota/status` on `server` with a session cookie.
+async fn status_with_cookie(server: &Server, cookie: &str) -> (StatusCode, Value) {
+    let res = server
+        .http
+        .get(server.url("/api/quota/status"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("send");
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits (up to 3 s) until `server` refuses `cookie` as a session that ended;
+/// until then it must be served.
+async fn refused_within_3s(server: &Server, cookie: &str, what: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = status_with_cookie(server, cookie).await;
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+            return;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{what}: the session still works on the other instance"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_ended_elsewhere_is_refused_even_when_its_event_never_arrived() {
+    let redis = start_redis(free_port()).await;
+    // A and B share one instance id, so each takes the other's events for its
+    // own and drops them: B's subscription is up and healthy, yet delivers
+    // nothing of A's (what a subscription that silently stopped delivering,
+    // or a publish lost after its write, does).
+    let (_, a) = instance_with_id(redis.port, "i_same").await;
+    let key = a.workspace("stolen").await;
+    let signed_out = crate::common::sign_in(&a.http, &a.base, &key).await;
+    let ended_by_admin = crate::common::sign_in(&a.http, &a.base, &key).await;
+    let (_, b) = instance_with_id(redis.port, "i_same").await;
+    // The attack works before: B (loaded from Redis) accepts the cookies.
+    for cookie in [&signed_out, &ended_by_admin] {
+        let (status, body) = status_with_cookie(&b, cookie).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let res = a
+        .http
+        .delete(a.url("/api/session"))
+        .header("cookie", &signed_out)
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    refused_within_3s(&b, &signed_out, "signed out on A").await;
+
+    let res = a
+        .http
+        .delete(a.url("/api/admin/sessions?workspace_id=stolen"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("end sessions");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["ended"], 1, "{body}");
+    refused_within_3s(&b, &ended_by_admin, "ended by the admin on A").await;
+    // The key itself was never revoked: B still serves it.
+    let (status, body) = b.get("/api/quota/status", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -346,3 +346,67 @@ async fn a_rotation_redis_cannot_keep_leaves_the_old_key_working() {
     let (status, body) = a.get("/api/quota/status", Some(&key)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn concurrent_rotations_leave_one_key_and_the_store_agrees() {
+    // An operator whose click timed out clicks again (or two admins rotate at
+    // once): however the rotations interleave, exactly one of the keys they
+    // hand out works, and it is the one the store keeps (the one that works
+    // after a restart).
+    let (s, service, _store, path) = sqlite_server("rotate-race").await;
+    service
+        .create_workspace("acme", &LimitOverrides::default())
+        .await
+        .unwrap();
+    let stored_digest = || -> Vec<u8> {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT key_digest FROM workspaces WHERE id = 'acme'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    for round in 0..8 {
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let base = s.base.clone();
+            tasks.push(tokio::spawn(async move {
+                let res = reqwest::Client::new()
+                    .post(format!("{base}/api/admin/workspaces/acme/rotate-key"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK);
+                let body: Value = res.json().await.unwrap();
+                body["api_key"].as_str().unwrap().to_string()
+            }));
+        }
+        let mut keys = Vec::new();
+        for t in tasks {
+            keys.push(t.await.unwrap());
+        }
+        let mut working = Vec::new();
+        for key in keys {
+            if s.get("/api/quota/status", Some(&key)).await.0 == StatusCode::OK {
+                working.push(key);
+            }
+        }
+        assert_eq!(
+            working.len(),
+            1,
+            "round {round}: {} keys work",
+            working.len()
+        );
+        assert_eq!(
+            quota_alert::auth::key_digest(&working[0]).to_vec(),
+            stored_digest(),
+            "round {round}: the key that works is not the one the store keeps \
+             (a restart would swap it for another)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

@@ -93,11 +93,28 @@ pub async fn instance_with(
     clock: Arc<dyn Clock>,
     extra: &[(&str, &str)],
 ) -> (QuotaService, Server) {
+    let id = quota_alert::auth::generate_secret("i_");
+    instance_named(port, clock, extra, &id).await
+}
+
+/// An instance whose events carry `instance` as their origin. Two instances
+/// of one id each drop the other's events as their own: a subscription that
+/// is up yet delivers nothing, for the missed-event tests.
+pub async fn instance_with_id(port: u16, instance: &str) -> (QuotaService, Server) {
+    instance_named(port, Arc::new(SystemClock), &[], instance).await
+}
+
+async fn instance_named(
+    port: u16,
+    clock: Arc<dyn Clock>,
+    extra: &[(&str, &str)],
+    instance: &str,
+) -> (QuotaService, Server) {
     let url = format!("redis://127.0.0.1:{port}/");
     let redis = RedisShared::connect(&url).await.expect("connect to redis");
     let shared = Shared {
         redis,
-        instance: quota_alert::auth::generate_secret("i_"),
+        instance: instance.to_string(),
         policy: FailurePolicy::Open,
     };
     let service = QuotaService::with_redis(test_config(extra), clock, shared)
