@@ -14,7 +14,7 @@
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use quota_alert::engine::{CallOutcome, Engine, EngineConfig, ManualClock};
-use quota_alert::model::{LimitOverrides, Limits};
+use quota_alert::wire::{LimitOverrides, Limits};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! same URL can be a Slack incoming webhook.
 
 use crate::engine::{rfc3339, Transition};
-use crate::model::QuotaStatus;
+use crate::wire::QuotaStatus;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,8 +9,8 @@
 //! oldest messages of the current one).
 
 use crate::engine::rfc3339;
-use crate::model::{ChatMessage, ChatOutcome, ChatRole};
 use crate::upstream::{ChatError, ForwardError, TrackedClient};
+use crate::wire::{ChatMessage, ChatOutcome, ChatRole};
 use dashmap::DashMap;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};

@@ -6,7 +6,7 @@
 //! Cargo.toml, so each value has exactly one home.
 
 use crate::engine::EngineConfig;
-use crate::model::Limits;
+use crate::wire::Limits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 

@@ -7,8 +7,8 @@
 #![recursion_limit = "256"]
 
 pub mod app;
-pub mod model;
 pub mod ui;
+pub mod wire;
 
 #[cfg(feature = "ssr")]
 pub mod alerts;

@@ -1,6 +1,6 @@
 //! Prometheus metrics (`GET /metrics`, text format 0.0.4).
 
-use crate::model::QuotaStatus;
+use crate::wire::QuotaStatus;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,

@@ -15,7 +15,7 @@
 //! sends its digest). Over 400 lines because its unit tests live here too.
 
 use crate::auth::{generate_secret, key_digest};
-use crate::service::Caller;
+use crate::wire::Caller;
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;

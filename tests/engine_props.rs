@@ -13,7 +13,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use quota_alert::engine::{CallOutcome, Effect, Engine, EngineConfig, ManualClock};
-use quota_alert::model::{
+use quota_alert::wire::{
     LimitOverrides, Limits, QuotaSnapshot, QuotaStatus, UpstreamErrorReport, WindowUsage,
 };
 use std::sync::Arc;

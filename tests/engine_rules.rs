@@ -2,7 +2,7 @@
 //! precedence, windows sliding, exact admission under concurrency.
 
 use quota_alert::engine::{CallOutcome, Engine, EngineConfig, ManualClock};
-use quota_alert::model::{LimitOverrides, Limits, QuotaStatus, UpstreamErrorReport};
+use quota_alert::wire::{LimitOverrides, Limits, QuotaStatus, UpstreamErrorReport};
 use std::sync::Arc;
 
 /// Midnight-aligned start so bucket maths is easy to follow.

@@ -133,7 +133,7 @@ async fn errors_security_and_request_bodies_are_described() {
     let schemas = &doc["components"]["schemas"];
 
     // The API's error shape: {"error": {"code", "message"}}.
-    let api_error = &schemas["ApiError"];
+    let api_error = &schemas["ErrorBody"];
     assert_eq!(api_error["required"], serde_json::json!(["error"]));
     let body = resolve(&doc, &api_error["properties"]["error"]);
     let mut body_required = field_names(&body["required"]);
@@ -196,7 +196,7 @@ async fn errors_security_and_request_bodies_are_described() {
     for status in ["400", "401", "403", "404", "429"] {
         assert_eq!(
             status_responses[status]["content"]["application/json"]["schema"]["$ref"],
-            "#/components/schemas/ApiError",
+            "#/components/schemas/ErrorBody",
             "GET /api/quota/status {status}"
         );
     }

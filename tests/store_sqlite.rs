@@ -1,11 +1,11 @@
 //! The SQLite store: files created, data surviving a reopen, group commit under
 //! concurrency, round trips, pruning, and clear refusals of bad files.
 
-use quota_alert::model::Limits;
 use quota_alert::store::{
     path_from_url, PruneStats, SqliteStore, StoreError, StoredAudit, StoredSession,
     StoredTransition, StoredWorkspace, UsageRow, DEFAULT_DATABASE_URL,
 };
+use quota_alert::wire::Limits;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

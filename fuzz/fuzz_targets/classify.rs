@@ -5,7 +5,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use quota_alert::engine::{classify, ErrorClass};
-use quota_alert::model::UpstreamErrorReport;
+use quota_alert::wire::UpstreamErrorReport;
 
 /// Values the classifier looks for, so that the fuzzer reaches every branch
 /// without having to guess them byte by byte.

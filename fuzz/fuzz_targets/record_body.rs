@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use quota_alert::api::quota::{outcome_from_record, MAX_TOKENS_PER_CALL};
 use quota_alert::engine::{Engine, EngineConfig, ManualClock};
-use quota_alert::model::{LimitOverrides, RecordRequest};
+use quota_alert::wire::{LimitOverrides, RecordRequest};
 use std::sync::Arc;
 
 const DAY_MS: u64 = 86_400_000;

@@ -3,9 +3,10 @@
 use super::error::ApiError;
 use super::extract::{validate_workspace_id, AdminAuth, ApiJson, ApiQuery};
 use super::openapi::text;
-use crate::model::{ApiError as ErrorBody, LimitOverrides, Limits};
-use crate::service::{Caller, QuotaService};
+use crate::service::QuotaService;
 use crate::session::is_session_handle;
+use crate::wire::Caller;
+use crate::wire::{ErrorBody, LimitOverrides, Limits};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

@@ -1,7 +1,7 @@
 //! Every error the API answers with: a status code and `{"error": {"code", "message"}}`.
 
 use crate::engine::EngineError;
-use crate::model::{ApiError as ApiErrorBodyWire, ApiErrorBody};
+use crate::wire::{ErrorBody, ErrorDetail};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -75,8 +75,8 @@ impl From<crate::service::ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
-        let body = ApiErrorBodyWire {
-            error: ApiErrorBody {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
             },

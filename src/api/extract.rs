@@ -2,7 +2,8 @@
 //! plain-text rejections.
 
 use super::error::ApiError;
-use crate::service::{AuthError, Caller, QuotaService, Resolved};
+use crate::service::{AuthError, QuotaService, Resolved};
+use crate::wire::Caller;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;

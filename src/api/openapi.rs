@@ -79,7 +79,7 @@ Requests that change something with the cookie (any method but GET, HEAD and OPT
     ),
     // Reached through the WebSocket's 101 and the error answers anyway; named
     // here so the schema list does not depend on which operation mentions them.
-    components(schemas(crate::model::ApiError, crate::model::WsMessage, super::proxy::OpenAiError)),
+    components(schemas(crate::wire::ErrorBody, crate::wire::WsMessage, super::proxy::OpenAiError)),
     modifiers(&SecuritySchemes, &UniqueOperationIds),
     tags(
         (name = "quota", description = "A workspace's quota: read it, ask before a call, record the outcome after, follow it live."),

@@ -4,13 +4,12 @@ use super::error::ApiError;
 use super::extract::{target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery};
 use super::openapi::text;
 use crate::engine::CallOutcome;
-use crate::model::{
-    ApiError as ErrorBody, CheckResult, Notification, QuotaSnapshot, RecordBatch, RecordRequest,
-    UsageReport,
-};
 use crate::service::{Idempotency, QuotaService, Recorded, ServiceError};
 use crate::upstream::error_body::parse_error_body;
 use crate::upstream::headers::RateLimitHeaders;
+use crate::wire::{
+    CheckResult, ErrorBody, Notification, QuotaSnapshot, RecordBatch, RecordRequest, UsageReport,
+};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};

@@ -12,7 +12,7 @@
 //! keys costs the guesser's address its budget and nobody else's.
 
 use super::client_addr;
-use crate::service::Caller;
+use crate::wire::Caller;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::IpAddr;

@@ -3,9 +3,10 @@
 
 use super::error::ApiError;
 use super::openapi::text;
-use crate::model::ApiError as ErrorBody;
-use crate::service::{Caller, OpenedSession, QuotaService};
+use crate::service::{OpenedSession, QuotaService};
 use crate::session::{clear_cookie, session_cookie, session_id_from_headers};
+use crate::wire::Caller;
+use crate::wire::ErrorBody;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};

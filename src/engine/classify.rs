@@ -2,7 +2,7 @@
 //! `error.type` and `error.code`. The seed matched words in exception names and
 //! filed quota exhaustion as a rate limit; message text is never read here.
 
-use crate::model::UpstreamErrorReport;
+use crate::wire::UpstreamErrorReport;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorClass {

@@ -1,4 +1,4 @@
-use crate::model::Limits;
+use crate::wire::Limits;
 
 /// The numbers the status rules run on. Validated by `crate::config` before they
 /// get here, so the engine can trust them.

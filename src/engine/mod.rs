@@ -22,11 +22,11 @@ pub use rules::Verdict;
 pub use window::{Metric, SlidingWindow};
 pub use workspace::{DurableUpstreamState, Transition};
 
-use crate::model::{
+use crate::upstream::headers::RateLimitHeaders;
+use crate::wire::{
     CheckResult, LastError, LimitOverrides, Limits, MinuteUsage, QuotaSnapshot, QuotaStatus,
     UpstreamErrorReport, UpstreamLimits, UsageReport, WindowUsage,
 };
-use crate::upstream::headers::RateLimitHeaders;
 use dashmap::DashMap;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,7 +4,7 @@
 use super::config::EngineConfig;
 use super::window::{Metric, SlidingWindow};
 use super::workspace::WorkspaceState;
-use crate::model::QuotaStatus;
+use crate::wire::QuotaStatus;
 
 /// The verdict for one workspace at one instant.
 #[derive(Clone, Debug, PartialEq)]

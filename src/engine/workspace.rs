@@ -1,8 +1,8 @@
 //! One workspace's counts and what the upstream last told us about it.
 
 use super::window::SlidingWindow;
-use crate::model::{LastError, Limits, QuotaStatus};
 use crate::upstream::headers::RateLimitHeaders;
+use crate::wire::{LastError, Limits, QuotaStatus};
 use serde::Serialize;
 use std::collections::VecDeque;
 

@@ -1,4 +1,4 @@
-use crate::model::{ChatMessage, ChatOutcome};
+use crate::wire::{ChatMessage, ChatOutcome};
 use leptos::prelude::*;
 
 /// The conversation the workspace page shows (one per workspace).

@@ -1,8 +1,9 @@
 //! The dashboard's data: every workspace (admin) or the caller's own, with the
 //! last hour of per-minute usage and the alert history.
 
-use super::session::{Session, Viewer};
-use crate::model::{MinuteUsage, QuotaSnapshot, QuotaStatus};
+use super::session::Session;
+use crate::wire::Caller;
+use crate::wire::{MinuteUsage, QuotaSnapshot, QuotaStatus};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,7 @@ pub struct WorkspaceReport {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DashboardReport {
-    pub viewer: Viewer,
+    pub viewer: Caller,
     /// Server time of the data, so relative times render the same on the
     /// server and in the browser.
     pub now_ms: u64,
@@ -57,8 +58,8 @@ pub async fn dashboard_data() -> Result<DashboardAnswer, ServerFnError> {
         return Ok(DashboardAnswer::SignedOut { session });
     };
     let ids = match &viewer {
-        Viewer::Admin => state.service.engine().workspace_ids(),
-        Viewer::Workspace(id) => vec![id.clone()],
+        Caller::Admin => state.service.engine().workspace_ids(),
+        Caller::Workspace(id) => vec![id.clone()],
     };
     let mut workspaces: Vec<WorkspaceReport> = ids
         .iter()

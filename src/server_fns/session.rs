@@ -1,29 +1,8 @@
 //! Who the browser is signed in as.
 
+use crate::wire::Caller;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// A signed-in browser: the admin (every workspace) or one workspace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "workspace_id", rename_all = "snake_case")]
-pub enum Viewer {
-    Admin,
-    Workspace(String),
-}
-
-impl Viewer {
-    pub fn is_admin(&self) -> bool {
-        matches!(self, Viewer::Admin)
-    }
-
-    /// "admin" or the workspace id, for the top bar.
-    pub fn label(&self) -> String {
-        match self {
-            Viewer::Admin => "admin".to_string(),
-            Viewer::Workspace(id) => id.clone(),
-        }
-    }
-}
 
 /// The sign-in state of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,11 +13,11 @@ pub enum Session {
     /// A cookie (or key) that no longer resolves: signed out elsewhere, or the
     /// server forgot it.
     Expired,
-    SignedIn(Viewer),
+    SignedIn(Caller),
 }
 
 impl Session {
-    pub fn viewer(&self) -> Option<&Viewer> {
+    pub fn viewer(&self) -> Option<&Caller> {
         match self {
             Session::SignedIn(viewer) => Some(viewer),
             _ => None,
@@ -63,10 +42,10 @@ pub async fn whoami() -> Result<Session, ServerFnError> {
 
 #[cfg(feature = "ssr")]
 pub(crate) mod server {
-    use super::{Session, Viewer};
+    use super::Session;
     use crate::api::extract::Credentials;
     use crate::api::AppState;
-    use crate::service::{AuthError, Caller, Resolved};
+    use crate::service::{AuthError, Resolved};
     use leptos::prelude::*;
 
     /// The app state and the request's credential, resolved by the same
@@ -83,8 +62,7 @@ pub(crate) mod server {
     pub async fn session() -> Result<(AppState, Session), ServerFnError> {
         let (state, resolved) = caller().await?;
         let session = match resolved.map(|r| r.caller) {
-            Ok(Caller::Admin) => Session::SignedIn(Viewer::Admin),
-            Ok(Caller::Workspace(id)) => Session::SignedIn(Viewer::Workspace(id)),
+            Ok(caller) => Session::SignedIn(caller),
             Err(AuthError::Missing) => Session::SignedOut,
             Err(_) => Session::Expired,
         };

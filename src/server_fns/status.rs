@@ -1,15 +1,15 @@
 //! The workspace page's data and the status the browser polls while its
 //! WebSocket is down.
 
-use super::session::{Session, Viewer};
-use crate::model::{ChatMessage, QuotaSnapshot};
+use super::session::Session;
+use crate::wire::{Caller, ChatMessage, QuotaSnapshot};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Everything the conversation workspace needs for its first render.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceData {
-    pub viewer: Viewer,
+    pub viewer: Caller,
     pub workspace_id: String,
     pub snapshot: QuotaSnapshot,
     pub conversation: String,
@@ -43,7 +43,10 @@ pub async fn workspace_page(
     if viewer.is_admin() && workspace.is_none() {
         return Ok(WorkspacePageAnswer::ChooseWorkspace);
     }
-    let workspace_id = server::resolve(&state, &viewer, workspace.as_deref())?;
+    // The same rule as the REST API's: its own workspace, or (admin) the one named.
+    let workspace_id =
+        crate::api::extract::target_workspace(&state.service, &viewer, workspace.as_deref())
+            .map_err(|e| ServerFnError::new(e.message))?;
     let snapshot = state
         .service
         .snapshot(&workspace_id)
@@ -66,34 +69,12 @@ pub async fn get_status(workspace: Option<String>) -> Result<Option<QuotaSnapsho
     let Session::SignedIn(viewer) = session else {
         return Ok(None);
     };
-    let id = server::resolve(&state, &viewer, workspace.as_deref())?;
+    // The same rule as the REST API's: its own workspace, or (admin) the one named.
+    let id = crate::api::extract::target_workspace(&state.service, &viewer, workspace.as_deref())
+        .map_err(|e| ServerFnError::new(e.message))?;
     state
         .service
         .snapshot(&id)
         .map(Some)
         .map_err(|e| ServerFnError::new(e.to_string()))
-}
-
-#[cfg(feature = "ssr")]
-pub(crate) mod server {
-    use super::Viewer;
-    use crate::api::extract::target_workspace;
-    use crate::api::AppState;
-    use crate::service::Caller;
-    use leptos::prelude::*;
-
-    /// The workspace a viewer asks about: its own, or (admin) the one named.
-    /// The same rule as the REST API's (`api::extract::target_workspace`).
-    pub fn resolve(
-        state: &AppState,
-        viewer: &Viewer,
-        requested: Option<&str>,
-    ) -> Result<String, ServerFnError> {
-        let caller = match viewer {
-            Viewer::Admin => Caller::Admin,
-            Viewer::Workspace(id) => Caller::Workspace(id.clone()),
-        };
-        target_workspace(&state.service, &caller, requested)
-            .map_err(|e| ServerFnError::new(e.message))
-    }
 }

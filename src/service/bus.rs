@@ -4,7 +4,7 @@
 //! gets round to reading (latest snapshot wins). Snapshots are only built when
 //! somebody is listening, which keeps recording cheap.
 
-use crate::model::QuotaSnapshot;
+use crate::wire::QuotaSnapshot;
 use dashmap::DashMap;
 use std::sync::Arc;
 use tokio::sync::watch;

@@ -3,7 +3,7 @@
 //! one instance, each a task and buffers; the admin has a cap of its own, so
 //! no tenant can take the admin's.
 
-use super::Caller;
+use crate::wire::Caller;
 use dashmap::DashMap;
 use std::sync::Arc;
 

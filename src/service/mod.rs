@@ -1,7 +1,7 @@
 //! The quota service: the engine plus what surrounds it at run time — the
 //! workspace registry (keys), the per-workspace event bus, and the ticker that
-//! turns the passing of time into status changes. REST, WebSocket and (later) the
-//! proxy all go through this one API.
+//! turns the passing of time into status changes. REST, WebSocket, the
+//! proxy and the server functions all go through this one API.
 
 mod bus;
 mod connections;
@@ -28,23 +28,14 @@ use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
 use crate::metrics::Metrics;
-use crate::model::{CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
 use crate::session::SessionStore;
 use crate::store::{SqliteStore, StoreError};
+use crate::wire::{Caller, CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
 
 /// Old usage and history are pruned about every 15 minutes (at 250 ms ticks).
 const PRUNE_EVERY_TICKS: u64 = 3_600;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Who is calling, as proven by the key they presented (see
-/// [`QuotaService::resolve_credential`]). Hashable: API rate limits are kept
-/// per caller.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Caller {
-    Admin,
-    Workspace(String),
-}
 
 #[derive(Clone)]
 pub struct QuotaService {

@@ -21,8 +21,8 @@
 
 use super::{QuotaService, ServiceError};
 use crate::engine::{DurableUpstreamState, Effect, Transition};
-use crate::model::{LimitOverrides, QuotaStatus};
 use crate::store::{SqliteStore, StoreError};
+use crate::wire::{LimitOverrides, QuotaStatus};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -7,8 +7,8 @@
 //! record, see `service::shared`) and a per-workspace change counter that a
 //! sign-in reads before and after writing its session (see `open_session`).
 
-use super::Caller;
 use crate::auth::{generate_secret, key_digest, key_matches};
+use crate::wire::Caller;
 use dashmap::DashMap;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

@@ -41,11 +41,11 @@ use super::records::Idempotency;
 use super::{Caller, QuotaService, ServiceError};
 use crate::auth::key_digest;
 use crate::engine::{Admission, CallOutcome, Effect};
-use crate::model::{CheckResult, LimitOverrides, Limits, QuotaStatus};
 use crate::store::redis::{
     AddCode, AddGuard, RedisShared, SharedWorkspace, EVENTS_CHANNEL, REVOKED_DIGEST_HEX,
 };
 use crate::store::{ClaimOutcome, StoreError};
+use crate::wire::{CheckResult, LimitOverrides, Limits, QuotaStatus};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};

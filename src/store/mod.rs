@@ -21,7 +21,7 @@ pub use sqlite::SqliteStore;
 /// How long an `Idempotency-Key` is remembered (24 h).
 pub const IDEMPOTENCY_TTL_MS: u64 = 86_400_000;
 
-use crate::model::Limits;
+use crate::wire::Limits;
 use std::path::{Path, PathBuf};
 
 /// The environment variable naming the database.

@@ -39,7 +39,7 @@
 //!   which number in the thousands, not the millions.
 
 use super::StoreError;
-use crate::model::Limits;
+use crate::wire::Limits;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};

@@ -46,7 +46,7 @@ use super::{
     ClaimOutcome, IdempotencyClaim, PruneStats, StoreError, StoredAudit, StoredSession,
     StoredTransition, StoredWorkspace, UsageRow,
 };
-use crate::model::Limits;
+use crate::wire::Limits;
 use rusqlite::{params, Connection, OpenFlags, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -8,7 +8,7 @@ use super::icon::StatusIcon;
 use super::quota_monitor::QuotaMonitor;
 use super::status_view::{status_label, status_slug};
 use super::windows::WindowKind;
-use crate::model::{QuotaSnapshot, QuotaStatus};
+use crate::wire::{QuotaSnapshot, QuotaStatus};
 use leptos::prelude::*;
 
 /// What a person can do about `snapshot`'s status.

@@ -4,7 +4,7 @@
 
 use super::format::{count, utc_hm};
 use super::windows::WindowKind;
-use crate::model::MinuteUsage;
+use crate::wire::MinuteUsage;
 use leptos::prelude::*;
 
 // The drawing's own units; it is stretched to the figure's width (text stays

@@ -11,8 +11,8 @@ use super::format::{countdown, utc_datetime};
 use super::icon::{Icon, IconName};
 use super::quota_monitor::QuotaMonitor;
 use super::status_view::status_label;
-use crate::model::{ChatMessage, ChatOutcome, ChatRole};
 use crate::server_fns::chat::send_message;
+use crate::wire::{ChatMessage, ChatOutcome, ChatRole};
 use leptos::html;
 use leptos::prelude::*;
 

@@ -13,10 +13,10 @@ use super::meter::Meter;
 use super::prediction::{predict, Outlook, Prediction};
 use super::status_view::{status_label, status_slug, StatusBadge};
 use super::windows::WindowKind;
-use crate::model::QuotaStatus;
 use crate::server_fns::dashboard::{
     dashboard_data, DashboardAnswer, DashboardReport, WorkspaceReport, HISTORY_MINUTES,
 };
+use crate::wire::QuotaStatus;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 

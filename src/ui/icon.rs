@@ -1,7 +1,7 @@
 //! Small inline SVG icons, drawn by the app so they look the same everywhere
 //! (no emoji font needed). Decorative: always `aria-hidden`, next to text.
 
-use crate::model::QuotaStatus;
+use crate::wire::QuotaStatus;
 use leptos::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

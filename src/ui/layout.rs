@@ -3,7 +3,7 @@
 //! and signing out.
 
 use super::icon::{Icon, IconName};
-use crate::server_fns::session::Viewer;
+use crate::wire::Caller;
 use leptos::prelude::*;
 
 /// The page's `<main>`; `data-hydrated` turns "true" once the WASM has taken over.
@@ -27,10 +27,10 @@ pub enum Section {
 }
 
 #[component]
-pub fn TopBar(viewer: Option<Viewer>, section: Section) -> impl IntoView {
+pub fn TopBar(viewer: Option<Caller>, section: Section) -> impl IntoView {
     let current = move |s: Section| if s == section { Some("page") } else { None };
     let conversation_link = match &viewer {
-        Some(Viewer::Workspace(_)) => Some("/"),
+        Some(Caller::Workspace(_)) => Some("/"),
         _ => None,
     };
     view! {

@@ -5,7 +5,7 @@ use super::clock::Clock;
 use super::format::{count, countdown};
 use super::icon::{Icon, IconName};
 use super::windows::WindowKind;
-use crate::model::{QuotaSnapshot, WindowUsage};
+use crate::wire::{QuotaSnapshot, WindowUsage};
 use leptos::prelude::*;
 
 /// `ok`, `high` (at the warning share) or `full`.

@@ -3,7 +3,7 @@
 //! reaches its limit; flagged when that comes before the window resets.
 
 use super::windows::WindowKind;
-use crate::model::{MinuteUsage, WindowUsage};
+use crate::wire::{MinuteUsage, WindowUsage};
 
 /// Minutes of history the rate is taken over (the current minute included).
 pub const RATE_MINUTES: u64 = 5;

@@ -11,7 +11,7 @@
 //! On the server (and before hydration) the hook only holds the snapshot it was
 //! given, which is what the server rendered.
 
-use crate::model::{QuotaSnapshot, QuotaStatus};
+use crate::wire::{QuotaSnapshot, QuotaStatus};
 use leptos::prelude::*;
 
 /// First retry after about this long; doubles per failure.
@@ -201,9 +201,9 @@ impl Parts {
 #[cfg(feature = "hydrate")]
 mod live {
     use super::*;
-    use crate::model::WsMessage;
     use crate::server_fns::status::get_status;
     use crate::ui::clock::now_ms;
+    use crate::wire::WsMessage;
     use futures_util::future::{abortable, select, Either};
     use futures_util::{SinkExt, StreamExt};
     use gloo_net::websocket::{futures::WebSocket, Message};
@@ -387,7 +387,7 @@ mod live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::WindowUsage;
+    use crate::wire::WindowUsage;
 
     fn snapshot(id: &str, version: u64, status: QuotaStatus) -> QuotaSnapshot {
         let window = WindowUsage {

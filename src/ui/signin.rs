@@ -5,7 +5,8 @@
 
 use super::icon::{Icon, IconName};
 use super::layout::{Page, Section, TopBar};
-use crate::server_fns::session::{whoami, Session, Viewer};
+use crate::server_fns::session::{whoami, Session};
+use crate::wire::Caller;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -79,10 +80,10 @@ pub fn SignInPage() -> impl IntoView {
 }
 
 #[component]
-fn AlreadySignedIn(viewer: Viewer) -> impl IntoView {
+fn AlreadySignedIn(viewer: Caller) -> impl IntoView {
     let (who, href, place) = match &viewer {
-        Viewer::Admin => ("the admin".to_string(), "/dashboard", "the dashboard"),
-        Viewer::Workspace(id) => (format!("workspace {id}"), "/", "the conversation"),
+        Caller::Admin => ("the admin".to_string(), "/dashboard", "the dashboard"),
+        Caller::Workspace(id) => (format!("workspace {id}"), "/", "the conversation"),
     };
     view! {
         <p class="notice" data-testid="signin-current">

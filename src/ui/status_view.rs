@@ -2,7 +2,7 @@
 //! never colour alone.
 
 use super::icon::StatusIcon;
-use crate::model::QuotaStatus;
+use crate::wire::QuotaStatus;
 use leptos::prelude::*;
 
 /// CSS modifier: `normal`, `warning`, `degraded`, `rate-limited`, `quota-exceeded`.

@@ -14,7 +14,7 @@
 use super::icon::StatusIcon;
 use super::quota_monitor::StatusChange;
 use super::status_view::{status_label, status_slug};
-use crate::model::{NotificationLevel, QuotaStatus};
+use crate::wire::{NotificationLevel, QuotaStatus};
 use leptos::prelude::*;
 use std::collections::VecDeque;
 

@@ -1,6 +1,6 @@
 //! The four windows every workspace is limited by, as the UI names them.
 
-use crate::model::{MinuteUsage, QuotaSnapshot, WindowUsage};
+use crate::wire::{MinuteUsage, QuotaSnapshot, WindowUsage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WindowKind {

@@ -11,8 +11,8 @@ use super::meter::Meters;
 use super::quota_monitor::use_quota_monitor;
 use super::status_view::{status_label, StatusBadge, StatusChip};
 use super::toast::{ToastRegion, Toasts};
-use crate::server_fns::session::Viewer;
 use crate::server_fns::status::{workspace_page, WorkspaceData, WorkspacePageAnswer};
+use crate::wire::Caller;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
@@ -80,10 +80,10 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
         }
     };
     let admin_note = match &viewer {
-        Viewer::Admin => Some(view! {
+        Caller::Admin => Some(view! {
             <p class="admin-note">"Viewing as the admin. "<a href="/dashboard">"All workspaces"</a></p>
         }),
-        Viewer::Workspace(_) => None,
+        Caller::Workspace(_) => None,
     };
 
     view! {

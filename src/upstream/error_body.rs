@@ -1,6 +1,6 @@
 //! OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
 
-use crate::model::UpstreamErrorReport;
+use crate::wire::UpstreamErrorReport;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

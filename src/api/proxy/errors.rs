@@ -1,8 +1,8 @@
 //! The proxy's own errors, in OpenAI's shape so that OpenAI's SDKs parse (and
 //! back off on) them unchanged.
 
-use crate::model::QuotaStatus;
 use crate::upstream::ForwardError;
+use crate::wire::QuotaStatus;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

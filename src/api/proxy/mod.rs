@@ -27,9 +27,10 @@ pub mod inflight;
 pub use errors::{openai_error, OpenAiError, OpenAiErrorBody};
 
 use crate::config::ProxyConfig;
-use crate::service::{AuthError, Caller, QuotaService};
+use crate::service::{AuthError, QuotaService};
 use crate::upstream::policy::{self, Allowlist, Decision};
 use crate::upstream::{ForwardRequest, ForwardedBody, TrackedClient};
+use crate::wire::Caller;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
@@ -258,7 +259,7 @@ pub async fn proxy(
 /// place of the upstream's, which describe the organisation every tenant
 /// shares. SDKs and apps that pace themselves on them pace on what this
 /// workspace may still send. Resets are Go-style durations, as OpenAI's.
-pub fn own_rate_limit_headers(headers: &mut HeaderMap, snapshot: &crate::model::QuotaSnapshot) {
+pub fn own_rate_limit_headers(headers: &mut HeaderMap, snapshot: &crate::wire::QuotaSnapshot) {
     let windows = [
         ("requests", &snapshot.requests_per_minute),
         ("tokens", &snapshot.tokens_per_minute),

@@ -1,6 +1,7 @@
 //! Wire types: everything that crosses between the server and the browser (or any
 //! other API client). Compiled for both targets so the two sides cannot drift.
 
+mod caller;
 mod chat;
 mod error;
 mod notification;
@@ -10,8 +11,9 @@ mod status;
 mod usage;
 mod ws;
 
+pub use caller::Caller;
 pub use chat::{ChatMessage, ChatOutcome, ChatRole};
-pub use error::{ApiError, ApiErrorBody};
+pub use error::{ErrorBody, ErrorDetail};
 pub use notification::{Notification, NotificationLevel};
 pub use record::{RecordBatch, RecordRequest, UpstreamErrorReport};
 pub use snapshot::{CheckResult, LastError, QuotaSnapshot, UpstreamLimits, WindowUsage};
