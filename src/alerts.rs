@@ -70,13 +70,6 @@ impl Alerts {
         }
     }
 
-    pub fn disabled() -> Self {
-        Self {
-            queue: None,
-            stats: Arc::default(),
-        }
-    }
-
     /// Hands a transition over; never waits.
     pub fn notify(&self, transition: &Transition) {
         let Some(queue) = &self.queue else { return };

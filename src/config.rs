@@ -128,6 +128,29 @@ pub struct Config {
     pub http: HttpTimeouts,
     pub session_caps: SessionCaps,
     pub proxy: ProxyConfig,
+    /// `QUOTA_REDIS_FAILURE_POLICY` (`open`, the default, or `closed`): what
+    /// admission does while Redis cannot be reached (docs/SCALING.md).
+    pub redis_failure_policy: FailurePolicy,
+    /// `QUOTA_LOG_FORMAT` (`text`, the default, or `json`): one JSON object
+    /// per log line, for log shippers.
+    pub log_format: LogFormat,
+}
+
+/// What admission does while Redis cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Each instance keeps admitting on its own counts (limits then hold per
+    /// instance, not across them).
+    Open,
+    /// Refuse with 503: never risk going over a shared limit.
+    Closed,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The `/v1` proxy's policy (docs/SECURITY.md, "The `/v1` proxy").
@@ -447,6 +470,29 @@ impl Config {
             http: http_timeouts(&env)?,
             session_caps: session_caps(&env)?,
             proxy: proxy_config(&env)?,
+            redis_failure_policy: match env("QUOTA_REDIS_FAILURE_POLICY").as_deref().map(str::trim)
+            {
+                None | Some("" | "open") => FailurePolicy::Open,
+                Some("closed") => FailurePolicy::Closed,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "QUOTA_REDIS_FAILURE_POLICY".to_string(),
+                        expected: "`open` or `closed`",
+                        value: other.to_string(),
+                    })
+                }
+            },
+            log_format: match env("QUOTA_LOG_FORMAT").as_deref().map(str::trim) {
+                None | Some("" | "text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "QUOTA_LOG_FORMAT".to_string(),
+                        expected: "`text` or `json`",
+                        value: other.to_string(),
+                    })
+                }
+            },
             history_horizon_ms: match env("QUOTA_HISTORY_HORIZON_DAYS") {
                 Some(raw) => check_range(
                     "QUOTA_HISTORY_HORIZON_DAYS",
@@ -893,6 +939,30 @@ mod tests {
         assert_eq!(config.engine.default_limits.requests_per_minute, 30);
         assert_eq!(config.engine.default_limits.requests_per_day, 700);
         assert_eq!(config.engine.default_limits.tokens_per_minute, 150_000);
+    }
+
+    #[test]
+    fn failure_policy_and_log_format_are_read_here_and_name_their_setting() {
+        let config = load(None, &[]).unwrap();
+        assert_eq!(config.redis_failure_policy, FailurePolicy::Open);
+        assert_eq!(config.log_format, LogFormat::Text);
+        let config = load(
+            None,
+            &[
+                ("QUOTA_REDIS_FAILURE_POLICY", "closed"),
+                ("QUOTA_LOG_FORMAT", "json"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.redis_failure_policy, FailurePolicy::Closed);
+        assert_eq!(config.log_format, LogFormat::Json);
+        let err = load(None, &[("QUOTA_REDIS_FAILURE_POLICY", "shut")]).unwrap_err();
+        assert!(
+            err.to_string().contains("QUOTA_REDIS_FAILURE_POLICY"),
+            "{err}"
+        );
+        let err = load(None, &[("QUOTA_LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(err.to_string().contains("QUOTA_LOG_FORMAT"), "{err}");
     }
 
     #[test]

@@ -1,43 +1,69 @@
-//! The quota-alert server.
+//! The quota-alert server: `run` starts everything in order and returns the
+//! one error that stopped it; `main` prints it and exits with its code.
 
-use quota_alert::config::{AdminKeySource, Config};
+use quota_alert::config::{AdminKeySource, Config, LogFormat};
 use quota_alert::engine::SystemClock;
-use quota_alert::service::{FailurePolicy, QuotaService, Shared};
+use quota_alert::service::{QuotaService, Shared};
 use quota_alert::store::{RedisShared, SqliteStore};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Why the server stopped (or never started). Exit code 2: a setting, a file
+/// or a store the operator must fix before starting again; 1: a failure while
+/// running.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl RunError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            RunError::Setup(_) => ExitCode::from(2),
+            RunError::Runtime(_) => ExitCode::from(1),
+        }
+    }
+}
+
+fn setup(e: impl std::fmt::Display) -> RunError {
+    RunError::Setup(e.to_string())
+}
+
 /// The service on the store `QUOTA_DATABASE_URL` names: Redis (shared by
 /// several instances) or a SQLite file. Errors name the store and the problem.
-async fn start_service(config: Config) -> Result<QuotaService, String> {
+async fn start_service(config: Config) -> Result<QuotaService, RunError> {
     let url = config.database_url.clone();
     if config.uses_redis() {
-        let policy = match std::env::var("QUOTA_REDIS_FAILURE_POLICY").as_deref() {
-            Ok("closed") => FailurePolicy::Closed,
-            Ok("open") | Err(_) => FailurePolicy::Open,
-            Ok(other) => {
-                return Err(format!(
-                    "QUOTA_REDIS_FAILURE_POLICY must be `open` or `closed`, got {other:?}"
-                ))
-            }
-        };
-        let redis = RedisShared::connect(&url)
-            .await
-            .map_err(|e| e.to_string())?;
+        let redis = RedisShared::connect(&url).await.map_err(setup)?;
         let shared = Shared {
             redis,
             instance: quota_alert::auth::generate_secret("i_"),
-            policy,
+            policy: config.redis_failure_policy,
         };
         return QuotaService::with_redis(config, Arc::new(SystemClock), shared)
             .await
-            .map_err(|e| format!("cannot load shared state: {e}"));
+            .map_err(|e| setup(format!("cannot load shared state: {e}")));
     }
-    let path = quota_alert::store::path_from_url(&url).map_err(|e| e.to_string())?;
-    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    let path = quota_alert::store::path_from_url(&url).map_err(setup)?;
+    let store = SqliteStore::open(&path).map_err(setup)?;
     QuotaService::with_store(config, Arc::new(SystemClock), store)
         .await
-        .map_err(|e| format!("cannot load saved state: {e}"))
+        .map_err(|e| setup(format!("cannot load saved state: {e}")))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn".into());
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
 }
 
 async fn wait_for_signal() {
@@ -61,53 +87,22 @@ async fn wait_for_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,tower_http=warn".into());
-    if std::env::var("QUOTA_LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
-
-    let mut config = match Config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("quota-alert: {e}");
-            return ExitCode::from(2);
-        }
-    };
+async fn run() -> Result<(), RunError> {
+    // Settings first: the log format is one of them.
+    let mut config = Config::load().map_err(setup)?;
+    init_logging(config.log_format);
     // Certificates are checked before anything is opened, so a bad file stops
     // the server at once with the file named.
     let tls = match &config.tls {
-        Some(files) => match quota_alert::server::tls::load(files) {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                eprintln!("quota-alert: {e}");
-                return ExitCode::from(2);
-            }
-        },
+        Some(files) => Some(quota_alert::server::tls::load(files).map_err(setup)?),
         None => None,
     };
-    let leptos_options = match quota_alert::server::leptos_options() {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("quota-alert: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let leptos_options = quota_alert::server::leptos_options().map_err(setup)?;
     // A generated admin key is kept in the data directory, so a restart
     // keeps it (and the admin's sessions); under Redis one is refused, since
     // every instance must accept the same key. The log says where the key
     // is, never the key.
-    if let Err(e) = config.keep_generated_admin_key() {
-        eprintln!("quota-alert: {e}");
-        return ExitCode::from(2);
-    }
+    config.keep_generated_admin_key().map_err(setup)?;
     if let AdminKeySource::File(path) = &config.admin_key_source {
         tracing::warn!(
             path = %path.display(),
@@ -117,13 +112,7 @@ async fn main() -> ExitCode {
     }
 
     let addr = leptos_options.site_addr;
-    let service = match start_service(config).await {
-        Ok(service) => service,
-        Err(e) => {
-            eprintln!("quota-alert: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let service = start_service(config).await?;
     service.spawn_ticker();
     service.start_alerts();
     if service.config().upstream.api_key.is_none() {
@@ -131,25 +120,15 @@ async fn main() -> ExitCode {
             "OPENAI_API_KEY is not set: proxied requests reach the upstream without a key"
         );
     }
-    let state = match quota_alert::api::AppState::new(service) {
-        Ok(state) => state,
-        Err(e) => {
-            eprintln!("quota-alert: cannot build the upstream HTTP client: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let state = quota_alert::api::AppState::new(service)
+        .map_err(|e| RunError::Runtime(format!("cannot build the upstream HTTP client: {e}")))?;
     let shutdown_service = state.service.clone();
     let timeouts = state.service.config().http.clone();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let app = quota_alert::server::app(state, leptos_options);
 
-    let listener = match std::net::TcpListener::bind(addr) {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("quota-alert: cannot listen on {addr}: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| RunError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     tracing::info!("listening on {scheme}://{addr}");
     // SIGTERM (orchestrators) or Ctrl-C: stop accepting, tell WebSockets we
     // are going away (close code 1001, so clients reconnect elsewhere), and let
@@ -159,9 +138,18 @@ async fn main() -> ExitCode {
         tracing::info!("shutting down: draining requests, closing WebSockets");
         shutdown_service.begin_shutdown();
     };
-    if let Err(e) = quota_alert::server::serve(listener, app, &timeouts, tls, shutdown).await {
-        eprintln!("quota-alert: server error: {e}");
-        return ExitCode::from(1);
+    quota_alert::server::serve(listener, app, &timeouts, tls, shutdown)
+        .await
+        .map_err(|e| RunError::Runtime(format!("server error: {e}")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quota-alert: {e}");
+            e.exit_code()
+        }
     }
-    ExitCode::SUCCESS
 }

@@ -261,13 +261,6 @@ impl Engine {
         .map(|(_, effect)| effect)
     }
 
-    pub fn reset_all(&self) -> Vec<Effect> {
-        self.workspace_ids()
-            .iter()
-            .filter_map(|id| self.reset(id).ok())
-            .collect()
-    }
-
     /// Marks the usage store reachable or not. While it is not, every workspace
     /// is at least DEGRADED.
     pub fn set_store_healthy(&self, healthy: bool) -> Vec<Transition> {

@@ -20,7 +20,7 @@ pub use persist::{
     USAGE_HORIZON_MS,
 };
 pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
-pub use registry::{Registry, RegistryError};
+pub use registry::Registry;
 pub use sessions::{OpenedSession, SessionView};
 pub use shared::{FailurePolicy, Shared};
 

@@ -11,12 +11,6 @@ use crate::auth::{generate_secret, key_digest, key_matches};
 use crate::wire::Caller;
 use dashmap::DashMap;
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    #[error("workspace `{0}` already exists")]
-    AlreadyExists(String),
-}
-
 pub struct Registry {
     admin_digest: [u8; 32],
     /// Key digest → workspace id. Looking a random 256-bit key up by its digest

@@ -118,11 +118,7 @@ impl KeyLookups {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailurePolicy {
-    Open,
-    Closed,
-}
+pub use crate::config::FailurePolicy;
 
 #[derive(Clone)]
 pub struct Shared {
