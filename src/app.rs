@@ -4,10 +4,10 @@
 //! (`SsrMode::Async`): the HTML already holds the current status, and a browser
 //! that is not signed in gets a real redirect to `/signin`.
 
-use crate::ui::dashboard::DashboardRoute;
-use crate::ui::layout::Page;
-use crate::ui::signin::SignInPage;
-use crate::ui::workspace::WorkspaceRoute;
+use crate::ui::components::layout::Page;
+use crate::ui::pages::dashboard::DashboardRoute;
+use crate::ui::pages::signin::SignInPage;
+use crate::ui::pages::workspace::WorkspaceRoute;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};

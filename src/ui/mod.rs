@@ -1,20 +1,9 @@
-//! Components of the browser client, by concern.
+//! The browser client, by kind: `pages/` (one per route), `components/`
+//! (pieces the pages are built from), `hooks/` (state that lives across a
+//! page: the quota monitor's WebSocket, the ticking clock), and `format.rs`
+//! (how numbers, times and errors are written, in one place).
 
-pub mod alerts;
-pub mod banner;
-pub mod chart;
-pub mod clock;
-pub mod connection;
-pub mod conversation;
-pub mod dashboard;
+pub mod components;
 pub mod format;
-pub mod icon;
-pub mod layout;
-pub mod meter;
-pub mod prediction;
-pub mod quota_monitor;
-pub mod signin;
-pub mod status_view;
-pub mod toast;
-pub mod windows;
-pub mod workspace;
+pub mod hooks;
+pub mod pages;

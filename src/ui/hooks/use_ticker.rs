@@ -5,11 +5,11 @@
 use leptos::prelude::*;
 
 #[derive(Clone, Copy)]
-pub struct Clock {
+pub struct Ticker {
     now: ReadSignal<Option<f64>>,
 }
 
-impl Clock {
+impl Ticker {
     /// A clock ticking every `every_ms` in the browser (never on the server).
     pub fn start(every_ms: u64) -> Self {
         let (now, set_now) = signal(None::<f64>);
@@ -30,7 +30,7 @@ impl Clock {
             #[cfg(not(feature = "hydrate"))]
             let _ = every_ms;
         });
-        Clock { now }
+        Ticker { now }
     }
 
     /// Browser time in ms; `None` on the server and before hydration. Tracked.

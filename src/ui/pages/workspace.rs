@@ -3,15 +3,15 @@
 //! `use_quota_monitor`. Not signed in: redirected to `/signin` by the server.
 //! The admin opens a workspace with `/?workspace=<id>`.
 
-use super::clock::Clock;
-use super::connection::ConnectionIndicator;
-use super::conversation::{describe_error, ConversationPanel};
-use super::layout::{Page, Section, TopBar};
-use super::meter::Meters;
-use super::quota_monitor::use_quota_monitor;
-use super::status_view::{status_label, StatusBadge, StatusChip};
-use super::toast::{ToastRegion, Toasts};
 use crate::server_fns::status::{workspace_page, WorkspaceData, WorkspacePageAnswer};
+use crate::ui::components::connection::ConnectionIndicator;
+use crate::ui::components::conversation::{describe_error, ConversationPanel};
+use crate::ui::components::layout::{Page, Section, TopBar};
+use crate::ui::components::meter::Meters;
+use crate::ui::components::status_view::{status_label, StatusBadge, StatusChip};
+use crate::ui::components::toast::{ToastRegion, Toasts};
+use crate::ui::hooks::use_quota_monitor::use_quota_monitor;
+use crate::ui::hooks::use_ticker::Ticker;
 use crate::wire::Caller;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -60,7 +60,7 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
     // An admin watches the workspace it opened; a workspace session its own.
     let target = viewer.is_admin().then(|| workspace_id.clone());
     let monitor = use_quota_monitor(snapshot, target);
-    let clock = Clock::start(250);
+    let clock = Ticker::start(250);
     let toasts = Toasts::new();
     Effect::new(move |_| {
         if let Some(change) = monitor.last_change.get() {

@@ -1,10 +1,10 @@
 //! Quota meters: used / limit for each window, how full, and when the oldest
 //! usage leaves (ticking down in the browser).
 
-use super::clock::Clock;
-use super::format::{count, countdown};
-use super::icon::{Icon, IconName};
-use super::windows::WindowKind;
+use crate::ui::components::icon::{Icon, IconName};
+use crate::ui::components::windows::WindowKind;
+use crate::ui::format::{count, countdown};
+use crate::ui::hooks::use_ticker::Ticker;
 use crate::wire::{QuotaSnapshot, WindowUsage};
 use leptos::prelude::*;
 
@@ -34,7 +34,7 @@ pub fn Meters(
     /// Browser time the snapshot arrived; with `clock`, resets tick down.
     #[prop(into)]
     received_at: Signal<Option<f64>>,
-    clock: Clock,
+    clock: Ticker,
 ) -> impl IntoView {
     view! {
         <div class="meters">
@@ -54,7 +54,7 @@ pub fn Meter(
     kind: WindowKind,
     #[prop(into)] usage: Signal<WindowUsage>,
     #[prop(into)] received_at: Signal<Option<f64>>,
-    clock: Clock,
+    clock: Ticker,
 ) -> impl IntoView {
     let level = move || usage.with(fill_level);
     let label_id = format!("meter-{}", kind.slug());

@@ -132,7 +132,9 @@ pub fn use_quota_monitor(initial: QuotaSnapshot, target: Option<String>) -> Quot
     // Effects run only in the browser, once hydrated.
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
-            parts.set_received_at.set(Some(super::clock::now_ms()));
+            parts
+                .set_received_at
+                .set(Some(crate::ui::hooks::use_ticker::now_ms()));
             #[cfg(feature = "hydrate")]
             live::start(parts.clone());
         }
@@ -193,7 +195,8 @@ impl Parts {
                 version: incoming.version,
             }));
         }
-        self.set_received_at.try_set(Some(super::clock::now_ms()));
+        self.set_received_at
+            .try_set(Some(crate::ui::hooks::use_ticker::now_ms()));
         self.set_snapshot.try_set(incoming);
     }
 }
@@ -202,7 +205,7 @@ impl Parts {
 mod live {
     use super::*;
     use crate::server_fns::status::get_status;
-    use crate::ui::clock::now_ms;
+    use crate::ui::hooks::use_ticker::now_ms;
     use crate::wire::WsMessage;
     use futures_util::future::{abortable, select, Either};
     use futures_util::{SinkExt, StreamExt};

@@ -2,7 +2,7 @@
 //! end-to-end tests wait for), the top bar with navigation, who is signed in,
 //! and signing out.
 
-use super::icon::{Icon, IconName};
+use crate::ui::components::icon::{Icon, IconName};
 use crate::wire::Caller;
 use leptos::prelude::*;
 

@@ -1,9 +1,9 @@
 //! A workspace's alert history: its status transitions, newest first, with
 //! time and reason.
 
-use super::format::{ago, utc_datetime};
-use super::status_view::StatusChip;
 use crate::server_fns::dashboard::AlertEntry;
+use crate::ui::components::status_view::StatusChip;
+use crate::ui::format::{ago, utc_datetime};
 use leptos::prelude::*;
 
 #[component]

@@ -2,12 +2,12 @@
 //! what happened, what to do, and a live countdown to when requests are
 //! allowed again. Server-rendered with the status the page was built with.
 
-use super::clock::Clock;
-use super::format::countdown;
-use super::icon::StatusIcon;
-use super::quota_monitor::QuotaMonitor;
-use super::status_view::{status_label, status_slug};
-use super::windows::WindowKind;
+use crate::ui::components::icon::StatusIcon;
+use crate::ui::components::status_view::{status_label, status_slug};
+use crate::ui::components::windows::WindowKind;
+use crate::ui::format::countdown;
+use crate::ui::hooks::use_quota_monitor::QuotaMonitor;
+use crate::ui::hooks::use_ticker::Ticker;
 use crate::wire::{QuotaSnapshot, QuotaStatus};
 use leptos::prelude::*;
 
@@ -49,7 +49,7 @@ fn easing_in(snapshot: &QuotaSnapshot) -> Option<(WindowKind, f64)> {
 }
 
 #[component]
-pub fn QuotaBanner(monitor: QuotaMonitor, clock: Clock) -> impl IntoView {
+pub fn QuotaBanner(monitor: QuotaMonitor, clock: Ticker) -> impl IntoView {
     let snapshot = monitor.snapshot;
     let status = Memo::new(move |_| snapshot.with(|s| s.status));
     let retry_left = move || {

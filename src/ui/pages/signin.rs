@@ -3,9 +3,9 @@
 //! (it works before the WASM loads); the key goes to the server once and the
 //! browser keeps only an HttpOnly, SameSite session cookie.
 
-use super::icon::{Icon, IconName};
-use super::layout::{Page, Section, TopBar};
 use crate::server_fns::session::{whoami, Session};
+use crate::ui::components::icon::{Icon, IconName};
+use crate::ui::components::layout::{Page, Section, TopBar};
 use crate::wire::Caller;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;

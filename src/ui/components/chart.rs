@@ -2,8 +2,8 @@
 //! one bar per minute, the per-minute limit as a dashed line when it is on the
 //! scale, and a text summary for screen readers.
 
-use super::format::{count, utc_hm};
-use super::windows::WindowKind;
+use crate::ui::components::windows::WindowKind;
+use crate::ui::format::{count, utc_hm};
 use crate::wire::MinuteUsage;
 use leptos::prelude::*;
 

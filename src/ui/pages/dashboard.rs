@@ -2,20 +2,20 @@
 //! windows with a prediction each, per-minute usage for the last hour, and the
 //! alert history. Server-rendered, then refreshed every few seconds.
 
-use super::alerts::AlertHistory;
-use super::chart::UsageChart;
-use super::clock::Clock;
-use super::conversation::describe_error;
-use super::format::{countdown, rate};
-use super::icon::{Icon, IconName, StatusIcon};
-use super::layout::{Page, Section, TopBar};
-use super::meter::Meter;
-use super::prediction::{predict, Outlook, Prediction};
-use super::status_view::{status_label, status_slug, StatusBadge};
-use super::windows::WindowKind;
 use crate::server_fns::dashboard::{
     dashboard_data, DashboardAnswer, DashboardReport, WorkspaceReport, HISTORY_MINUTES,
 };
+use crate::ui::components::alert_history::AlertHistory;
+use crate::ui::components::chart::UsageChart;
+use crate::ui::components::conversation::describe_error;
+use crate::ui::components::icon::{Icon, IconName, StatusIcon};
+use crate::ui::components::layout::{Page, Section, TopBar};
+use crate::ui::components::meter::Meter;
+use crate::ui::components::prediction::{predict, Outlook, Prediction};
+use crate::ui::components::status_view::{status_label, status_slug, StatusBadge};
+use crate::ui::components::windows::WindowKind;
+use crate::ui::format::{countdown, rate};
+use crate::ui::hooks::use_ticker::Ticker;
 use crate::wire::QuotaStatus;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
@@ -66,11 +66,11 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
     let received_at = RwSignal::new(None::<f64>);
     let stale = RwSignal::new(None::<Stale>);
     let filter = RwSignal::new(String::new());
-    let clock = Clock::start(1_000);
+    let clock = Ticker::start(1_000);
 
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
-            received_at.set(Some(super::clock::now_ms()));
+            received_at.set(Some(crate::ui::hooks::use_ticker::now_ms()));
             #[cfg(feature = "hydrate")]
             refresh::start(data, received_at, stale);
         }
@@ -192,7 +192,7 @@ fn WorkspaceCard(
     admin: bool,
     now_ms: u64,
     received_at: RwSignal<Option<f64>>,
-    clock: Clock,
+    clock: Ticker,
 ) -> impl IntoView {
     let WorkspaceReport {
         snapshot,
@@ -325,7 +325,7 @@ fn PredictionLine(prediction: Prediction, resets_in_s: f64) -> impl IntoView {
 mod refresh {
     use super::{Stale, REFRESH_MS};
     use crate::server_fns::dashboard::{dashboard_data, DashboardAnswer, DashboardReport};
-    use crate::ui::conversation::describe_error;
+    use crate::ui::components::conversation::describe_error;
     use futures_util::future::abortable;
     use gloo_timers::future::TimeoutFuture;
     use leptos::prelude::*;
@@ -342,7 +342,7 @@ mod refresh {
                 match dashboard_data().await {
                     Ok(DashboardAnswer::Ready(fresh)) => {
                         data.try_set(*fresh);
-                        received_at.try_set(Some(crate::ui::clock::now_ms()));
+                        received_at.try_set(Some(crate::ui::hooks::use_ticker::now_ms()));
                         stale.try_set(None);
                     }
                     Ok(DashboardAnswer::SignedOut { .. }) => {

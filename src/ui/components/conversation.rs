@@ -5,13 +5,13 @@
 //! and a countdown; the transcript stays readable, and sending comes back by
 //! itself when the status allows.
 
-use super::banner::QuotaBanner;
-use super::clock::Clock;
-use super::format::{countdown, utc_datetime};
-use super::icon::{Icon, IconName};
-use super::quota_monitor::QuotaMonitor;
-use super::status_view::status_label;
 use crate::server_fns::chat::send_message;
+use crate::ui::components::banner::QuotaBanner;
+use crate::ui::components::icon::{Icon, IconName};
+use crate::ui::components::status_view::status_label;
+use crate::ui::format::{countdown, utc_datetime};
+use crate::ui::hooks::use_quota_monitor::QuotaMonitor;
+use crate::ui::hooks::use_ticker::Ticker;
 use crate::wire::{ChatMessage, ChatOutcome, ChatRole};
 use leptos::html;
 use leptos::prelude::*;
@@ -40,7 +40,7 @@ pub fn ConversationPanel(
     conversation: String,
     transcript: Vec<ChatMessage>,
     monitor: QuotaMonitor,
-    clock: Clock,
+    clock: Ticker,
 ) -> impl IntoView {
     let messages = RwSignal::new(transcript);
     let draft = RwSignal::new(String::new());

@@ -1,7 +1,7 @@
 //! How a status looks: every status is shown with colour, text and an icon —
 //! never colour alone.
 
-use super::icon::StatusIcon;
+use crate::ui::components::icon::StatusIcon;
 use crate::wire::QuotaStatus;
 use leptos::prelude::*;
 

@@ -2,7 +2,7 @@
 //! of per-minute usage: the rate, then the time until the window's count
 //! reaches its limit; flagged when that comes before the window resets.
 
-use super::windows::WindowKind;
+use crate::ui::components::windows::WindowKind;
 use crate::wire::{MinuteUsage, WindowUsage};
 
 /// Minutes of history the rate is taken over (the current minute included).

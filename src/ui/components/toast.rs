@@ -11,9 +11,9 @@
 //! the toast has focus). Motion is CSS only and off under
 //! `prefers-reduced-motion`.
 
-use super::icon::StatusIcon;
-use super::quota_monitor::StatusChange;
-use super::status_view::{status_label, status_slug};
+use crate::ui::components::icon::StatusIcon;
+use crate::ui::components::status_view::{status_label, status_slug};
+use crate::ui::hooks::use_quota_monitor::StatusChange;
 use crate::wire::{NotificationLevel, QuotaStatus};
 use leptos::prelude::*;
 use std::collections::VecDeque;
@@ -96,7 +96,7 @@ impl Toasts {
                 *n
             })
             .unwrap_or_default();
-        let now = super::clock::now_ms();
+        let now = crate::ui::hooks::use_ticker::now_ms();
         let expires_at = match level {
             NotificationLevel::Info => Some(now + INFO_MS),
             NotificationLevel::Warning => Some(now + WARNING_MS),
@@ -177,7 +177,7 @@ fn describe(change: &StatusChange) -> (String, String) {
     if let Some(retry) = change.retry_after_s.filter(|_| change.to.blocks_requests()) {
         body.push_str(&format!(
             " Requests are allowed again in {}.",
-            super::format::countdown(retry)
+            crate::ui::format::countdown(retry)
         ));
     }
     (title, body)
@@ -191,7 +191,7 @@ pub fn ToastRegion(toasts: Toasts) -> impl IntoView {
         #[cfg(feature = "hydrate")]
         {
             let handle = set_interval_with_handle(
-                move || toasts.expire(super::clock::now_ms()),
+                move || toasts.expire(crate::ui::hooks::use_ticker::now_ms()),
                 std::time::Duration::from_millis(500),
             );
             if let Ok(handle) = handle {
@@ -200,7 +200,7 @@ pub fn ToastRegion(toasts: Toasts) -> impl IntoView {
         }
     });
     let pause = move || toasts.paused.set(true);
-    let resume = move || toasts.resume(super::clock::now_ms());
+    let resume = move || toasts.resume(crate::ui::hooks::use_ticker::now_ms());
     view! {
         <section
             class="toasts"

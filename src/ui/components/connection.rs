@@ -1,13 +1,13 @@
 //! The live-connection indicator: connected / reconnecting / offline, with the
 //! next attempt, the polling fallback's freshness, and an ended session.
 
-use super::clock::Clock;
-use super::format::countdown;
-use super::quota_monitor::{ConnectionState, QuotaMonitor};
+use crate::ui::format::countdown;
+use crate::ui::hooks::use_quota_monitor::{ConnectionState, QuotaMonitor};
+use crate::ui::hooks::use_ticker::Ticker;
 use leptos::prelude::*;
 
 #[component]
-pub fn ConnectionIndicator(monitor: QuotaMonitor, clock: Clock) -> impl IntoView {
+pub fn ConnectionIndicator(monitor: QuotaMonitor, clock: Ticker) -> impl IntoView {
     let state = monitor.connection;
     let label = move || match state.get() {
         ConnectionState::Connecting => "Connecting…",
