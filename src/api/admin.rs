@@ -1,8 +1,8 @@
 //! `/api/admin/*`: workspace and session management (admin key only).
 
+use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{validate_workspace_id, AdminAuth, ApiJson, ApiQuery};
-use super::openapi::text;
 use crate::service::QuotaService;
 use crate::session::is_session_handle;
 use crate::wire::Caller;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod client_addr;
 pub mod csrf;
+pub mod doc_text;
 pub mod docs_page;
 pub mod error;
 pub mod extract;

@@ -1,8 +1,8 @@
 //! `/api/quota/*`: status, check, notifications, usage, record, reset.
 
+use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{target_workspace, AdminAuth, ApiJson, ApiQuery, Auth, WorkspaceQuery};
-use super::openapi::text;
 use crate::engine::CallOutcome;
 use crate::service::{Idempotency, QuotaService, Recorded, ServiceError};
 use crate::upstream::error_body::parse_error_body;

@@ -1,8 +1,8 @@
 //! `POST /api/session` signs a browser in with a workspace or admin key (JSON
 //! `{"api_key"}` or the sign-in form); `DELETE /api/session` signs it out.
 
+use super::doc_text as text;
 use super::error::ApiError;
-use super::openapi::text;
 use crate::service::{OpenedSession, QuotaService};
 use crate::session::{clear_cookie, session_cookie, session_id_from_headers};
 use crate::wire::Caller;

@@ -15,9 +15,9 @@
 //! use, so an open tab does not keep a session alive). Slightly over 400
 //! lines: the session loop is one `select!` and reads best whole.
 
+use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{target_workspace, ApiQuery, Credentials, WorkspaceQuery};
-use super::openapi::text;
 use crate::auth::key_digest;
 use crate::service::{ConnectionSlot, Credential as Presented, QuotaService};
 use crate::session::SessionDigest;

@@ -12,6 +12,7 @@ mod classify;
 mod clock;
 mod config;
 mod rules;
+mod upstream_limits;
 mod window;
 mod workspace;
 
@@ -19,10 +20,10 @@ pub use classify::{classify, ErrorClass};
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
 pub use rules::Verdict;
+pub use upstream_limits::RateLimitHeaders;
 pub use window::{Metric, SlidingWindow};
 pub use workspace::{DurableUpstreamState, Transition};
 
-use crate::upstream::headers::RateLimitHeaders;
 use crate::wire::{
     CheckResult, LastError, LimitOverrides, Limits, MinuteUsage, QuotaSnapshot, QuotaStatus,
     UpstreamErrorReport, UpstreamLimits, UsageReport, WindowUsage,

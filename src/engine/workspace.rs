@@ -1,7 +1,7 @@
 //! One workspace's counts and what the upstream last told us about it.
 
 use super::window::SlidingWindow;
-use crate::upstream::headers::RateLimitHeaders;
+use super::RateLimitHeaders;
 use crate::wire::{LastError, Limits, QuotaStatus};
 use serde::Serialize;
 use std::collections::VecDeque;

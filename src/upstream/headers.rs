@@ -1,19 +1,10 @@
 //! OpenAI's rate-limit headers: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`
 //! (resets as Go-style durations such as `1s`, `6m0s`, `12ms`, `1h2m3.5s`) and
-//! `retry-after` / `retry-after-ms`.
+//! `retry-after` / `retry-after-ms`, read into the engine's
+//! [`RateLimitHeaders`] (the engine holds the type so that it does not depend
+//! on the HTTP edge; the reading lives here).
 
-/// What one response's headers say about the organisation's limits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RateLimitHeaders {
-    pub limit_requests: Option<u64>,
-    pub limit_tokens: Option<u64>,
-    pub remaining_requests: Option<u64>,
-    pub remaining_tokens: Option<u64>,
-    pub reset_requests_ms: Option<u64>,
-    pub reset_tokens_ms: Option<u64>,
-    /// From `retry-after-ms`, else `retry-after` (seconds).
-    pub retry_after_ms: Option<u64>,
-}
+pub use crate::engine::RateLimitHeaders;
 
 /// Longest duration accepted from a header: a day. Anything longer is more
 /// likely garbage than a real reset time.
@@ -47,25 +38,6 @@ impl RateLimitHeaders {
 
     pub fn from_header_map(headers: &reqwest::header::HeaderMap) -> Self {
         Self::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// When the upstream will accept requests again if it says it has none left
-    /// (`remaining-* = 0`): the longest applicable reset.
-    pub fn exhausted_for_ms(&self) -> Option<u64> {
-        let requests = (self.remaining_requests == Some(0))
-            .then_some(self.reset_requests_ms)
-            .flatten();
-        let tokens = (self.remaining_tokens == Some(0))
-            .then_some(self.reset_tokens_ms)
-            .flatten();
-        match (requests, tokens) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
     }
 }
 
