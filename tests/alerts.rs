@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use common::{start_with, ADMIN};
+use common::{start_with, Server, ADMIN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,10 +41,55 @@ async fn receiver(fail_first: usize) -> (String, Arc<Receiver>) {
     (format!("http://{addr}/hook"), state)
 }
 
-fn transitions(r: &Receiver) -> Vec<(String, String)> {
-    r.alerts
-        .lock()
-        .unwrap()
+/// Waits (10 s at most) until the alerts received satisfy `done`; returns them.
+async fn wait_until(r: &Receiver, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = r.alerts.lock().unwrap().clone();
+        if done(&alerts) {
+            return alerts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 10 s; received {alerts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every alert the test's traffic caused so far, proven complete: another
+/// workspace (`marker`) is pushed into WARNING after that traffic, and a
+/// receiver gets alerts in the order they happened, so once the marker's
+/// alert is in, anything before it is in too. Markers' alerts are left out.
+async fn all_alerts_so_far(s: &Server, r: &Receiver, marker: &str) -> Vec<Value> {
+    let (status, body) = s
+        .post(
+            "/api/admin/workspaces",
+            Some(ADMIN),
+            json!({"id": marker, "limits": {"requests_per_minute": 10}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["api_key"].as_str().expect("api_key").to_string();
+    for _ in 0..8 {
+        s.record(&key, json!({"success": true})).await; // 8/10: WARNING
+    }
+    wait_until(r, |alerts| {
+        alerts.iter().any(|a| a["workspace_id"] == marker)
+    })
+    .await
+    .into_iter()
+    .filter(|a| {
+        !a["workspace_id"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("marker")
+    })
+    .collect()
+}
+
+fn from_to(alerts: &[Value]) -> Vec<(String, String)> {
+    alerts
         .iter()
         .map(|a| {
             (
@@ -53,10 +98,6 @@ fn transitions(r: &Receiver) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(400)).await;
 }
 
 #[tokio::test]
@@ -76,16 +117,15 @@ async fn one_alert_per_transition_with_slack_text_and_recovery() {
         json!({"workspace_id": "acme"}),
     )
     .await; // NORMAL
-    settle().await;
+    let alerts = all_alerts_so_far(&s, &r, "marker").await;
     assert_eq!(
-        transitions(&r),
+        from_to(&alerts),
         vec![
             ("NORMAL".into(), "WARNING".into()),
             ("WARNING".into(), "RATE_LIMITED".into()),
             ("RATE_LIMITED".into(), "NORMAL".into()),
         ]
     );
-    let alerts = r.alerts.lock().unwrap().clone();
     assert_eq!(alerts[0]["workspace_id"], "acme");
     assert_eq!(alerts[0]["event"], "quota.status_changed");
     assert!(
@@ -111,9 +151,9 @@ async fn a_flapping_status_alerts_once_per_cooldown() {
         )
         .await;
     }
-    settle().await;
+    let alerts = all_alerts_so_far(&s, &r, "marker").await;
     assert_eq!(
-        transitions(&r),
+        from_to(&alerts),
         vec![
             ("NORMAL".into(), "WARNING".into()),
             ("WARNING".into(), "NORMAL".into())
@@ -137,9 +177,9 @@ async fn a_failing_receiver_gets_retries_and_requests_never_wait() {
         started.elapsed() < Duration::from_millis(300),
         "the record did not wait for the webhook"
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let alerts = all_alerts_so_far(&s, &r, "marker").await;
     assert_eq!(
-        transitions(&r),
+        from_to(&alerts),
         vec![("NORMAL".into(), "QUOTA_EXCEEDED".into())],
         "delivered once, on the retry"
     );
@@ -190,9 +230,8 @@ async fn unusual_traffic_is_flagged_in_the_status_the_history_and_one_alert() {
         }
         clock.advance_s(60);
     }
-    settle().await;
     assert!(
-        r.alerts.lock().unwrap().is_empty(),
+        all_alerts_so_far(&s, &r, "marker-1").await.is_empty(),
         "steady traffic is not unusual"
     );
 
@@ -205,9 +244,7 @@ async fn unusual_traffic_is_flagged_in_the_status_the_history_and_one_alert() {
     for _ in 0..40 {
         s.record(&key, json!({"success": true})).await;
     }
-    settle().await;
-
-    let alerts = r.alerts.lock().unwrap().clone();
+    let alerts = all_alerts_so_far(&s, &r, "marker-2").await;
     assert_eq!(alerts.len(), 1, "exactly one alert: {alerts:?}");
     assert_eq!(alerts[0]["event"], "quota.unusual_traffic", "{}", alerts[0]);
     assert_eq!(alerts[0]["workspace_id"], "spiky");
