@@ -129,7 +129,7 @@ pub struct Config {
     pub session_caps: SessionCaps,
     pub proxy: ProxyConfig,
     /// `QUOTA_REDIS_FAILURE_POLICY` (`open`, the default, or `closed`): what
-    /// admission does while Redis cannot be reached (docs/SCALING.md).
+    /// admission does while Redis cannot be reached (docs/DEPLOYMENT.md).
     pub redis_failure_policy: FailurePolicy,
     /// `QUOTA_LOG_FORMAT` (`text`, the default, or `json`): one JSON object
     /// per log line, for log shippers.
