@@ -36,22 +36,6 @@ async fn status_of(s: &Server, key: &str) -> Value {
     s.get("/api/quota/status", Some(key)).await.1
 }
 
-/// Polls the workspace's status (10 s at most) until `done` holds; returns it.
-async fn status_once(s: &Server, key: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let snap = status_of(s, key).await;
-        if done(&snap) {
-            return snap;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited 10 s; last {snap}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_success_passes_through_and_counts_its_tokens() {
     let (s, fake) = setup(&[]).await;
@@ -132,7 +116,7 @@ async fn upstream_rate_limit_passes_through_then_blocks_locally() {
 
     // Allowed again once retry-after-ms has passed: the status says so
     // first (no request is spent finding out), then a request goes through.
-    status_once(&s, &key, |snap| snap["status"] != "RATE_LIMITED").await;
+    common::eventually(&s, &key, |snap| snap["status"] != "RATE_LIMITED").await;
     let res = chat(&s, &key, json!({"model": "ok", "messages": []})).await;
     assert_eq!(
         res.status(),
@@ -351,7 +335,7 @@ async fn a_broken_stream_still_counts_with_estimated_tokens() {
     assert!(!complete, "the client sees the break");
     assert!(text.contains("Hel"));
     // The break is settled when the relay ends, just after the client saw it.
-    let snap = status_once(&s, &key, |snap| snap["tokens_per_minute"]["current"] != 0).await;
+    let snap = common::eventually(&s, &key, |snap| snap["tokens_per_minute"]["current"] != 0).await;
     assert_eq!(snap["requests_per_minute"]["current"], 1);
     let tokens = snap["tokens_per_minute"]["current"].as_u64().unwrap();
     assert!(

@@ -4,8 +4,9 @@
 
 mod common;
 
+use common::eventually;
 use common::process::free_port;
-use common::redis::{eventually, instance, instance_with_clock, shared_workspace, start_redis};
+use common::redis::{instance, instance_with_clock, shared_workspace, start_redis};
 use common::{Server, ADMIN};
 use futures_util::StreamExt;
 use quota_alert::engine::{Clock, ManualClock, SystemClock};

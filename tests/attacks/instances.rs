@@ -6,10 +6,9 @@
 use crate::common::fake_openai;
 use crate::common::process::free_port;
 use crate::common::redis::{
-    big_limits, eventually, instance, instance_with, instance_with_id, shared_workspace,
-    start_redis,
+    big_limits, instance, instance_with, instance_with_id, shared_workspace, start_redis,
 };
-use crate::common::{Server, ADMIN};
+use crate::common::{eventually, Server, ADMIN};
 use quota_alert::engine::SystemClock;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

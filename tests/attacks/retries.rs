@@ -4,8 +4,9 @@
 //! batch the store cannot keep counts nothing; a rotation the store cannot
 //! keep leaves the old key working and says so.
 
+use crate::common::eventually;
 use crate::common::process::{free_port, temp_dir};
-use crate::common::redis::{big_limits, eventually, instance, shared_workspace, start_redis};
+use crate::common::redis::{big_limits, instance, shared_workspace, start_redis};
 use crate::common::{serve, start_with, test_config, Server, ADMIN};
 use quota_alert::engine::SystemClock;
 use quota_alert::service::QuotaService;

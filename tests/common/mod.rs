@@ -101,6 +101,23 @@ impl Server {
     }
 }
 
+/// Polls `server`'s status with `key` (10 s at most) until `check` holds;
+/// returns that snapshot.
+pub async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let last = server.get("/api/quota/status", Some(key)).await.1;
+        if check(&last) {
+            return last;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition never held; last snapshot {last}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub mod fake_openai;
 pub mod process;
 pub mod redis;

@@ -144,19 +144,6 @@ pub async fn shared_workspace(a: &Server, b: &Server, id: &str, limits: Value) -
     panic!("instance b never learned about workspace {id}");
 }
 
-/// Polls `server`'s status with `key` (up to 3 s) until `check` holds.
-pub async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..150 {
-        last = server.get("/api/quota/status", Some(key)).await.1;
-        if check(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition never held; last snapshot {last}");
-}
-
 /// Limits no test reaches.
 pub fn big_limits() -> Value {
     json!({"requests_per_minute": 100000, "requests_per_day": 1000000})
