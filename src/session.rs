@@ -190,9 +190,12 @@ pub struct Resolved {
 /// Live sessions by digest, with their lifetimes (Unix ms).
 pub struct SessionStore {
     sessions: DashMap<SessionDigest, SessionInfo>,
-    /// Sessions per owner (`None`: the admin), oldest first, for the cap.
-    /// Changed under the owner's entry, see [`SessionStore::insert`].
-    by_owner: DashMap<Option<String>, BTreeSet<(u64, SessionDigest)>>,
+    /// Sessions per owner (`None`: the admin), oldest first, for the cap:
+    /// keyed by creation time, then (ties in one millisecond) by arrival. Changed
+    /// under the owner's entry, see [`SessionStore::insert`].
+    by_owner: DashMap<Option<String>, BTreeSet<(u64, u64, SessionDigest)>>,
+    /// Counts sessions in, to order those created in the same millisecond.
+    arrivals: std::sync::atomic::AtomicU64,
     /// The running admin key's binding: admin sessions of any other key are
     /// refused.
     admin_key: [u8; 32],
@@ -214,6 +217,7 @@ impl SessionStore {
         Self {
             sessions: DashMap::new(),
             by_owner: DashMap::new(),
+            arrivals: std::sync::atomic::AtomicU64::new(0),
             admin_key,
             max_per_owner: max_per_owner.max(1),
             closed: broadcast::channel(CLOSURE_QUEUE).0,
@@ -284,13 +288,18 @@ impl SessionStore {
         let mut evicted = Vec::new();
         {
             let mut set = self.by_owner.entry(owner).or_default();
-            if let Some(previous) = self.sessions.insert(digest, session) {
-                set.remove(&(previous.created_at_ms, digest));
+            if self.sessions.insert(digest, session).is_some() {
+                set.retain(|(_, _, d)| *d != digest);
             }
-            set.insert((created, digest));
+            // Ties in the same millisecond go by arrival, so the cap ends
+            // the first one signed in, not the one with the lower digest.
+            let arrival = self
+                .arrivals
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            set.insert((created, arrival, digest));
             while set.len() > self.max_per_owner {
                 match set.pop_first() {
-                    Some((_, oldest)) => evicted.push(oldest),
+                    Some((_, _, oldest)) => evicted.push(oldest),
                     None => break,
                 }
             }
@@ -355,14 +364,16 @@ impl SessionStore {
     /// Ends a session; what it was, if it was known.
     pub fn remove(&self, digest: &SessionDigest) -> Option<SessionInfo> {
         let (_, session) = self.sessions.remove(digest)?;
-        self.unindex(session.owner(), session.created_at_ms, digest);
+        self.unindex(session.owner(), digest);
         let _ = self.closed.send(*digest);
         Some(session)
     }
 
-    fn unindex(&self, owner: Option<String>, created_at_ms: u64, digest: &SessionDigest) {
+    /// Takes `digest` out of its owner's set (a scan of at most the cap: the
+    /// arrival it was filed under is not kept with the session).
+    fn unindex(&self, owner: Option<String>, digest: &SessionDigest) {
         if let Some(mut set) = self.by_owner.get_mut(&owner) {
-            set.remove(&(created_at_ms, *digest));
+            set.retain(|(_, _, d)| d != digest);
         }
         self.by_owner.remove_if(&owner, |_, set| set.is_empty());
     }
@@ -372,7 +383,7 @@ impl SessionStore {
         let mut removed = Vec::new();
         self.sessions.retain(|digest, s| {
             if doomed(s) {
-                removed.push((*digest, s.owner(), s.created_at_ms));
+                removed.push((*digest, s.owner()));
                 false
             } else {
                 true
@@ -380,8 +391,8 @@ impl SessionStore {
         });
         removed
             .into_iter()
-            .map(|(digest, owner, created)| {
-                self.unindex(owner, created, &digest);
+            .map(|(digest, owner)| {
+                self.unindex(owner, &digest);
                 let _ = self.closed.send(digest);
                 digest
             })
@@ -412,7 +423,7 @@ impl SessionStore {
                 let digests: Vec<SessionDigest> = self
                     .by_owner
                     .get(&Some(id.to_string()))
-                    .map(|set| set.iter().map(|(_, d)| *d).collect())
+                    .map(|set| set.iter().map(|(_, _, d)| *d).collect())
                     .unwrap_or_default();
                 digests.iter().filter_map(live).collect()
             }
@@ -630,6 +641,19 @@ mod tests {
         }
         assert_eq!(store.count_of(Some("acme")), 3);
         assert_eq!(store.list(Some("acme"), T0 + 10).len(), 3);
+    }
+
+    #[test]
+    fn sessions_opened_in_the_same_millisecond_end_in_the_order_they_came() {
+        let store = SessionStore::new(ADMIN_KEY, 3);
+        let opened: Vec<_> = (0..8).map(|_| open(&store, acme(), T0)).collect();
+        for (i, digest) in opened.iter().enumerate() {
+            assert_eq!(
+                store.resolve(digest, T0).is_some(),
+                i >= 5,
+                "session {i}: only the last three stay"
+            );
+        }
     }
 
     #[test]
