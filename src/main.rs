@@ -3,7 +3,7 @@
 
 use quota_alert::config::{AdminKeySource, Config, LogFormat};
 use quota_alert::engine::SystemClock;
-use quota_alert::service::{QuotaService, Shared};
+use quota_alert::service::{QuotaService, Shared, SHUTDOWN_DRAIN};
 use quota_alert::store::{RedisShared, SqliteStore};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -123,6 +123,7 @@ async fn run() -> Result<(), RunError> {
     let state = quota_alert::api::AppState::new(service)
         .map_err(|e| RunError::Runtime(format!("cannot build the upstream HTTP client: {e}")))?;
     let shutdown_service = state.service.clone();
+    let service = state.service.clone();
     let timeouts = state.service.config().http.clone();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let app = quota_alert::server::app(state, leptos_options);
@@ -138,9 +139,13 @@ async fn run() -> Result<(), RunError> {
         tracing::info!("shutting down: draining requests, closing WebSockets");
         shutdown_service.begin_shutdown();
     };
-    quota_alert::server::serve(listener, app, &timeouts, tls, shutdown)
+    let served = quota_alert::server::serve(listener, app, &timeouts, tls, shutdown)
         .await
-        .map_err(|e| RunError::Runtime(format!("server error: {e}")))
+        .map_err(|e| RunError::Runtime(format!("server error: {e}")));
+    // Requests are done: let the background writes land and close the store,
+    // whether the server stopped on a signal or on an error.
+    service.shutdown(SHUTDOWN_DRAIN).await;
+    served
 }
 
 #[tokio::main]

@@ -3,26 +3,29 @@
 //! turns the passing of time into status changes. REST, WebSocket, the
 //! proxy and the server functions all go through this one API.
 
+mod backend;
 mod bus;
 mod connections;
 mod credentials;
-mod persist;
+mod lifecycle;
 mod records;
 mod registry;
+mod replication;
+mod restore;
 mod sessions;
-mod shared;
 
-pub use bus::Bus;
-pub use connections::{ConnectionSlot, ConnectionSlots};
-pub use credentials::{presented, AuthError, Credential, Resolved};
-pub use persist::{
+pub use backend::{
     background_stats, background_tasks_in_flight, BackgroundStats, MAX_BACKGROUND_TASKS,
     USAGE_HORIZON_MS,
 };
+pub use bus::Bus;
+pub use connections::{ConnectionSlot, ConnectionSlots};
+pub use credentials::{presented, AuthError, Credential, Resolved};
+pub use lifecycle::SHUTDOWN_DRAIN;
 pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
 pub use registry::Registry;
+pub use replication::{FailurePolicy, Shared};
 pub use sessions::{OpenedSession, SessionView};
-pub use shared::{FailurePolicy, Shared};
 
 use crate::alerts::Alerts;
 use crate::config::Config;
@@ -30,12 +33,12 @@ use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, 
 use crate::metrics::Metrics;
 use crate::session::SessionStore;
 use crate::store::{SqliteStore, StoreError};
-use crate::wire::{Caller, CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
+use crate::wire::{
+    Caller, CheckResult, LimitOverrides, Limits, QuotaSnapshot, QuotaStatus, UsageReport,
+};
+use backend::{Backend, Kind, SharedAdmission};
 
-/// Old usage and history are pruned about every 15 minutes (at 250 ms ticks).
-const PRUNE_EVERY_TICKS: u64 = 3_600;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Clone)]
 pub struct QuotaService {
@@ -50,8 +53,9 @@ struct Inner {
     sessions: SessionStore,
     /// Open WebSockets per caller, capped (`QUOTA_MAX_WS_PER_WORKSPACE`).
     connections: ConnectionSlots,
-    store: Option<SqliteStore>,
-    shared: Option<Shared>,
+    /// Where everything counted is kept: memory, SQLite or Redis, chosen
+    /// once when the service is built.
+    backend: Backend,
     alerts: std::sync::OnceLock<Alerts>,
     metrics: Metrics,
     /// Flips to true when the server starts shutting down; WebSocket sessions
@@ -60,12 +64,11 @@ struct Inner {
     /// Workspaces whose keys were just rotated or revoked; open WebSockets
     /// re-check their credentials when their workspace appears here.
     revocations: tokio::sync::broadcast::Sender<String>,
-    /// `Idempotency-Key`s when there is neither SQLite nor Redis (bounded).
-    idempotency: records::IdempotencyMemory,
-    /// Background writes: how many run, and what is merged while they wait.
-    background: persist::Background,
     /// Under Redis: lookups of unknown keys, and the last key epoch loaded.
-    lookups: shared::KeyLookups,
+    lookups: replication::KeyLookups,
+    /// The ticker and, under Redis, the subscription and the epoch poll:
+    /// they end when shutdown is signalled, and shutdown waits for them.
+    tasks: tokio_util::task::TaskTracker,
     /// Rotations and revocations run one at a time: each stores its key and
     /// then applies it here, and two interleaved could leave memory holding
     /// one key and the store another (a restart would swap the working key),
@@ -92,7 +95,11 @@ pub enum ServiceError {
 impl QuotaService {
     /// A service that keeps everything in memory (tests, benchmarks).
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
-        Self::build(config, clock, None)
+        Self::build(
+            config,
+            clock,
+            Kind::Memory(records::IdempotencyMemory::default()),
+        )
     }
 
     /// A service backed by `store`, rebuilt from what it holds.
@@ -101,7 +108,7 @@ impl QuotaService {
         clock: Arc<dyn Clock>,
         store: SqliteStore,
     ) -> Result<Self, StoreError> {
-        let service = Self::build(config, clock, Some(store.clone()));
+        let service = Self::build(config, clock, Kind::Sqlite(store.clone()));
         let restored = service.restore(&store).await?;
         tracing::info!(workspaces = restored, path = %store.path().display(), "state restored");
         Ok(service)
@@ -113,16 +120,13 @@ impl QuotaService {
         clock: Arc<dyn Clock>,
         shared: Shared,
     ) -> Result<Self, StoreError> {
-        let mut service = Self::build(config, clock, None);
-        if let Some(inner) = Arc::get_mut(&mut service.inner) {
-            inner.shared = Some(shared);
-        }
-        let restored = service.shared_start().await?;
+        let service = Self::build(config, clock, Kind::Redis(Box::new(shared.clone())));
+        let restored = service.load_from_redis(shared).await?;
         tracing::info!(workspaces = restored, "state loaded from Redis");
         Ok(service)
     }
 
-    fn build(config: Config, clock: Arc<dyn Clock>, store: Option<SqliteStore>) -> Self {
+    fn build(config: Config, clock: Arc<dyn Clock>, kind: Kind) -> Self {
         let engine = Engine::new(config.engine.clone(), clock);
         let registry = Registry::new(config.admin_key.expose());
         let sessions = SessionStore::new(
@@ -131,25 +135,27 @@ impl QuotaService {
         );
         let connections = ConnectionSlots::new(config.session_caps.max_ws_per_caller);
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
                 config,
                 engine,
                 registry,
                 bus: Bus::default(),
                 sessions,
                 connections,
-                store,
-                shared: None,
+                backend: Backend::new(kind, weak.clone()),
                 alerts: std::sync::OnceLock::new(),
                 metrics: Metrics::new(),
                 shutdown: tokio::sync::watch::channel(false).0,
                 revocations: tokio::sync::broadcast::channel(64).0,
-                idempotency: records::IdempotencyMemory::default(),
                 key_changes: tokio::sync::Mutex::new(()),
-                background: persist::Background::default(),
-                lookups: shared::KeyLookups::default(),
+                lookups: replication::KeyLookups::default(),
+                tasks: tokio_util::task::TaskTracker::new(),
             }),
         }
+    }
+
+    fn backend(&self) -> &Backend {
+        &self.inner.backend
     }
 
     pub fn config(&self) -> &Config {
@@ -174,7 +180,7 @@ impl QuotaService {
     /// Starts webhook delivery (call once, on the runtime). Until then, and
     /// without `QUOTA_WEBHOOK_URL`, transitions are only logged.
     pub fn start_alerts(&self) {
-        let claim: Option<crate::alerts::ClaimFn> = self.shared().map(|shared| {
+        let claim: Option<crate::alerts::ClaimFn> = self.backend().redis().map(|shared| {
             let redis = shared.redis.clone();
             let claim: crate::alerts::ClaimFn = Arc::new(move |name: String, ttl_ms: u64| {
                 let redis = redis.clone();
@@ -206,7 +212,7 @@ impl QuotaService {
         // Sign-ins of this workspace that overlap this change undo themselves
         // (see `open_session`), whether or not the store accepts it.
         self.inner.registry.begin_change(id);
-        self.persist_key(id, Some(digest)).await?;
+        self.backend().change_key(id, Some(digest)).await?;
         self.revoke_locally(id);
         self.inner.registry.restore(digest, id);
         // The key has changed for good: an audit entry the store cannot take
@@ -227,7 +233,7 @@ impl QuotaService {
         }
         let _one_at_a_time = self.inner.key_changes.lock().await;
         self.inner.registry.begin_change(id);
-        self.persist_key(id, None).await?;
+        self.backend().change_key(id, None).await?;
         self.revoke_locally(id);
         self.audit_best_effort("revoke_keys", id, "keys revoked")
             .await;
@@ -236,26 +242,20 @@ impl QuotaService {
     }
 
     async fn audit_best_effort(&self, action: &str, id: &str, detail: &str) {
-        if let Err(error) = self.persist_audit(action, Some(id), detail).await {
+        if let Err(error) = self.audit(action, Some(id), detail).await {
             tracing::error!(%error, workspace_id = id, action, "audit entry not stored");
         }
     }
 
-    /// Stores the key change; the workspace's stored sessions are deleted
-    /// with it (in the same SQLite transaction; right after, under Redis).
-    async fn persist_key(&self, id: &str, digest: Option<[u8; 32]>) -> Result<(), ServiceError> {
-        self.shared_key_change(id, digest).await?;
-        if let Some(store) = self.store() {
-            // All zeroes: a digest no key hashes to, i.e. revoked.
-            store
-                .update_workspace_key(id, digest.unwrap_or([0; 32]))
-                .await
-                .map_err(|e| {
-                    self.store_failed(&e);
-                    ServiceError::Store(e)
-                })?;
-        }
-        Ok(())
+    /// Appends to the audit trail (kept by SQLite only).
+    pub(super) async fn audit(
+        &self,
+        action: &str,
+        id: Option<&str>,
+        detail: &str,
+    ) -> Result<(), ServiceError> {
+        let now = self.inner.engine.now_ms();
+        self.backend().audit(action, id, detail, now).await
     }
 
     /// Forgets keys and sessions of a workspace and tells its WebSockets.
@@ -276,15 +276,6 @@ impl QuotaService {
 
     pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.inner.revocations.subscribe()
-    }
-
-    /// Tells long-lived connections that the server is going away.
-    pub fn begin_shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
-    }
-
-    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -311,7 +302,7 @@ impl QuotaService {
             .render(&self.inner.engine.status_counts(), &webhooks);
         use std::fmt::Write as _;
         use std::sync::atomic::Ordering::Relaxed;
-        let stats = persist::background_stats();
+        let stats = background_stats();
         let _ = write!(
             text,
             "# HELP quota_background_tasks_total Background writes: tasks started, tasks not started because {MAX_BACKGROUND_TASKS} were running, and writes merged into a pending one.\n\
@@ -325,14 +316,14 @@ impl QuotaService {
             stats.spawned.load(Relaxed),
             stats.dropped.load(Relaxed),
             stats.merged.load(Relaxed),
-            persist::background_tasks_in_flight(),
+            background_tasks_in_flight(),
         );
         text
     }
 
     /// Whether this instance shares its state over Redis.
     pub fn is_shared(&self) -> bool {
-        self.inner.shared.is_some()
+        self.backend().redis().is_some()
     }
 
     pub fn alert_stats(&self) -> Option<Arc<crate::alerts::AlertStats>> {
@@ -348,34 +339,25 @@ impl QuotaService {
     ) -> Result<(String, Limits), ServiceError> {
         let limits = self.inner.engine.create_workspace(id, overrides)?;
         let (key, digest) = self.inner.registry.issue_key(id);
-        if let Err(e) = self.shared_create(id, limits, digest).await {
+        let now = self.inner.engine.now_ms();
+        if let Err(e) = self
+            .backend()
+            .create_workspace(id, limits, digest, now)
+            .await
+        {
             self.inner.registry.revoke_workspace(id);
             self.inner.engine.remove_workspace(id);
             return Err(e);
         }
-        if let Some(store) = self.store() {
-            let now = self.inner.engine.now_ms();
-            if let Err(e) = store.save_workspace(id, digest, limits, now).await {
-                self.inner.registry.revoke_workspace(id);
-                self.inner.engine.remove_workspace(id);
-                return Err(ServiceError::Store(e));
-            }
-            self.persist_audit("create_workspace", Some(id), &format!("{limits:?}"))
-                .await?;
-        }
+        self.audit("create_workspace", Some(id), &format!("{limits:?}"))
+            .await?;
         tracing::info!(workspace_id = id, "workspace created");
         Ok((key, limits))
     }
 
     /// Whether the store answers (always true without one).
     pub async fn store_ready(&self) -> bool {
-        if let Some(shared) = self.shared() {
-            return shared.redis.ping().await.is_ok();
-        }
-        match self.store() {
-            Some(store) => store.ping().await.is_ok(),
-            None => true,
-        }
+        self.backend().ping().await
     }
 
     pub fn snapshot(&self, id: &str) -> Result<QuotaSnapshot, EngineError> {
@@ -390,42 +372,120 @@ impl QuotaService {
         self.inner.engine.usage(id, minutes)
     }
 
-    /// Admits (and counts) one proxied request; persisted in the background.
-    /// With Redis, admission is decided by the shared counters.
+    /// Admits (and counts) one proxied request; written behind. Under
+    /// Redis the shared counters decide (see `replication` for the failure
+    /// policy); otherwise this instance's engine, exactly, under its lock.
     pub async fn try_admit(&self, id: &str) -> Result<Admission, ServiceError> {
-        if let Some(shared) = self.shared().cloned() {
-            let admission = self.shared_admit(&shared, id).await?;
-            self.count_admission(admission.check.allowed);
+        let admission = if self.backend().redis().is_some() {
+            self.admit_shared(id).await?
+        } else {
+            let admission = self.inner.engine.try_admit(id)?;
             if admission.check.allowed {
-                self.publish(id, &admission.effect);
+                let now = self.inner.engine.now_ms();
+                self.backend().usage_behind(id, now, 1, 0);
             }
-            return Ok(admission);
-        }
-        let admission = self.inner.engine.try_admit(id)?;
+            admission
+        };
         self.count_admission(admission.check.allowed);
         if admission.check.allowed {
-            let now = self.inner.engine.now_ms();
-            self.persist_usage_in_background(id, now, 1, 0);
-            self.persist_effect_in_background(id, &admission.effect, false);
+            self.keep_effect(id, &admission.effect, false);
             self.publish(id, &admission.effect);
         }
         Ok(admission)
     }
 
-    /// The outcome of an admitted request; persisted in the background (this
-    /// runs on the proxy's response path, and in a stream's drop guard).
+    /// Admission against the shared counters; the local engine answers
+    /// first for what only it knows (the upstream's 429s and quota).
+    async fn admit_shared(&self, id: &str) -> Result<Admission, ServiceError> {
+        let engine = &self.inner.engine;
+        let local = engine.check(id)?;
+        if !local.allowed {
+            return Ok(refused(local));
+        }
+        let limits = engine
+            .limits(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        let expected = self.expected_key(id);
+        match self
+            .backend()
+            .admit_shared(id, engine.now_ms(), limits, expected)
+            .await
+        {
+            // Not reached: only called under Redis.
+            SharedAdmission::NotShared => Ok(engine.try_admit(id)?),
+            SharedAdmission::Admitted => Ok(Admission {
+                check: CheckResult {
+                    allowed: true,
+                    status: local.status,
+                    retry_after_s: None,
+                },
+                effect: engine.count_admitted(id)?,
+            }),
+            SharedAdmission::KeyChanged => {
+                self.reload_workspace_key(id).await;
+                Err(ServiceError::KeyChanged)
+            }
+            SharedAdmission::Full(totals) => {
+                // Other instances' traffic filled the window before their
+                // events reached us; the local view catches up within moments.
+                let day_full = totals.day_requests + 1 > limits.requests_per_day
+                    || totals.day_tokens >= limits.tokens_per_day;
+                let status = if day_full {
+                    QuotaStatus::QuotaExceeded
+                } else {
+                    QuotaStatus::RateLimited
+                };
+                Ok(refused(CheckResult {
+                    allowed: false,
+                    status,
+                    retry_after_s: Some(1.0),
+                }))
+            }
+            SharedAdmission::Unreachable(FailurePolicy::Open) => Ok(engine.try_admit(id)?),
+            SharedAdmission::Unreachable(FailurePolicy::Closed) => Ok(refused(CheckResult {
+                allowed: false,
+                status: QuotaStatus::Degraded,
+                retry_after_s: Some(5.0),
+            })),
+        }
+    }
+
+    /// The outcome of an admitted request; written behind (this runs on the
+    /// proxy's response path, and in a stream's drop guard).
     pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
         let effect = self.inner.engine.complete(id, outcome)?;
         let now = self.inner.engine.now_ms();
-        self.persist_usage_in_background(id, now, 0, outcome.tokens);
-        self.persist_effect_in_background(
+        self.backend().usage_behind(id, now, 0, outcome.tokens);
+        let upstream_changed = outcome.error.is_some() || !outcome.headers.is_empty();
+        self.keep_effect(id, &effect, upstream_changed);
+        self.backend().announce(
             id,
-            &effect,
-            outcome.error.is_some() || !outcome.headers.is_empty(),
+            backend::events::EventKind::Completed {
+                outcome: outcome.clone(),
+            },
         );
-        self.shared_completed(id, outcome);
         self.publish(id, &effect);
         Ok(effect)
+    }
+
+    /// Keeps what an operation changed besides usage, behind: its
+    /// transitions and, if the upstream said something, the workspace's
+    /// upstream state.
+    pub(super) fn keep_effect(&self, id: &str, effect: &Effect, upstream_changed: bool) {
+        let backend = self.backend();
+        if upstream_changed {
+            backend.upstream_state_behind(id, || {
+                let state = self.inner.engine.durable_upstream(id)?;
+                serde_json::to_string(&state).ok()
+            });
+        }
+        let transitions: Vec<Transition> = effect
+            .transition
+            .iter()
+            .chain(effect.anomaly.iter())
+            .cloned()
+            .collect();
+        backend.transitions_behind(transitions);
     }
 
     fn count_admission(&self, allowed: bool) {
@@ -440,9 +500,9 @@ impl QuotaService {
     pub async fn reset(&self, id: &str) -> Result<Effect, ServiceError> {
         let effect = self.inner.engine.reset(id)?;
         tracing::info!(workspace_id = id, "quota reset by admin");
-        self.persist_reset(id).await?;
-        self.shared_reset(id).await?;
-        self.persist_effect_in_background(id, &effect, false);
+        self.backend().clear_usage(id).await?;
+        self.audit("reset", Some(id), "admin reset").await?;
+        self.keep_effect(id, &effect, false);
         self.publish(id, &effect);
         Ok(effect)
     }
@@ -470,7 +530,7 @@ impl QuotaService {
                 transition: Some(transition.clone()),
                 version: 0,
             };
-            self.persist_effect_in_background(&transition.workspace_id, &effect, false);
+            self.keep_effect(&transition.workspace_id, &effect, false);
         }
         if refresh_usage {
             for id in self.inner.bus.subscribed_ids() {
@@ -479,32 +539,6 @@ impl QuotaService {
                     .refresh_with(&id, || self.inner.engine.snapshot(&id).ok());
             }
         }
-    }
-
-    /// Starts the ticker on the current tokio runtime. It holds only a weak
-    /// reference, so it ends when the last service handle is dropped.
-    pub fn spawn_ticker(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        let period = Duration::from_millis(self.inner.config.tick_ms.max(10));
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(period);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut count: u64 = 0;
-            loop {
-                interval.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                count += 1;
-                let service = QuotaService { inner };
-                // Usage meters slide slowly; refreshing them once a second is plenty.
-                service.tick(count.is_multiple_of(4));
-                if !service.engine().store_healthy() && count.is_multiple_of(8) {
-                    service.probe_store().await;
-                }
-                if count.is_multiple_of(PRUNE_EVERY_TICKS) {
-                    service.prune().await;
-                }
-            }
-        });
     }
 
     fn alert(&self, transition: &Transition) {
@@ -539,6 +573,18 @@ impl QuotaService {
         self.inner
             .bus
             .publish_with(id, || self.inner.engine.snapshot(id).ok());
+    }
+}
+
+/// A request not admitted: nothing counted, nothing changed.
+fn refused(check: CheckResult) -> Admission {
+    Admission {
+        check,
+        effect: Effect {
+            anomaly: None,
+            transition: None,
+            version: 0,
+        },
     }
 }
 

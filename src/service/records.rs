@@ -18,10 +18,12 @@
 //!   at most [`MAX_IDEMPOTENCY_KEYS_IN_MEMORY`] per workspace (the oldest are
 //!   forgotten first, and with them their protection).
 
+use super::backend::events::EventKind;
+use super::backend::Kind;
 use super::{QuotaService, ServiceError};
 use crate::auth::key_digest;
 use crate::engine::{CallOutcome, Effect, EngineError};
-use crate::store::{ClaimOutcome, IdempotencyClaim, IDEMPOTENCY_TTL_MS};
+use crate::store::{ClaimOutcome, IDEMPOTENCY_TTL_MS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -69,7 +71,7 @@ struct Seen {
 }
 
 impl IdempotencyMemory {
-    fn claim(&self, workspace: &str, idem: &Idempotency, now_ms: u64) -> ClaimOutcome {
+    pub(super) fn claim(&self, workspace: &str, idem: &Idempotency, now_ms: u64) -> ClaimOutcome {
         // Held for a few map operations, never across an await; a poisoned
         // lock only means another request panicked mid-update of plain maps.
         let mut all = self
@@ -101,7 +103,7 @@ impl IdempotencyMemory {
     }
 
     /// Keys held for `workspace` (tests, metrics).
-    fn len(&self, workspace: &str) -> usize {
+    pub(super) fn len(&self, workspace: &str) -> usize {
         self.workspaces
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -163,43 +165,17 @@ impl QuotaService {
             .fold(0u64, |sum, o| sum.saturating_add(o.tokens));
         let now = engine.now_ms();
 
-        // 1. Durable (and shared) first.
-        let claim = if self.shared().is_some() {
-            self.shared_count(id, now, requests, tokens, idempotency)
-                .await?
-        } else if let Some(store) = self.store() {
-            let _timer = self.metrics().store_latency.start_timer();
-            let written = match idempotency {
-                Some(idem) => {
-                    store
-                        .append_usage_once(
-                            id,
-                            now,
-                            requests,
-                            tokens,
-                            IdempotencyClaim {
-                                key_digest: idem.key_digest,
-                                fingerprint: idem.fingerprint,
-                                not_before_ms: now.saturating_sub(IDEMPOTENCY_TTL_MS),
-                            },
-                        )
-                        .await
-                }
-                None => store
-                    .append_usage(id, now, requests, tokens)
-                    .await
-                    .map(|()| ClaimOutcome::Counted),
-            };
-            written.map_err(|e| {
-                self.store_failed(&e);
-                ServiceError::Store(e)
-            })?
-        } else {
-            match idempotency {
-                Some(idem) => self.inner.idempotency.claim(id, idem, now),
-                None => ClaimOutcome::Counted,
-            }
-        };
+        // 1. Kept (and shared) first.
+        let claim = self
+            .backend()
+            .count_record(id, now, (requests, tokens), idempotency, || {
+                self.expected_key(id)
+            })
+            .await;
+        if let Err(ServiceError::KeyChanged) = claim {
+            self.reload_workspace_key(id).await;
+        }
+        let claim = claim?;
         match claim {
             ClaimOutcome::Counted => {}
             ClaimOutcome::Replayed => {
@@ -224,19 +200,31 @@ impl QuotaService {
         for outcome in outcomes {
             let effect = engine.record(id, outcome)?;
             self.publish(id, &effect);
-            self.persist_effect_in_background(
+            self.keep_effect(
                 id,
                 &effect,
                 outcome.error.is_some() || !outcome.headers.is_empty(),
             );
             last = effect;
         }
-        self.shared_recorded(id, outcomes);
+        let told = match outcomes {
+            [outcome] => EventKind::Recorded {
+                outcome: outcome.clone(),
+            },
+            _ => EventKind::RecordedBatch {
+                outcomes: outcomes.to_vec(),
+            },
+        };
+        self.backend().announce(id, told);
         Ok((Recorded::Counted, last))
     }
 
-    /// Idempotency keys held in memory for `workspace` (no store, no Redis).
+    /// Idempotency keys held in memory for `workspace` (no store, no Redis:
+    /// 0 with either, which keep them themselves).
     pub fn idempotency_keys_in_memory(&self, workspace: &str) -> usize {
-        self.inner.idempotency.len(workspace)
+        match self.backend().kind() {
+            Kind::Memory(keys) => keys.len(workspace),
+            Kind::Sqlite(_) | Kind::Redis(_) => 0,
+        }
     }
 }

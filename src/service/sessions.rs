@@ -22,12 +22,12 @@
 //! ending, restoring and applying other instances' events are one concern
 //! (a session's life), kept together so each rule is written once.
 
-use super::shared::SessionOwner;
+use super::backend::events::SessionOwner;
 use super::{Caller, QuotaService, ServiceError};
 use crate::auth::key_digest;
 use crate::session::{new_session_id, session_handle, SessionDigest, SessionInfo, SessionPolicy};
 use crate::store::redis::SharedSession;
-use crate::store::{StoreError, StoredSession};
+use crate::store::StoredSession;
 use std::collections::HashSet;
 
 /// A session just opened: the cookie value (for this browser only; never
@@ -69,13 +69,13 @@ impl QuotaService {
         let (id, digest) = new_session_id();
         let now = self.engine().now_ms();
         let session = SessionInfo::fresh(caller.clone(), now, self.inner.sessions.admin_key());
-        if !self.store_session(digest, &session, key).await? {
+        if !self.backend().save_session(digest, &session, key).await? {
             return Ok(None);
         }
         let Some(evicted) = self.inner.sessions.insert(digest, session.clone(), now) else {
             // Cannot happen for a session opened just now with the running
             // admin key; refusing is the safe answer all the same.
-            let _ = self.unstore_session(digest).await;
+            let _ = self.backend().delete_session(digest).await;
             return Ok(None);
         };
         // A rotation or revocation on this instance may run concurrently: it
@@ -89,20 +89,22 @@ impl QuotaService {
             || changes_before != Some(changes(&caller))
         {
             self.inner.sessions.remove(&digest);
-            let _ = self.unstore_session(digest).await;
+            let _ = self.backend().delete_session(digest).await;
             return Ok(None);
         }
-        self.shared_session_opened(digest, key, &session).await;
+        self.backend()
+            .announce_session_opened(digest, key, &session)
+            .await;
         if !evicted.is_empty() {
             tracing::info!(
-                workspace_id = ?session_owner(&caller),
+                workspace_id = ?caller.workspace_id(),
                 ended = evicted.len(),
                 "sessions over the per-workspace cap ended, oldest first"
             );
             // The sign-in stands even if this delete fails: the evicted
             // session is already gone from memory (and on every instance once
             // they hear of it), and a restart evicts it again.
-            let _ = self.end_stored_sessions(&evicted).await;
+            let _ = self.backend().end_sessions(&evicted).await;
         }
         Ok(Some(OpenedSession { id, caller }))
     }
@@ -141,8 +143,8 @@ impl QuotaService {
     pub async fn close_session(&self, id: &str) -> Result<(), ServiceError> {
         let digest = key_digest(id);
         self.inner.sessions.remove(&digest);
-        self.unstore_session(digest).await?;
-        self.shared_session_closed(digest).await;
+        self.backend().delete_session(digest).await?;
+        self.backend().announce_session_closed(digest).await;
         Ok(())
     }
 
@@ -179,9 +181,9 @@ impl QuotaService {
         let Some(session) = self.inner.sessions.remove(&digest) else {
             return Ok(None);
         };
-        self.end_stored_sessions(&[digest]).await?;
-        let workspace = session_owner(&session.caller);
-        self.persist_audit(
+        self.backend().end_sessions(&[digest]).await?;
+        let workspace = session.caller.workspace_id();
+        self.audit(
             "end_session",
             workspace,
             &format!("session {handle} ended by the admin"),
@@ -200,8 +202,8 @@ impl QuotaService {
             )));
         }
         let ended = self.inner.sessions.close_workspace(workspace);
-        self.end_stored_sessions(&ended).await?;
-        self.persist_audit(
+        self.backend().end_sessions(&ended).await?;
+        self.audit(
             "end_sessions",
             Some(workspace),
             &format!("{} sessions ended by the admin", ended.len()),
@@ -215,174 +217,24 @@ impl QuotaService {
         Ok(ended.len())
     }
 
-    /// Deletes sessions already gone from memory from the store and, under
-    /// Redis, tells the other instances (whose sockets close too).
-    async fn end_stored_sessions(&self, digests: &[SessionDigest]) -> Result<(), ServiceError> {
-        if digests.is_empty() {
-            return Ok(());
-        }
-        if let Some(store) = self.store() {
-            store.delete_sessions(digests.to_vec()).await.map_err(|e| {
-                self.store_failed(&e);
-                ServiceError::Store(e)
-            })?;
-        }
-        if let Some(shared) = self.shared() {
-            let hex: Vec<String> = digests.iter().map(hex::encode).collect();
-            shared
-                .redis
-                .delete_sessions_by_digest(&hex)
-                .await
-                .map_err(|e| {
-                    self.shared_failed(&e);
-                    ServiceError::Store(e)
-                })?;
-            for digest in digests {
-                self.shared_session_closed(*digest).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes a new session. `false` (nothing kept) when, under Redis, the
-    /// key turned out to be rotated or revoked by another instance meanwhile.
-    async fn store_session(
-        &self,
-        digest: SessionDigest,
-        session: &SessionInfo,
-        key: &str,
-    ) -> Result<bool, ServiceError> {
-        let workspace_id = session_owner(&session.caller);
-        if let Some(store) = self.store() {
-            store
-                .save_session(&StoredSession {
-                    digest,
-                    workspace_id: workspace_id.map(str::to_string),
-                    created_at_ms: session.created_at_ms,
-                    expires_at_ms: session.expires_at_ms,
-                    absolute_expires_at_ms: session.absolute_expires_at_ms,
-                    admin_key_binding: session.admin_key,
-                })
-                .await
-                .map_err(|e| {
-                    self.store_failed(&e);
-                    ServiceError::Store(e)
-                })?;
-        }
-        let Some(shared) = self.shared() else {
-            return Ok(true);
-        };
-        let digest_hex = hex::encode(digest);
-        let shared_session = SharedSession {
-            workspace_id: workspace_id.map(str::to_string),
-            created_at_ms: session.created_at_ms,
-            expires_at_ms: session.expires_at_ms,
-            absolute_expires_at_ms: session.absolute_expires_at_ms,
-            admin_key_binding: session.admin_key.map(hex::encode),
-        };
-        let failed = |e: StoreError| {
-            self.shared_failed(&e);
-            ServiceError::Store(e)
-        };
-        shared
-            .redis
-            .save_session(&digest_hex, &shared_session)
-            .await
-            .map_err(failed)?;
-        let Some(workspace_id) = workspace_id else {
-            return Ok(true);
-        };
-        // Another instance revoking this workspace sets the new key first and
-        // deletes the sessions second: if the key read here is still ours, that
-        // delete comes after our write and removes it; if not, we remove it.
-        let current = shared
-            .redis
-            .workspace_key_digest(workspace_id)
-            .await
-            .map_err(failed)?;
-        if current.as_deref() == Some(hex::encode(key_digest(key)).as_str()) {
-            return Ok(true);
-        }
-        shared
-            .redis
-            .delete_session(&digest_hex)
-            .await
-            .map_err(failed)?;
-        Ok(false)
-    }
-
-    async fn unstore_session(&self, digest: SessionDigest) -> Result<(), ServiceError> {
-        if let Some(store) = self.store() {
-            store.delete_session(digest).await.map_err(|e| {
-                self.store_failed(&e);
-                ServiceError::Store(e)
-            })?;
-        }
-        if let Some(shared) = self.shared() {
-            shared
-                .redis
-                .delete_session(&hex::encode(digest))
-                .await
-                .map_err(|e| {
-                    self.shared_failed(&e);
-                    ServiceError::Store(e)
-                })?;
-        }
-        Ok(())
-    }
-
-    /// Background write of a refreshed expiry: the request that used the
-    /// session does not wait for it. If it fails, the stored expiry is the
-    /// previous one (at most a refresh interval earlier) and the store is
-    /// marked unhealthy.
+    /// Writes a refreshed expiry behind: the request that used the session
+    /// does not wait for it (see `backend::sessions`).
     fn extend_session_in_background(
         &self,
         digest: SessionDigest,
         caller: &Caller,
         expires_at_ms: u64,
     ) {
-        if self.store().is_none() && self.shared().is_none() {
+        let Some(session) = self
+            .inner
+            .sessions
+            .get(&digest)
+            .filter(|s| s.caller == *caller)
+        else {
             return;
-        }
-        let service = self.clone();
-        let caller = caller.clone();
-        super::persist::spawn(async move {
-            if let Some(store) = service.store() {
-                if let Err(e) = store.extend_session(digest, expires_at_ms).await {
-                    service.store_failed(&e);
-                }
-            }
-            let Some(shared) = service.shared() else {
-                return;
-            };
-            // The whole entry is rewritten (only if it still exists): take
-            // its other fields from memory, where they never change.
-            let Some(session) = service
-                .inner
-                .sessions
-                .get(&digest)
-                .filter(|s| s.caller == caller)
-            else {
-                return;
-            };
-            let entry = SharedSession {
-                workspace_id: session_owner(&caller).map(str::to_string),
-                created_at_ms: session.created_at_ms,
-                expires_at_ms,
-                absolute_expires_at_ms: session.absolute_expires_at_ms,
-                admin_key_binding: session.admin_key.map(hex::encode),
-            };
-            match shared
-                .redis
-                .extend_session(&hex::encode(digest), &entry)
-                .await
-            {
-                Ok(true) => service.shared_session_extended(digest, expires_at_ms),
-                // Signed out or revoked elsewhere meanwhile: nothing to share.
-                Ok(false) => {}
-                Err(e) => service.shared_failed(&e),
-            }
-        });
+        };
+        self.backend()
+            .extend_session_behind(digest, session, expires_at_ms);
     }
 
     /// Puts a stored session back into memory at start (SQLite or Redis).
@@ -416,8 +268,8 @@ impl QuotaService {
         };
         if !doomed.is_empty() {
             let service = self.clone();
-            super::persist::spawn(async move {
-                let _ = service.end_stored_sessions(&doomed).await;
+            self.backend().spawn(async move {
+                let _ = service.backend().end_sessions(&doomed).await;
             });
         }
     }
@@ -501,14 +353,6 @@ pub(super) struct SharedSessionTimes {
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
     pub absolute_expires_at_ms: u64,
-}
-
-/// The workspace a session acts for; `None` for the admin.
-fn session_owner(caller: &Caller) -> Option<&str> {
-    match caller {
-        Caller::Admin => None,
-        Caller::Workspace(id) => Some(id.as_str()),
-    }
 }
 
 /// A Redis entry as a stored session (one restore path for both stores).

@@ -16,6 +16,14 @@ impl Caller {
         matches!(self, Caller::Admin)
     }
 
+    /// The workspace it acts for; `None` for the admin.
+    pub fn workspace_id(&self) -> Option<&str> {
+        match self {
+            Caller::Admin => None,
+            Caller::Workspace(id) => Some(id.as_str()),
+        }
+    }
+
     /// "admin" or the workspace id, for the top bar.
     pub fn label(&self) -> String {
         match self {

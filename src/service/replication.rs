@@ -37,17 +37,13 @@
 //! the same events; a key change (`key_changed`) ends a workspace's sessions
 //! everywhere, as it does its keys.
 
-use super::records::Idempotency;
-use super::{Caller, QuotaService, ServiceError};
+use super::backend::events::{EventKind, SharedEvent};
+use super::QuotaService;
 use crate::auth::key_digest;
-use crate::engine::{Admission, CallOutcome, Effect};
-use crate::store::redis::{
-    AddCode, AddGuard, RedisShared, SharedWorkspace, EVENTS_CHANNEL, REVOKED_DIGEST_HEX,
-};
-use crate::store::{ClaimOutcome, StoreError};
-use crate::wire::{CheckResult, LimitOverrides, Limits, QuotaStatus};
+use crate::store::redis::{RedisShared, SharedWorkspace, EVENTS_CHANNEL, REVOKED_DIGEST_HEX};
+use crate::store::StoreError;
+use crate::wire::{LimitOverrides, Limits};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -128,250 +124,10 @@ pub struct Shared {
     pub policy: FailurePolicy,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct SharedEvent {
-    origin: String,
-    /// Empty for session events: they are about a browser, not one
-    /// workspace's quota (their owner is in the event).
-    #[serde(default)]
-    workspace_id: String,
-    #[serde(flatten)]
-    kind: EventKind,
-}
-
-/// Who a shared session acts for. A workspace session names the digest of
-/// the key it was opened with, so an instance that has already applied a
-/// later key change refuses it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "caller", rename_all = "snake_case")]
-pub(super) enum SessionOwner {
-    /// With the hex of `session::admin_key_binding` of the admin key that
-    /// opened it: an instance running another admin key refuses it.
-    Admin {
-        #[serde(default)]
-        admin_key_binding: Option<String>,
-    },
-    Workspace {
-        id: String,
-        key_digest: String,
-    },
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum EventKind {
-    Created {
-        key_digest: String,
-        limits: Limits,
-    },
-    /// The workspace's keys were replaced (`Some`) or revoked (`None`).
-    KeyChanged {
-        key_digest: Option<String>,
-    },
-    Admitted,
-    Completed {
-        outcome: CallOutcome,
-    },
-    Recorded {
-        outcome: CallOutcome,
-    },
-    /// A batch, counted all at once.
-    RecordedBatch {
-        outcomes: Vec<CallOutcome>,
-    },
-    Reset,
-    /// Digests (hex) only: the session id never leaves the browser and us.
-    SessionOpened {
-        session_digest: String,
-        expires_at_ms: u64,
-        /// Absent (0) from older instances.
-        #[serde(default)]
-        created_at_ms: u64,
-        #[serde(default)]
-        absolute_expires_at_ms: u64,
-        owner: SessionOwner,
-    },
-    SessionExtended {
-        session_digest: String,
-        expires_at_ms: u64,
-    },
-    SessionClosed {
-        session_digest: String,
-    },
-}
-
 impl QuotaService {
-    pub(super) fn shared(&self) -> Option<&Shared> {
-        self.inner.shared.as_ref()
-    }
-
-    pub(super) async fn shared_create(
-        &self,
-        id: &str,
-        limits: Limits,
-        digest: [u8; 32],
-    ) -> Result<(), ServiceError> {
-        let Some(shared) = self.shared() else {
-            return Ok(());
-        };
-        let workspace = SharedWorkspace {
-            id: id.to_string(),
-            key_digest: hex::encode(digest),
-            limits,
-        };
-        match shared.redis.save_workspace(&workspace).await {
-            Ok(true) => {
-                // Awaited: the key is handed out only once the others can
-                // know it (they would also look it up, see `learn_key`).
-                self.broadcast_now(
-                    id,
-                    EventKind::Created {
-                        key_digest: workspace.key_digest,
-                        limits,
-                    },
-                )
-                .await;
-                Ok(())
-            }
-            Ok(false) => Err(ServiceError::Engine(
-                crate::engine::EngineError::AlreadyExists(id.to_string()),
-            )),
-            Err(e) => {
-                self.shared_failed(&e);
-                Err(ServiceError::Store(e))
-            }
-        }
-    }
-
-    /// Admission against the shared counters (see the module's failure policy).
-    pub(super) async fn shared_admit(
-        &self,
-        shared: &Shared,
-        id: &str,
-    ) -> Result<Admission, ServiceError> {
-        let engine = self.engine();
-        // Upstream blocks (429s, insufficient_quota) live in every engine, not
-        // in Redis: ask the local engine first.
-        let local = engine.check(id)?;
-        if !local.allowed {
-            return Ok(Admission {
-                check: local,
-                effect: Effect {
-                    anomaly: None,
-                    transition: None,
-                    version: 0,
-                },
-            });
-        }
-        let limits = engine
-            .limits(id)
-            .ok_or_else(|| crate::engine::EngineError::NotFound(id.to_string()))?;
-        let guard = AddGuard {
-            limits: Some(limits),
-            expected_key: Some(self.expected_key(id)),
-            idempotency: None,
-        };
-        match shared.redis.add(id, engine.now_ms(), 1, 0, &guard).await {
-            Ok(totals) if totals.code == AddCode::KeyChanged => {
-                self.reload_workspace_key(id).await;
-                Err(ServiceError::KeyChanged)
-            }
-            Ok(totals) if totals.admitted => {
-                let effect = engine.count_admitted(id)?;
-                self.broadcast(id, EventKind::Admitted);
-                Ok(Admission {
-                    check: CheckResult {
-                        allowed: true,
-                        status: local.status,
-                        retry_after_s: None,
-                    },
-                    effect,
-                })
-            }
-            Ok(totals) => {
-                // Other instances' traffic filled the window before their events
-                // reached us; the local view catches up within moments.
-                let day_full = totals.day_requests + 1 > limits.requests_per_day
-                    || totals.day_tokens >= limits.tokens_per_day;
-                Ok(Admission {
-                    check: CheckResult {
-                        allowed: false,
-                        status: if day_full {
-                            QuotaStatus::QuotaExceeded
-                        } else {
-                            QuotaStatus::RateLimited
-                        },
-                        retry_after_s: Some(1.0),
-                    },
-                    effect: Effect {
-                        anomaly: None,
-                        transition: None,
-                        version: 0,
-                    },
-                })
-            }
-            Err(e) => {
-                self.shared_failed(&e);
-                match shared.policy {
-                    FailurePolicy::Open => Ok(engine.try_admit(id)?),
-                    FailurePolicy::Closed => Ok(Admission {
-                        check: CheckResult {
-                            allowed: false,
-                            status: QuotaStatus::Degraded,
-                            retry_after_s: Some(5.0),
-                        },
-                        effect: Effect {
-                            anomaly: None,
-                            transition: None,
-                            version: 0,
-                        },
-                    }),
-                }
-            }
-        }
-    }
-
-    /// Adds a record's (or batch's) usage to the shared counters, once per
-    /// idempotency key and only while this instance's key of the workspace
-    /// is Redis's; awaited.
-    pub(super) async fn shared_count(
-        &self,
-        id: &str,
-        now_ms: u64,
-        requests: u64,
-        tokens: u64,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<ClaimOutcome, ServiceError> {
-        let Some(shared) = self.shared() else {
-            return Ok(ClaimOutcome::Counted);
-        };
-        let guard = AddGuard {
-            limits: None,
-            expected_key: Some(self.expected_key(id)),
-            idempotency: idempotency
-                .map(|i| (hex::encode(i.key_digest), hex::encode(i.fingerprint))),
-        };
-        match shared.redis.add(id, now_ms, requests, tokens, &guard).await {
-            // Without limits nothing is refused for room.
-            Ok(totals) => match totals.code {
-                AddCode::Counted | AddCode::Refused => Ok(ClaimOutcome::Counted),
-                AddCode::Replayed => Ok(ClaimOutcome::Replayed),
-                AddCode::Mismatch => Ok(ClaimOutcome::Mismatch),
-                AddCode::KeyChanged => {
-                    self.reload_workspace_key(id).await;
-                    Err(ServiceError::KeyChanged)
-                }
-            },
-            Err(e) => {
-                self.shared_failed(&e);
-                Err(ServiceError::Store(e))
-            }
-        }
-    }
-
     /// The digest this instance holds for the workspace's key (hex), as
     /// Redis should still have it.
-    fn expected_key(&self, id: &str) -> String {
+    pub(super) fn expected_key(&self, id: &str) -> String {
         self.inner
             .registry
             .current_digest(id)
@@ -381,8 +137,10 @@ impl QuotaService {
 
     /// Redis said the workspace's key is not the one this instance holds:
     /// take Redis's.
-    async fn reload_workspace_key(&self, id: &str) {
-        let Some(shared) = self.shared() else { return };
+    pub(super) async fn reload_workspace_key(&self, id: &str) {
+        let Some(shared) = self.backend().redis() else {
+            return;
+        };
         match shared.redis.current_key(id).await {
             Ok(Some(current)) => {
                 tracing::warn!(
@@ -393,43 +151,17 @@ impl QuotaService {
                 self.apply_key_change(id, digest);
             }
             Ok(None) => {}
-            Err(e) => self.shared_failed(&e),
+            Err(e) => self.backend().report(&e),
         }
-    }
-
-    pub(super) fn shared_completed(&self, id: &str, outcome: &CallOutcome) {
-        if self.shared().is_none() {
-            return;
-        }
-        self.shared_tokens_in_background(id, self.engine().now_ms(), outcome.tokens);
-        self.broadcast(
-            id,
-            EventKind::Completed {
-                outcome: outcome.clone(),
-            },
-        );
-    }
-
-    pub(super) fn shared_recorded(&self, id: &str, outcomes: &[CallOutcome]) {
-        if self.shared().is_none() {
-            return;
-        }
-        let kind = match outcomes {
-            [outcome] => EventKind::Recorded {
-                outcome: outcome.clone(),
-            },
-            _ => EventKind::RecordedBatch {
-                outcomes: outcomes.to_vec(),
-            },
-        };
-        self.broadcast(id, kind);
     }
 
     /// Makes sure a key this instance does not know has been looked up in
     /// Redis (a key created or rotated on another instance a moment ago).
     /// Call before authenticating; cheap for known keys and without Redis.
     pub async fn learn_key(&self, key: &str) {
-        let Some(shared) = self.shared() else { return };
+        let Some(shared) = self.backend().redis() else {
+            return;
+        };
         if self.inner.registry.knows(key) {
             return;
         }
@@ -441,7 +173,7 @@ impl QuotaService {
         match shared.redis.lookup_key(&hex::encode(digest)).await {
             Ok(Some(workspace)) => self.learn_workspace(&shared.redis, &workspace).await,
             Ok(None) => lookups.remember_unknown(digest),
-            Err(e) => self.shared_failed(&e),
+            Err(e) => self.backend().report(&e),
         }
     }
 
@@ -473,7 +205,7 @@ impl QuotaService {
     /// workspaces already known is not reloaded (Redis decides admission;
     /// the local view catches up with the next events).
     async fn shared_reload(&self) -> Result<(), StoreError> {
-        let Some(shared) = self.shared().cloned() else {
+        let Some(shared) = self.backend().redis().cloned() else {
             return Ok(());
         };
         let _one_at_a_time = self.inner.lookups.reloading.lock().await;
@@ -504,7 +236,7 @@ impl QuotaService {
     /// event never arrived here ends here too. The workspaces whose keys
     /// this instance holds are the ones whose sessions can act.
     async fn shared_reload_sessions(&self) -> Result<(), StoreError> {
-        let Some(shared) = self.shared().cloned() else {
+        let Some(shared) = self.backend().redis().cloned() else {
             return Ok(());
         };
         let _one_at_a_time = self.inner.lookups.reloading.lock().await;
@@ -553,123 +285,9 @@ impl QuotaService {
         Ok(())
     }
 
-    pub(super) async fn shared_reset(&self, id: &str) -> Result<(), ServiceError> {
-        let Some(shared) = self.shared() else {
-            return Ok(());
-        };
-        shared.redis.clear_usage(id).await.map_err(|e| {
-            self.shared_failed(&e);
-            ServiceError::Store(e)
-        })?;
-        self.broadcast(id, EventKind::Reset);
-        Ok(())
-    }
-
-    /// Tells the other instances about a session opened here. Awaited, like
-    /// [`shared_session_closed`](Self::shared_session_closed): a spawned
-    /// publish could overtake the other, and an instance that saw "closed"
-    /// before "opened" would keep a signed-out session.
-    pub(super) async fn shared_session_opened(
-        &self,
-        digest: [u8; 32],
-        key: &str,
-        session: &crate::session::SessionInfo,
-    ) {
-        if self.shared().is_none() {
-            return;
-        }
-        let owner = match &session.caller {
-            Caller::Admin => SessionOwner::Admin {
-                admin_key_binding: session.admin_key.map(hex::encode),
-            },
-            Caller::Workspace(id) => SessionOwner::Workspace {
-                id: id.clone(),
-                key_digest: hex::encode(key_digest(key)),
-            },
-        };
-        self.broadcast_now(
-            "",
-            EventKind::SessionOpened {
-                session_digest: hex::encode(digest),
-                expires_at_ms: session.expires_at_ms,
-                created_at_ms: session.created_at_ms,
-                absolute_expires_at_ms: session.absolute_expires_at_ms,
-                owner,
-            },
-        )
-        .await;
-    }
-
-    pub(super) fn shared_session_extended(&self, digest: [u8; 32], expires_at_ms: u64) {
-        self.broadcast(
-            "",
-            EventKind::SessionExtended {
-                session_digest: hex::encode(digest),
-                expires_at_ms,
-            },
-        );
-    }
-
-    pub(super) async fn shared_session_closed(&self, digest: [u8; 32]) {
-        self.broadcast_now(
-            "",
-            EventKind::SessionClosed {
-                session_digest: hex::encode(digest),
-            },
-        )
-        .await;
-    }
-
-    /// Publishes in the background (the caller does not wait for Redis).
-    fn broadcast(&self, id: &str, kind: EventKind) {
-        let Some((shared, payload)) = self.event_payload(id, kind) else {
-            return;
-        };
-        let service = self.clone();
-        super::persist::spawn(async move {
-            if let Err(e) = shared.redis.publish(&payload).await {
-                service.shared_failed(&e);
-            }
-        });
-    }
-
-    /// Publishes before returning, so that two events of one caller reach
-    /// the channel in order. A failure is handled as in
-    /// [`broadcast`](Self::broadcast): the store is marked unhealthy, the
-    /// change itself stands (it is in Redis; the others load it at start).
-    async fn broadcast_now(&self, id: &str, kind: EventKind) {
-        let Some((shared, payload)) = self.event_payload(id, kind) else {
-            return;
-        };
-        if let Err(e) = shared.redis.publish(&payload).await {
-            self.shared_failed(&e);
-        }
-    }
-
-    fn event_payload(&self, id: &str, kind: EventKind) -> Option<(Shared, String)> {
-        let shared = self.shared().cloned()?;
-        let event = SharedEvent {
-            origin: shared.instance.clone(),
-            workspace_id: id.to_string(),
-            kind,
-        };
-        let payload = serde_json::to_string(&event).ok()?;
-        Some((shared, payload))
-    }
-
-    pub(super) fn shared_failed(&self, error: &StoreError) {
-        tracing::error!(%error, "shared store (Redis) failed");
-        for t in self.engine().set_store_healthy(false) {
-            self.publish_transition(&t);
-        }
-    }
-
     /// Loads workspaces and day usage from Redis, then listens for the other
     /// instances' events (reconnecting on its own).
-    pub(super) async fn shared_start(&self) -> Result<usize, StoreError> {
-        let Some(shared) = self.shared().cloned() else {
-            return Ok(0);
-        };
+    pub(super) async fn load_from_redis(&self, shared: Shared) -> Result<usize, StoreError> {
         let workspaces = shared.redis.load_workspaces().await?;
         for w in &workspaces {
             self.apply_created(&w.id, &w.key_digest, w.limits);
@@ -712,7 +330,7 @@ impl QuotaService {
     /// published while it was away is missed.
     fn spawn_subscription(&self, shared: Shared) {
         let weak = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
+        self.spawn_until_shutdown(async move {
             loop {
                 let Some(inner) = weak.upgrade() else { break };
                 let service = QuotaService { inner };
@@ -723,7 +341,7 @@ impl QuotaService {
                         let Some(inner) = weak.upgrade() else { return };
                         if let Err(e) = (QuotaService { inner }).shared_reload().await {
                             if let Some(inner) = weak.upgrade() {
-                                QuotaService { inner }.shared_failed(&e);
+                                QuotaService { inner }.backend().report(&e);
                             }
                         }
                         let mut messages = pubsub.on_message();
@@ -740,9 +358,11 @@ impl QuotaService {
                 }
                 // Lost the subscription: Redis is down or restarting.
                 if let Some(inner) = weak.upgrade() {
-                    QuotaService { inner }.shared_failed(&StoreError::Closed {
-                        path: "redis pub/sub".into(),
-                    });
+                    QuotaService { inner }
+                        .backend()
+                        .report(&StoreError::Closed {
+                            path: "redis pub/sub".into(),
+                        });
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -755,7 +375,7 @@ impl QuotaService {
     /// still looks alive) is caught up within that time.
     fn spawn_epoch_poll(&self, shared: Shared) {
         let weak = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
+        self.spawn_until_shutdown(async move {
             let mut interval = tokio::time::interval(EPOCH_POLL);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
@@ -774,47 +394,10 @@ impl QuotaService {
                     Ok(())
                 };
                 if let Err(e) = reloaded {
-                    service.shared_failed(&e);
+                    service.backend().report(&e);
                 }
             }
         });
-    }
-
-    pub(super) async fn shared_key_change(
-        &self,
-        id: &str,
-        digest: Option<[u8; 32]>,
-    ) -> Result<(), ServiceError> {
-        let Some(shared) = self.shared() else {
-            return Ok(());
-        };
-        let digest_hex = digest.map(hex::encode);
-        let failed = |e: StoreError| {
-            self.shared_failed(&e);
-            ServiceError::Store(e)
-        };
-        shared
-            .redis
-            .set_workspace_key(id, digest_hex.clone())
-            .await
-            .map_err(failed)?;
-        // After the key: a sign-in racing with this change either wrote its
-        // session before this delete, or reads the new key and removes its own
-        // (see `store_session`).
-        shared
-            .redis
-            .delete_workspace_sessions(id)
-            .await
-            .map_err(failed)?;
-        // Awaited, in order with the answer to the admin.
-        self.broadcast_now(
-            id,
-            EventKind::KeyChanged {
-                key_digest: digest_hex,
-            },
-        )
-        .await;
-        Ok(())
     }
 
     fn apply_key_change(&self, id: &str, digest_hex: Option<&str>) {

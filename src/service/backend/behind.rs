@@ -1,0 +1,229 @@
+//! Writes the caller does not wait for (the proxy's usage, transitions,
+//! upstream state, events for the other instances, session expiry
+//! refreshes): bounded, merged where they can be, and tracked so shutdown
+//! can wait for them.
+//!
+//! Usage (per workspace and second) and upstream state (the latest per
+//! workspace wins) are never dropped: they are merged into pending maps and
+//! written by ONE flush task, so a burst while the store is slow makes the
+//! writes larger, not more numerous. Everything else runs under a
+//! process-wide limit of [`MAX_BACKGROUND_TASKS`] at once; past it the task
+//! is not started and is counted as dropped
+//! (`quota_background_tasks_total{result="dropped"}`): none of those is
+//! acknowledged data, and each has a later repair (the engine's own status,
+//! the key epoch and resubscribe reload, the next refresh).
+//!
+//! Every task is spawned on a `TaskTracker`: [`Backend::drain`] closes it and
+//! waits, so a clean shutdown loses none of them.
+
+use super::{Backend, Kind, QuotaService};
+use crate::store::StoreError;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+
+/// Background tasks running at once, per process (see the module docs).
+pub const MAX_BACKGROUND_TASKS: usize = 1024;
+
+/// What background work did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BackgroundStats {
+    /// Tasks started.
+    pub spawned: AtomicU64,
+    /// Tasks not started: [`MAX_BACKGROUND_TASKS`] were running.
+    pub dropped: AtomicU64,
+    /// Writes merged into a pending one instead of a task of their own.
+    pub merged: AtomicU64,
+}
+
+fn permits() -> &'static Arc<tokio::sync::Semaphore> {
+    static PERMITS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    PERMITS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_TASKS)))
+}
+
+/// The process-wide background counters.
+pub fn background_stats() -> &'static BackgroundStats {
+    static STATS: OnceLock<BackgroundStats> = OnceLock::new();
+    STATS.get_or_init(BackgroundStats::default)
+}
+
+/// Background tasks running now.
+pub fn background_tasks_in_flight() -> usize {
+    MAX_BACKGROUND_TASKS - permits().available_permits()
+}
+
+/// Writes waiting for the flush task, merged by key, and the tasks running.
+#[derive(Default)]
+pub(super) struct Behind {
+    /// (workspace, second) → (requests, tokens).
+    usage: Mutex<HashMap<(String, u64), (u64, u64)>>,
+    /// workspace → its latest durable upstream state (JSON).
+    upstream: Mutex<HashMap<String, String>>,
+    flushing: AtomicBool,
+    tasks: TaskTracker,
+}
+
+impl Behind {
+    fn is_empty(&self) -> bool {
+        lock(&self.usage).is_empty() && lock(&self.upstream).is_empty()
+    }
+
+    /// Stops taking new tasks and waits for the running ones, at most `limit`.
+    pub(super) async fn drain(&self, limit: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(limit, self.tasks.wait()).await.is_ok()
+    }
+}
+
+/// Plain maps: a poisoned lock only means a panic elsewhere mid-insert.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn merged() {
+    background_stats().merged.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Backend {
+    /// Runs `write` in the background, reporting its failure; dropped (and
+    /// counted) past [`MAX_BACKGROUND_TASKS`]. Tracked: shutdown waits for it.
+    pub(in crate::service) fn behind(
+        &self,
+        write: impl Future<Output = Result<(), StoreError>> + Send + 'static,
+    ) {
+        let service = self.service.clone();
+        self.spawn(async move {
+            if let Err(error) = write.await {
+                if let Some(inner) = service.upgrade() {
+                    inner.backend.report(&error);
+                }
+            }
+        });
+    }
+
+    /// Like [`behind`](Self::behind) for a task that handles its own errors.
+    pub(in crate::service) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        // Writes are triggered from sync code (a stream's drop guard) too;
+        // without a runtime there is nothing to write through, which only
+        // happens in tests.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(permit) = permits().clone().try_acquire_owned() else {
+            background_stats().dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                limit = MAX_BACKGROUND_TASKS,
+                "background task dropped: too many running"
+            );
+            return;
+        };
+        background_stats().spawned.fetch_add(1, Ordering::Relaxed);
+        self.behind.tasks.spawn_on(
+            async move {
+                task.await;
+                drop(permit);
+            },
+            &handle,
+        );
+    }
+
+    /// Usage to write behind, merged per workspace and second. Only what
+    /// the kind keeps is queued: SQLite keeps requests and tokens; Redis
+    /// only tokens (its admission script counted the request already);
+    /// memory nothing.
+    pub(in crate::service) fn usage_behind(
+        &self,
+        id: &str,
+        at_ms: u64,
+        requests: u64,
+        tokens: u64,
+    ) {
+        let (requests, tokens) = match &self.kind {
+            Kind::Memory(_) => return,
+            Kind::Sqlite(_) => (requests, tokens),
+            Kind::Redis(_) => (0, tokens),
+        };
+        if requests == 0 && tokens == 0 {
+            return;
+        }
+        {
+            let mut usage = lock(&self.behind.usage);
+            let entry = usage.entry((id.to_string(), at_ms / 1000));
+            if matches!(entry, std::collections::hash_map::Entry::Occupied(_)) {
+                merged();
+            }
+            let (r, t) = entry.or_insert((0, 0));
+            *r = r.saturating_add(requests);
+            *t = t.saturating_add(tokens);
+        }
+        self.schedule_flush();
+    }
+
+    /// A workspace's upstream state to write behind (SQLite only: under
+    /// Redis every instance learns the upstream's answers from the events).
+    pub(in crate::service) fn upstream_state_behind(
+        &self,
+        id: &str,
+        state: impl FnOnce() -> Option<String>,
+    ) {
+        if !matches!(self.kind, Kind::Sqlite(_)) {
+            return;
+        }
+        let Some(json) = state() else { return };
+        if lock(&self.behind.upstream)
+            .insert(id.to_string(), json)
+            .is_some()
+        {
+            merged();
+        }
+        self.schedule_flush();
+    }
+
+    /// Starts the one flush task unless it runs already; it writes until
+    /// nothing is pending.
+    fn schedule_flush(&self) {
+        if self.behind.flushing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(inner) = self.service.upgrade() else {
+            self.behind.flushing.store(false, Ordering::Release);
+            return;
+        };
+        let service = QuotaService { inner };
+        let task = async move {
+            let backend = &service.inner.backend;
+            loop {
+                backend.flush_pending().await;
+                backend.behind.flushing.store(false, Ordering::Release);
+                // Anything added after the last take but before the flag
+                // dropped saw `flushing` set and left it to us.
+                if backend.behind.is_empty() || backend.behind.flushing.swap(true, Ordering::AcqRel)
+                {
+                    break;
+                }
+            }
+        };
+        // The flush task is never dropped for the task limit: it is what
+        // keeps the pending maps bounded in number of writers.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.behind.flushing.store(false, Ordering::Release);
+            return;
+        };
+        background_stats().spawned.fetch_add(1, Ordering::Relaxed);
+        self.behind.tasks.spawn_on(task, &handle);
+    }
+
+    async fn flush_pending(&self) {
+        let usage = std::mem::take(&mut *lock(&self.behind.usage));
+        let upstream = std::mem::take(&mut *lock(&self.behind.upstream));
+        for ((id, second), (requests, tokens)) in usage {
+            let _ = self.write_usage(&id, second * 1000, requests, tokens).await;
+        }
+        for (id, json) in upstream {
+            let _ = self.write_upstream_state(&id, &json).await;
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! What instances sharing one Redis tell each other on `qa:events`: every
+//! change one of them made, so the others apply it to their own engine and
+//! their WebSockets see it. Sent here; received by `service::replication`.
+//! Without Redis there is no one to tell, and announcing does nothing.
+
+use super::{Backend, Kind};
+use crate::engine::CallOutcome;
+use crate::wire::Limits;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(in crate::service) struct SharedEvent {
+    pub origin: String,
+    /// Empty for session events: they are about a browser, not one
+    /// workspace's quota (their owner is in the event).
+    #[serde(default)]
+    pub workspace_id: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Who a shared session acts for. A workspace session names the digest of
+/// the key it was opened with, so an instance that has already applied a
+/// later key change refuses it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "caller", rename_all = "snake_case")]
+pub(in crate::service) enum SessionOwner {
+    /// With the hex of `session::admin_key_binding` of the admin key that
+    /// opened it: an instance running another admin key refuses it.
+    Admin {
+        #[serde(default)]
+        admin_key_binding: Option<String>,
+    },
+    Workspace {
+        id: String,
+        key_digest: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(in crate::service) enum EventKind {
+    Created {
+        key_digest: String,
+        limits: Limits,
+    },
+    /// The workspace's keys were replaced (`Some`) or revoked (`None`).
+    KeyChanged {
+        key_digest: Option<String>,
+    },
+    Admitted,
+    Completed {
+        outcome: CallOutcome,
+    },
+    Recorded {
+        outcome: CallOutcome,
+    },
+    /// A batch, counted all at once.
+    RecordedBatch {
+        outcomes: Vec<CallOutcome>,
+    },
+    Reset,
+    /// Digests (hex) only: the session id never leaves the browser and us.
+    SessionOpened {
+        session_digest: String,
+        expires_at_ms: u64,
+        /// Absent (0) from older instances.
+        #[serde(default)]
+        created_at_ms: u64,
+        #[serde(default)]
+        absolute_expires_at_ms: u64,
+        owner: SessionOwner,
+    },
+    SessionExtended {
+        session_digest: String,
+        expires_at_ms: u64,
+    },
+    SessionClosed {
+        session_digest: String,
+    },
+}
+
+impl Backend {
+    /// Tells the other instances, in the background (the caller does not
+    /// wait for Redis).
+    pub(in crate::service) fn announce(&self, id: &str, kind: EventKind) {
+        let Some((redis, payload)) = self.event_payload(id, kind) else {
+            return;
+        };
+        self.behind(async move { redis.publish(&payload).await });
+    }
+
+    /// Tells the other instances before returning, so that two events of one
+    /// caller reach the channel in order. A failure is reported (the store
+    /// marked unhealthy) but not returned: the change itself stands (it is
+    /// in Redis; the others load it when they resubscribe).
+    pub(in crate::service) async fn announce_now(&self, id: &str, kind: EventKind) {
+        let Some((redis, payload)) = self.event_payload(id, kind) else {
+            return;
+        };
+        if let Err(e) = redis.publish(&payload).await {
+            self.report(&e);
+        }
+    }
+
+    fn event_payload(
+        &self,
+        id: &str,
+        kind: EventKind,
+    ) -> Option<(crate::store::RedisShared, String)> {
+        let Kind::Redis(shared) = &self.kind else {
+            return None;
+        };
+        let event = SharedEvent {
+            origin: shared.instance.clone(),
+            workspace_id: id.to_string(),
+            kind,
+        };
+        let payload = serde_json::to_string(&event).ok()?;
+        Some((shared.redis.clone(), payload))
+    }
+}

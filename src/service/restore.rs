@@ -1,0 +1,81 @@
+//! Rebuilding the service from SQLite at start: workspaces and keys,
+//! both windows (from per-second usage rows), upstream blocks, the alert
+//! history and browser sessions. (Redis: `replication::load_from_redis`.)
+
+use super::{QuotaService, USAGE_HORIZON_MS};
+use crate::engine::{DurableUpstreamState, Transition};
+use crate::store::{SqliteStore, StoreError};
+use crate::wire::{LimitOverrides, QuotaStatus};
+use std::collections::HashSet;
+
+impl QuotaService {
+    /// Rebuilds workspaces, keys, windows, upstream blocks, history and browser
+    /// sessions from the store, then settles every status silently ("as
+    /// before", not a change).
+    pub(super) async fn restore(&self, store: &SqliteStore) -> Result<usize, StoreError> {
+        let engine = self.engine();
+        let now = engine.now_ms();
+        let workspaces = store.load_workspaces().await?;
+        for w in &workspaces {
+            let exact = LimitOverrides::exactly(w.limits);
+            // Already present only if restored twice; either way the stored
+            // limits are the truth.
+            let _ = engine.create_workspace(&w.id, &exact);
+            if w.key_digest != [0; 32] {
+                self.inner.registry.restore(w.key_digest, &w.id);
+            }
+        }
+
+        for row in store
+            .load_usage(now.saturating_sub(USAGE_HORIZON_MS))
+            .await?
+        {
+            let _ = engine.restore_usage(
+                &row.workspace_id,
+                row.second * 1000,
+                row.requests,
+                row.tokens,
+            );
+        }
+
+        for (id, json) in store.load_upstream_states().await? {
+            if let Ok(state) = serde_json::from_str::<DurableUpstreamState>(&json) {
+                let _ = engine.restore_upstream(&id, &state);
+            }
+        }
+
+        let history_len = engine.config().history_len;
+        for w in &workspaces {
+            let history = store
+                .load_transitions(&w.id, history_len)
+                .await?
+                .into_iter()
+                .filter_map(|t| {
+                    Some(Transition {
+                        workspace_id: t.workspace_id,
+                        from: parse_status(&t.from)?,
+                        to: parse_status(&t.to)?,
+                        at_ms: t.at_ms,
+                        reason: t.reason,
+                    })
+                })
+                .collect();
+            let _ = engine.restore_history(&w.id, history);
+            let _ = engine.settle(&w.id);
+        }
+
+        let keyed: HashSet<&str> = workspaces
+            .iter()
+            .filter(|w| w.key_digest != [0; 32])
+            .map(|w| w.id.as_str())
+            .collect();
+        for session in store.load_sessions(now).await? {
+            self.restore_session(session, now, &keyed);
+        }
+        Ok(workspaces.len())
+    }
+}
+
+fn parse_status(text: &str) -> Option<QuotaStatus> {
+    QuotaStatus::ALL.into_iter().find(|s| s.as_str() == text)
+}
