@@ -55,9 +55,9 @@ pub use sessions::SharedSession;
 pub use workspaces::SharedWorkspace;
 
 use super::StoreError;
-use scripts::{ADD_SCRIPT, DELETE_SESSIONS_SCRIPT, EXTEND_SESSION_SCRIPT, KEY_SCRIPT};
 use redis::aio::ConnectionManager;
 use redis::Script;
+use scripts::{ADD_SCRIPT, DELETE_SESSIONS_SCRIPT, EXTEND_SESSION_SCRIPT, KEY_SCRIPT};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -96,7 +96,6 @@ impl SqliteStore {
         // A dropped ack means the writer stopped before answering.
         done.await.unwrap_or_else(|_| Err(closed()))
     }
-
 }
 
 enum Msg {
