@@ -1,0 +1,94 @@
+//! The shared usage counters: per-second and per-minute buckets with running
+//! totals, changed only by the admission script.
+
+use super::scripts::decode_add_reply;
+use super::{AddGuard, RedisShared, SharedTotals};
+use crate::store::{StoreError, IDEMPOTENCY_TTL_MS};
+use crate::wire::Limits;
+use redis::AsyncCommands;
+
+impl RedisShared {
+    /// Adds usage, as `guard` allows (see [`AddGuard`]).
+    pub async fn add(
+        &self,
+        workspace: &str,
+        now_ms: u64,
+        requests: u64,
+        tokens: u64,
+        guard: &AddGuard,
+    ) -> Result<SharedTotals, StoreError> {
+        let mut con = self.connection.clone();
+        let limits = guard.limits.as_ref();
+        let (idem_key, fingerprint) = match &guard.idempotency {
+            Some((key, fingerprint)) => (k_idem(workspace, key), fingerprint.as_str()),
+            None => (k_idem(workspace, "-"), ""),
+        };
+        let l = limits.copied().unwrap_or(Limits {
+            requests_per_minute: u64::MAX >> 12,
+            requests_per_day: u64::MAX >> 12,
+            tokens_per_minute: u64::MAX >> 12,
+            tokens_per_day: u64::MAX >> 12,
+        });
+        let k = |suffix: &str| format!("qa:{{{workspace}}}:{suffix}");
+        let result: Vec<i64> = self
+            .add_script
+            .key(k("sec"))
+            .key(k("secidx"))
+            .key(k("min"))
+            .key(k("minidx"))
+            .key(k("tot"))
+            .key(k("key"))
+            .key(idem_key)
+            .arg(now_ms)
+            .arg(requests)
+            .arg(tokens)
+            .arg(if limits.is_some() { "1" } else { "0" })
+            .arg(l.requests_per_minute)
+            .arg(l.requests_per_day)
+            .arg(l.tokens_per_minute)
+            .arg(l.tokens_per_day)
+            .arg(guard.expected_key.as_deref().unwrap_or(""))
+            .arg(fingerprint)
+            .arg(IDEMPOTENCY_TTL_MS)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.failed("add usage", e))?;
+        Ok(decode_add_reply(&result))
+    }
+
+    /// Per-minute buckets of the day window, oldest first: (minute, requests, tokens).
+    pub async fn load_day_buckets(
+        &self,
+        workspace: &str,
+    ) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+        let mut con = self.connection.clone();
+        let raw: Vec<(String, String)> = con
+            .hgetall(format!("qa:{{{workspace}}}:min"))
+            .await
+            .map_err(|e| self.failed("load usage", e))?;
+        let mut buckets: Vec<(u64, u64, u64)> = raw
+            .into_iter()
+            .filter_map(|(minute, value)| {
+                let (r, t) = value.split_once(':')?;
+                Some((minute.parse().ok()?, r.parse().ok()?, t.parse().ok()?))
+            })
+            .collect();
+        buckets.sort_unstable();
+        Ok(buckets)
+    }
+
+    pub async fn clear_usage(&self, workspace: &str) -> Result<(), StoreError> {
+        let mut con = self.connection.clone();
+        let keys: Vec<String> = ["sec", "secidx", "min", "minidx", "tot"]
+            .iter()
+            .map(|s| format!("qa:{{{workspace}}}:{s}"))
+            .collect();
+        con.del::<_, ()>(keys)
+            .await
+            .map_err(|e| self.failed("clear usage", e))
+    }
+}
+
+fn k_idem(workspace: &str, key_digest_hex: &str) -> String {
+    format!("qa:{{{workspace}}}:idem:{key_digest_hex}")
+}

@@ -1,0 +1,160 @@
+//! Per-second usage (`usage` table), the admin reset that clears it, and the
+//! `Idempotency-Key` claims that guard a record (`idempotency_keys` table).
+
+use super::values::{get_u64, sat};
+use super::SqliteStore;
+use crate::store::{ClaimOutcome, IdempotencyClaim, StoreError, UsageRow};
+use rusqlite::params;
+
+impl SqliteStore {
+    /// Adds `requests` and `tokens` to the workspace's row for the second
+    /// `at_ms / 1000`. Resolves once the sum is committed to disk. Counts
+    /// saturate at `i64::MAX` instead of overflowing.
+    pub async fn append_usage(
+        &self,
+        workspace_id: &str,
+        at_ms: u64,
+        requests: u64,
+        tokens: u64,
+    ) -> Result<(), StoreError> {
+        if requests == 0 && tokens == 0 {
+            return Ok(());
+        }
+        let id = workspace_id.to_string();
+        self.write("append usage", move |c| {
+            c.prepare_cached(
+                "INSERT INTO usage (workspace_id, second, requests, tokens)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (workspace_id, second) DO UPDATE SET
+                    requests = CASE WHEN requests > 9223372036854775807 - excluded.requests
+                               THEN 9223372036854775807 ELSE requests + excluded.requests END,
+                    tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
+                             THEN 9223372036854775807 ELSE tokens + excluded.tokens END",
+            )?
+            .execute(params![id, sat(at_ms / 1000), sat(requests), sat(tokens)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Like [`append_usage`](Self::append_usage), guarded by an
+    /// idempotency claim: in ONE transaction, the key is looked up and, if it
+    /// is new (or expired), kept together with the usage. So a retry is
+    /// either counted with its key or replayed, never both, and two
+    /// concurrent uses of one key count once (the writer runs them one after
+    /// the other).
+    pub async fn append_usage_once(
+        &self,
+        workspace_id: &str,
+        at_ms: u64,
+        requests: u64,
+        tokens: u64,
+        claim: IdempotencyClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let id = workspace_id.to_string();
+        self.write("append usage once", move |c| {
+            let prior: Option<Vec<u8>> = c
+                .prepare_cached(
+                    "SELECT fingerprint FROM idempotency_keys
+                     WHERE workspace_id = ?1 AND key_digest = ?2 AND created_at_ms >= ?3",
+                )?
+                .query_row(
+                    params![id, &claim.key_digest[..], sat(claim.not_before_ms)],
+                    |row| row.get(0),
+                )
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            if let Some(prior) = prior {
+                return Ok(if prior == claim.fingerprint {
+                    ClaimOutcome::Replayed
+                } else {
+                    ClaimOutcome::Mismatch
+                });
+            }
+            c.prepare_cached(
+                "INSERT INTO idempotency_keys (workspace_id, key_digest, fingerprint, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (workspace_id, key_digest) DO UPDATE SET
+                    fingerprint = excluded.fingerprint,
+                    created_at_ms = excluded.created_at_ms",
+            )?
+            .execute(params![
+                id,
+                &claim.key_digest[..],
+                &claim.fingerprint[..],
+                sat(at_ms)
+            ])?;
+            if requests > 0 || tokens > 0 {
+                c.prepare_cached(
+                    "INSERT INTO usage (workspace_id, second, requests, tokens)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (workspace_id, second) DO UPDATE SET
+                        requests = CASE WHEN requests > 9223372036854775807 - excluded.requests
+                                   THEN 9223372036854775807 ELSE requests + excluded.requests END,
+                        tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
+                                 THEN 9223372036854775807 ELSE tokens + excluded.tokens END",
+                )?
+                .execute(params![
+                    id,
+                    sat(at_ms / 1000),
+                    sat(requests),
+                    sat(tokens)
+                ])?;
+            }
+            Ok(ClaimOutcome::Counted)
+        })
+        .await
+    }
+
+    /// Deletes idempotency keys created before `before_ms`; how many went.
+    pub async fn prune_idempotency_keys(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.write("prune idempotency keys", move |c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM idempotency_keys WHERE created_at_ms < ?1")?
+                .execute([sat(before_ms)])?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+
+    /// Every usage row of a second that ends at or after `since_ms` (so the
+    /// second holding `since_ms` is included), by workspace then second.
+    pub async fn load_usage(&self, since_ms: u64) -> Result<Vec<UsageRow>, StoreError> {
+        let since_second = sat(since_ms / 1000);
+        self.read("load usage", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT workspace_id, second, requests, tokens FROM usage
+                 WHERE second >= ?1 ORDER BY workspace_id, second",
+            )?;
+            let rows = stmt.query_map([since_second], |row| {
+                Ok(UsageRow {
+                    workspace_id: row.get(0)?,
+                    second: get_u64(row, 1)?,
+                    requests: get_u64(row, 2)?,
+                    tokens: get_u64(row, 3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Forgets a workspace's usage and upstream state (admin reset). Ordered with
+    /// every other write, so usage appended after the reset is kept.
+    pub async fn clear_usage(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.write("clear usage", move |c| {
+            for sql in [
+                "DELETE FROM usage WHERE workspace_id = ?1",
+                "DELETE FROM upstream_state WHERE workspace_id = ?1",
+            ] {
+                c.prepare_cached(sql)?.execute([&id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
