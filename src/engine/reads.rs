@@ -1,0 +1,134 @@
+//! Reads: whether one more request would pass, the snapshot and usage report
+//! the API and the WebSocket send, the history, the state to persist. Reads
+//! still bring a workspace up to date (windows slide) but never transition it.
+
+use super::window::Metric as M;
+use super::workspace::{DurableUpstreamState, WorkspaceState};
+use super::{rfc3339, Engine, EngineError, SlidingWindow, Transition, Verdict};
+use crate::wire::{
+    CheckResult, MinuteUsage, QuotaSnapshot, UpstreamLimits, UsageReport, WindowUsage,
+};
+
+impl Engine {
+    /// Would one more request be allowed now, and if not, when?
+    pub fn check(&self, id: &str) -> Result<CheckResult, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            let verdict = engine.refresh(ws, now);
+            (check_result(&verdict), None)
+        })
+        .map(|(check, _)| check)
+    }
+
+    pub fn snapshot(&self, id: &str) -> Result<QuotaSnapshot, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            let verdict = engine.refresh(ws, now);
+            (
+                build_snapshot(id, ws, &verdict, now, engine.config.anomaly_cooldown_ms),
+                None,
+            )
+        })
+        .map(|(snapshot, _)| snapshot)
+    }
+
+    /// The windows plus the last `minutes` minutes of usage, oldest first.
+    pub fn usage(&self, id: &str, minutes: u64) -> Result<UsageReport, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            let verdict = engine.refresh(ws, now);
+            let snapshot = build_snapshot(id, ws, &verdict, now, engine.config.anomaly_cooldown_ms);
+            let history = ws
+                .day
+                .history(now, minutes)
+                .into_iter()
+                .map(|(start_ms, requests, tokens)| MinuteUsage {
+                    minute_start: start_ms / 1000,
+                    requests,
+                    tokens,
+                })
+                .collect();
+            (UsageReport::new(&snapshot, history), None)
+        })
+        .map(|(report, _)| report)
+    }
+
+    /// Status transitions of one workspace, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<Transition>, EngineError> {
+        self.workspaces
+            .get(id)
+            .map(|ws| ws.history.iter().cloned().collect())
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+    }
+
+    /// Upstream blocks to persist, if the workspace exists.
+    pub fn durable_upstream(&self, id: &str) -> Option<DurableUpstreamState> {
+        self.workspaces.get(id).map(|ws| ws.upstream.durable())
+    }
+}
+
+pub(super) fn check_result(verdict: &Verdict) -> CheckResult {
+    CheckResult {
+        allowed: verdict.allowed,
+        status: verdict.status,
+        retry_after_s: verdict.retry_after_ms.map(ms_to_s),
+    }
+}
+
+fn ms_to_s(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn window_usage(window: &SlidingWindow, metric: M, limit: u64, now: u64) -> WindowUsage {
+    let current = window.total(metric);
+    let percentage = if limit == 0 {
+        100.0
+    } else {
+        (current as f64 * 1000.0 / limit as f64).round() / 10.0
+    };
+    WindowUsage {
+        current,
+        limit,
+        percentage,
+        resets_in_s: ms_to_s(window.resets_in_ms(now, metric)),
+    }
+}
+
+fn build_snapshot(
+    id: &str,
+    ws: &WorkspaceState,
+    verdict: &Verdict,
+    now: u64,
+    cooldown_ms: u64,
+) -> QuotaSnapshot {
+    let message = match &ws.anomaly {
+        Some((note, at)) if now < at + cooldown_ms => format!("{} {note}", verdict.message),
+        _ => verdict.message.clone(),
+    };
+    // The stored status is what subscribers were told; the verdict may be newer
+    // only between a time-driven change and the next tick, so report the verdict.
+    QuotaSnapshot {
+        workspace_id: id.to_string(),
+        status: verdict.status,
+        message,
+        requests_per_minute: window_usage(
+            &ws.minute,
+            M::Requests,
+            ws.limits.requests_per_minute,
+            now,
+        ),
+        requests_per_day: window_usage(&ws.day, M::Requests, ws.limits.requests_per_day, now),
+        tokens_per_minute: window_usage(&ws.minute, M::Tokens, ws.limits.tokens_per_minute, now),
+        tokens_per_day: window_usage(&ws.day, M::Tokens, ws.limits.tokens_per_day, now),
+        retry_after_s: verdict.retry_after_ms.map(ms_to_s),
+        last_error: ws.last_error.clone(),
+        upstream_limits: ws.upstream.observed_limits.map(|(h, at)| UpstreamLimits {
+            requests_limit: h.limit_requests,
+            requests_remaining: h.remaining_requests,
+            requests_reset_s: h.reset_requests_ms.map(ms_to_s),
+            tokens_limit: h.limit_tokens,
+            tokens_remaining: h.remaining_tokens,
+            tokens_reset_s: h.reset_tokens_ms.map(ms_to_s),
+            observed_at: rfc3339(at),
+        }),
+        updated_at: rfc3339(now),
+        version: ws.version,
+    }
+}

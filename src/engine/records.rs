@@ -1,0 +1,147 @@
+//! What a finished call changes: its counts, the upstream's state (rate
+//! limits, quota, failures), the last error, unusual-traffic flags; and the
+//! admin reset.
+
+use super::workspace::WorkspaceState;
+use super::{
+    classify, rfc3339, rules, CallOutcome, Effect, Engine, EngineError, ErrorClass, Transition,
+    MAX_RECENT_FAILURES,
+};
+use crate::wire::LastError;
+
+impl Engine {
+    /// Records the outcome of a request admitted by [`try_admit`](Self::try_admit)
+    /// (the request itself is already counted).
+    pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
+        self.apply(id, outcome, false)
+    }
+
+    /// Records a call that was made without admission (apps reporting calls they
+    /// made themselves): counts the request, its tokens and its outcome.
+    pub fn record(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
+        self.apply(id, outcome, true)
+    }
+
+    /// Clears one workspace's counts and upstream state (admin reset).
+    pub fn reset(&self, id: &str) -> Result<Effect, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            ws.minute.clear();
+            ws.day.clear();
+            ws.upstream = Default::default();
+            ws.last_error = None;
+            ws.version += 1;
+            ((), engine.transition_if_changed(id, ws, now))
+        })
+        .map(|(_, effect)| effect)
+    }
+
+    fn apply(
+        &self,
+        id: &str,
+        outcome: &CallOutcome,
+        count_request: bool,
+    ) -> Result<Effect, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            ws.advance(now, engine.config.degraded_window_ms);
+            // Failed requests count toward the request windows as OpenAI counts
+            // them; tokens only when the upstream reported usage.
+            let requests = u64::from(count_request);
+            if requests > 0 || outcome.tokens > 0 {
+                ws.minute.add(now, requests, outcome.tokens);
+                ws.day.add(now, requests, outcome.tokens);
+            }
+            engine.apply_outcome(ws, outcome, now);
+            if count_request {
+                engine.flag_unusual_traffic(id, ws, now);
+            }
+            ws.version += 1;
+            ((), engine.transition_if_changed(id, ws, now))
+        })
+        .map(|(_, effect)| effect)
+    }
+
+    fn apply_outcome(&self, ws: &mut WorkspaceState, outcome: &CallOutcome, now: u64) {
+        let up = &mut ws.upstream;
+        let headers = &outcome.headers;
+        if !headers.is_empty() {
+            up.observed_limits = Some((*headers, now));
+        }
+        // OpenAI saying it has nothing left blocks until its reset, whether or
+        // not this particular call failed.
+        if let Some(wait) = headers.exhausted_for_ms().filter(|&ms| ms > 0) {
+            let until = now + wait;
+            up.rate_limited_until_ms =
+                Some(up.rate_limited_until_ms.map_or(until, |u| u.max(until)));
+        }
+        let Some(error) = &outcome.error else {
+            // A success proves the upstream is healthy and the quota is there.
+            up.recent_failures_ms.clear();
+            up.quota_exhausted_at_ms = None;
+            return;
+        };
+        let class = classify(error);
+        match class {
+            ErrorClass::RateLimited => {
+                let wait = outcome
+                    .retry_after_ms
+                    .or(headers.retry_after_ms)
+                    .or(headers.exhausted_for_ms())
+                    .unwrap_or(self.config.default_rate_limit_backoff_ms);
+                let until = now + wait;
+                up.rate_limited_until_ms =
+                    Some(up.rate_limited_until_ms.map_or(until, |u| u.max(until)));
+            }
+            ErrorClass::QuotaExhausted => {
+                up.quota_exhausted_at_ms = Some(now);
+                up.next_probe_at_ms = now + self.config.quota_probe_interval_ms;
+            }
+            ErrorClass::UpstreamFailure => {
+                up.recent_failures_ms.push_back(now);
+                // Bounded: the rule only needs to know the threshold was
+                // reached, so the oldest beyond the cap are forgotten.
+                let cap = MAX_RECENT_FAILURES.max(self.config.degraded_failure_threshold as usize);
+                while up.recent_failures_ms.len() > cap {
+                    up.recent_failures_ms.pop_front();
+                }
+            }
+            ErrorClass::ClientError => {}
+        }
+        ws.last_error = Some(LastError {
+            http_status: error.http_status,
+            error_type: error.error_type.clone(),
+            code: error.code.clone(),
+            message: error.message.clone(),
+            class: class.as_str().to_string(),
+            at: rfc3339(now),
+        });
+    }
+
+    /// Raises an unusual-traffic flag (at most once per cooldown): kept in the
+    /// history, shown in the status message, returned for alerting.
+    pub(super) fn flag_unusual_traffic(&self, id: &str, ws: &mut WorkspaceState, now: u64) {
+        let cooling = ws
+            .anomaly
+            .as_ref()
+            .is_some_and(|(_, at)| now < at + self.config.anomaly_cooldown_ms);
+        if cooling {
+            return;
+        }
+        let Some(reason) = rules::unusual_traffic(ws, now, &self.config) else {
+            return;
+        };
+        tracing::warn!(workspace_id = id, %reason, "unusual traffic");
+        let flag = Transition {
+            workspace_id: id.to_string(),
+            from: ws.status,
+            to: ws.status,
+            at_ms: now,
+            reason: reason.clone(),
+        };
+        if ws.history.len() >= self.config.history_len {
+            ws.history.pop_front();
+        }
+        ws.history.push_back(flag.clone());
+        ws.anomaly = Some((reason, now));
+        ws.pending_anomaly = Some(flag);
+    }
+}
