@@ -8,7 +8,7 @@
 
 use crate::common::process::{free_port, temp_dir, ServerProcess, UNSET};
 use crate::common::redis::start_redis;
-use crate::common::{serve, sign_in, Server, ADMIN};
+use crate::common::{create_workspace, serve, sign_in, Server, ADMIN};
 use futures_util::{SinkExt, StreamExt};
 use quota_alert::config::{Config, ADMIN_KEY_FILE};
 use quota_alert::engine::{ManualClock, SystemClock};
@@ -188,17 +188,7 @@ async fn a_stale_admin_session_is_refused_after_the_admin_key_changed() {
     let server = ServerProcess::spawn(&db, &[], None).await;
     let http = reqwest::Client::new();
     let base = server.base.clone();
-    let created: Value = http
-        .post(format!("{base}/api/admin/workspaces"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": "acme"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let key = created["api_key"].as_str().expect("key").to_string();
+    let key = create_workspace(&http, &base, "acme", None).await;
     let admin_cookie = sign_in(&http, &base, ADMIN).await;
     let workspace_cookie = sign_in(&http, &base, &key).await;
     let (status, _) = status_with_cookie(&base, &admin_cookie, "/api/admin/sessions").await;
