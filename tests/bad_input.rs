@@ -993,7 +993,9 @@ async fn a_body_trickled_too_slowly_gets_a_408_in_the_endpoints_error_shape() {
     }
     // Nothing was counted, and the server is fine: the one record sent in
     // time is the only one counted.
-    server.record(&key, serde_json::json!({"success": true})).await;
+    server
+        .record(&key, serde_json::json!({"success": true}))
+        .await;
     let (_, snapshot) = server.get("/api/quota/status", Some(&key)).await;
     assert_eq!(snapshot["requests_per_minute"]["current"], 1, "{snapshot}");
     let (health, _) = server.get("/healthz", None).await;

@@ -4,8 +4,8 @@
 mod common;
 
 use common::process::{contains, database_bytes, temp_dir, ServerProcess};
-use common::{create_workspace, sign_in, wait_for};
 use common::ADMIN;
+use common::{create_workspace, sign_in, wait_for};
 use quota_alert::config::Config;
 use quota_alert::engine::{CallOutcome, SystemClock};
 use quota_alert::service::QuotaService;
@@ -107,11 +107,20 @@ async fn a_restart_keeps_workspaces_keys_counts_statuses_and_history() {
         );
         // The transition and the upstream block are written in the
         // background: wait until both are in the file before restarting.
-        wait_for_store(&path, "broke's transition and upstream block stored", |db| {
-            count(db, "SELECT count(*) FROM transitions WHERE workspace_id = 'broke'") >= 1
-                && count(db, "SELECT count(*) FROM upstream_state WHERE workspace_id = 'broke'")
-                    >= 1
-        })
+        wait_for_store(
+            &path,
+            "broke's transition and upstream block stored",
+            |db| {
+                count(
+                    db,
+                    "SELECT count(*) FROM transitions WHERE workspace_id = 'broke'",
+                ) >= 1
+                    && count(
+                        db,
+                        "SELECT count(*) FROM upstream_state WHERE workspace_id = 'broke'",
+                    ) >= 1
+            },
+        )
         .await;
         (key, quota_key)
     };
@@ -234,9 +243,10 @@ async fn kill_9_under_load_loses_no_acknowledged_record() {
         .collect();
     // Killed mid-load: once enough records were acknowledged that the
     // writer has group-committed many batches, with 16 more in flight.
-    wait_for(&format!("{ACKED_BEFORE_THE_KILL} records acknowledged"), || {
-        std::future::ready(acked.load(Ordering::SeqCst) >= ACKED_BEFORE_THE_KILL)
-    })
+    wait_for(
+        &format!("{ACKED_BEFORE_THE_KILL} records acknowledged"),
+        || std::future::ready(acked.load(Ordering::SeqCst) >= ACKED_BEFORE_THE_KILL),
+    )
     .await;
     server.child.kill().expect("SIGKILL"); // SIGKILL on Unix: no shutdown code runs.
     let _ = server.child.wait();

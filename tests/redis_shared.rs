@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{eventually, wait_for};
 use common::process::free_port;
 use common::redis::{instance, instance_with_clock, shared_workspace, start_redis};
+use common::{eventually, wait_for};
 use common::{Server, ADMIN};
 use futures_util::StreamExt;
 use quota_alert::auth::key_digest;
@@ -277,9 +277,9 @@ async fn a_session_kept_alive_on_one_instance_stays_alive_on_the_other() {
         let (redis, now) = (&redis, clock.now_ms());
         async move {
             let stored = redis.load_sessions(now).await.expect("load sessions");
-            stored.iter().any(|(hex, session)| {
-                *hex == hex::encode(digest) && session.expires_at_ms == day_9
-            })
+            stored
+                .iter()
+                .any(|(hex, session)| *hex == hex::encode(digest) && session.expires_at_ms == day_9)
         }
     })
     .await;
