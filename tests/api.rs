@@ -1,5 +1,8 @@
 //! The API over real HTTP and WebSocket on 127.0.0.1:0: every endpoint, every
 //! auth failure, every malformed body, and live updates.
+//!
+//! Over 400 lines: one test per endpoint behaviour, over the WebSocket
+//! helpers they share; split up, each part would carry its own copy.
 
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;

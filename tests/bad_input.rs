@@ -4,6 +4,8 @@
 //! Slow clients are here too: a client that stalls in its headers is
 //! disconnected, and one that trickles its body gets a 408 in the error shape
 //! of the endpoint it called.
+//!
+//! Over 400 lines: most of it is the case table, one row per bad input.
 
 mod common;
 

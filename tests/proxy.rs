@@ -1,6 +1,9 @@
 //! The OpenAI-compatible proxy and the record API's raw forms, against a fake
 //! OpenAI on 127.0.0.1:0: each upstream behaviour reaches the client as OpenAI
 //! sent it and moves the status as the rules say; local blocks never reach it.
+//!
+//! Over 400 lines: one test per upstream behaviour, over the fake upstream
+//! and request helpers they share.
 
 mod common;
 
