@@ -62,15 +62,9 @@ async fn wait_until(r: &Receiver, done: impl Fn(&[Value]) -> bool) -> Vec<Value>
 /// receiver gets alerts in the order they happened, so once the marker's
 /// alert is in, anything before it is in too. Markers' alerts are left out.
 async fn all_alerts_so_far(s: &Server, r: &Receiver, marker: &str) -> Vec<Value> {
-    let (status, body) = s
-        .post(
-            "/api/admin/workspaces",
-            Some(ADMIN),
-            json!({"id": marker, "limits": {"requests_per_minute": 10}}),
-        )
+    let key = s
+        .workspace_with_limits(marker, json!({"requests_per_minute": 10}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let key = body["api_key"].as_str().expect("api_key").to_string();
     for _ in 0..8 {
         s.record(&key, json!({"success": true})).await; // 8/10: WARNING
     }
@@ -213,15 +207,12 @@ async fn unusual_traffic_is_flagged_in_the_status_the_history_and_one_alert() {
     ]);
     let service = QuotaService::new(config, clock.clone());
     let s = common::serve(service.clone()).await;
-    let (status, body) = s
-        .post(
-            "/api/admin/workspaces",
-            Some(ADMIN),
-            json!({"id": "spiky", "limits": {"requests_per_minute": 10000, "requests_per_day": 1000000}}),
+    let key = s
+        .workspace_with_limits(
+            "spiky",
+            json!({"requests_per_minute": 10000, "requests_per_day": 1000000}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let key = body["api_key"].as_str().unwrap().to_string();
 
     // A steady 8 requests a minute for 16 minutes: the norm.
     for _ in 0..16 {

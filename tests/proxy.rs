@@ -1,6 +1,9 @@
 //! The OpenAI-compatible proxy and the record API's raw forms, against a fake
 //! OpenAI on 127.0.0.1:0: each upstream behaviour reaches the client as OpenAI
 //! sent it and moves the status as the rules say; local blocks never reach it.
+//!
+//! Over 400 lines: one test per upstream behaviour, over the fake upstream
+//! and request helpers they share.
 
 mod common;
 
@@ -217,14 +220,9 @@ async fn a_slow_upstream_is_a_504_and_a_dead_one_a_502() {
 #[tokio::test]
 async fn local_limits_block_before_the_upstream() {
     let (s, fake) = setup(&[]).await;
-    let (_, created) = s
-        .post(
-            "/api/admin/workspaces",
-            Some(ADMIN),
-            json!({"id": "tiny", "limits": {"requests_per_minute": 2}}),
-        )
+    let key = s
+        .workspace_with_limits("tiny", json!({"requests_per_minute": 2}))
         .await;
-    let key = created["api_key"].as_str().unwrap().to_string();
     for _ in 0..2 {
         assert_eq!(
             chat(&s, &key, json!({"model": "ok", "messages": []}))

@@ -4,12 +4,14 @@
 
 mod common;
 
-use common::eventually;
 use common::process::free_port;
 use common::redis::{instance, instance_with_clock, shared_workspace, start_redis};
+use common::{eventually, wait_for};
 use common::{Server, ADMIN};
 use futures_util::StreamExt;
+use quota_alert::auth::key_digest;
 use quota_alert::engine::{Clock, ManualClock, SystemClock};
+use quota_alert::store::RedisShared;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -232,11 +234,7 @@ async fn a_sign_in_while_redis_is_away_is_refused_not_half_kept() {
     let port = free_port();
     let redis = start_redis(port).await;
     let (_, a) = instance(port).await;
-    let (status, body) = a
-        .post("/api/admin/workspaces", Some(ADMIN), json!({"id": "away"}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let key = body["api_key"].as_str().unwrap().to_string();
+    let key = a.workspace("away").await;
 
     drop(redis);
     let res = a
@@ -256,19 +254,39 @@ async fn a_sign_in_while_redis_is_away_is_refused_not_half_kept() {
 async fn a_session_kept_alive_on_one_instance_stays_alive_on_the_other() {
     const DAY_MS: u64 = 86_400_000;
     let port = free_port();
-    let _redis = start_redis(port).await;
-    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
-    let (_, a) = instance_with_clock(port, clock.clone()).await;
-    let (_, b) = instance_with_clock(port, clock.clone()).await;
+    let redis_server = start_redis(port).await;
+    let signed_in_at = SystemClock.now_ms();
+    let clock = Arc::new(ManualClock::new(signed_in_at));
+    let (service_a, a) = instance_with_clock(port, clock.clone()).await;
+    let (service_b, b) = instance_with_clock(port, clock.clone()).await;
     let key = shared_workspace(&a, &b, "daily", serde_json::from_str(BIG).unwrap()).await;
     let cookie = sign_in(&a, &key).await;
     eventually_session(&b, &cookie, StatusCode::OK).await;
+    let digest = key_digest(cookie.trim_start_matches("qa_session="));
 
     // Used on A two days later: its expiry moves from day 7 to day 9, in
-    // Redis and on B.
+    // Redis and on B (both written in the background: waited for).
     clock.advance_ms(2 * DAY_MS);
     assert_eq!(status_with_cookie(&a, &cookie).await, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let day_9 = signed_in_at + 9 * DAY_MS;
+    assert_eq!(service_a.session_ends_at(&digest), Some(day_9));
+    let redis = RedisShared::connect(&redis_server.url())
+        .await
+        .expect("connect to redis");
+    wait_for("the later expiry in Redis", || {
+        let (redis, now) = (&redis, clock.now_ms());
+        async move {
+            let stored = redis.load_sessions(now).await.expect("load sessions");
+            stored
+                .iter()
+                .any(|(hex, session)| *hex == hex::encode(digest) && session.expires_at_ms == day_9)
+        }
+    })
+    .await;
+    wait_for("B learning the later expiry", || {
+        std::future::ready(service_b.session_ends_at(&digest) == Some(day_9))
+    })
+    .await;
     // Day 8, past the first expiry. C starts now and loads from Redis before
     // anyone uses the session again (a use would refresh it once more).
     clock.advance_ms(6 * DAY_MS);

@@ -6,7 +6,7 @@
 mod common;
 
 use common::process::{contains, database_bytes, free_port, temp_dir, ServerProcess};
-use common::ADMIN;
+use common::{create_workspace, ADMIN};
 use serde_json::{json, Value};
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret-4242424242";
@@ -33,17 +33,7 @@ async fn no_key_or_session_reaches_the_logs() {
     let base = server.base.clone();
     let http = reqwest::Client::new();
 
-    let created: Value = http
-        .post(format!("{base}/api/admin/workspaces"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": "private"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let key = created["api_key"].as_str().expect("api_key").to_string();
+    let key = create_workspace(&http, &base, "private", None).await;
 
     let mut sent = Vec::new();
     sent.push(

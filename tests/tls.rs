@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{serve_with_tls, test_config, ADMIN};
+use common::{create_workspace, serve_with_tls, test_config, ADMIN};
 use futures_util::StreamExt;
 use quota_alert::engine::SystemClock;
 use quota_alert::service::QuotaService;
@@ -85,17 +85,7 @@ async fn https_and_wss_are_served_with_secure_cookies_and_hsts() {
         "HSTS under TLS"
     );
 
-    let created: Value = https
-        .post(format!("{base}/api/admin/workspaces"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": "secure"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let key = created["api_key"].as_str().expect("api_key").to_string();
+    let key = create_workspace(&https, &base, "secure", None).await;
 
     let signed_in = https
         .post(format!("{base}/api/session"))

@@ -60,15 +60,7 @@ async fn a_key_made_on_one_instance_works_on_the_other_before_any_event() {
     // B is not subscribed for the next half second: nothing published now
     // reaches it, so only a lookup in Redis can make these keys work there.
     redis.kill_subscriptions().await;
-    let (status, body) = a
-        .post(
-            "/api/admin/workspaces",
-            Some(ADMIN),
-            json!({"id": "brand-new"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let created = body["api_key"].as_str().unwrap().to_string();
+    let created = a.workspace("brand-new").await;
     let (status, body) = b.get("/api/quota/status", Some(&created)).await;
     assert_eq!(status, StatusCode::OK, "created on A, at once on B: {body}");
     assert_eq!(body["workspace_id"], "brand-new");

@@ -329,11 +329,7 @@ async fn a_rotation_redis_cannot_keep_leaves_the_old_key_working() {
     let port = free_port();
     let redis = start_redis(port).await;
     let (_, a) = instance(port).await;
-    let (status, body) = a
-        .post("/api/admin/workspaces", Some(ADMIN), json!({"id": "away"}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let key = body["api_key"].as_str().unwrap().to_string();
+    let key = a.workspace("away").await;
     drop(redis);
     let (status, body) = a
         .post(

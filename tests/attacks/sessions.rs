@@ -8,10 +8,10 @@
 
 use crate::common::process::{free_port, temp_dir, ServerProcess, UNSET};
 use crate::common::redis::start_redis;
-use crate::common::{serve, sign_in, Server, ADMIN};
+use crate::common::{create_workspace, serve, sign_in, Server, ADMIN};
 use futures_util::{SinkExt, StreamExt};
 use quota_alert::config::{Config, ADMIN_KEY_FILE};
-use quota_alert::engine::{ManualClock, SystemClock};
+use quota_alert::engine::{CallOutcome, ManualClock, SystemClock};
 use quota_alert::service::QuotaService;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -188,17 +188,7 @@ async fn a_stale_admin_session_is_refused_after_the_admin_key_changed() {
     let server = ServerProcess::spawn(&db, &[], None).await;
     let http = reqwest::Client::new();
     let base = server.base.clone();
-    let created: Value = http
-        .post(format!("{base}/api/admin/workspaces"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": "acme"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let key = created["api_key"].as_str().expect("key").to_string();
+    let key = create_workspace(&http, &base, "acme", None).await;
     let admin_cookie = sign_in(&http, &base, ADMIN).await;
     let workspace_cookie = sign_in(&http, &base, &key).await;
     let (status, _) = status_with_cookie(&base, &admin_cookie, "/api/admin/sessions").await;
@@ -824,17 +814,18 @@ async fn past_the_websocket_cap_one_more_gets_a_429_before_the_upgrade() {
 async fn a_socket_whose_client_stops_reading_is_dropped_after_the_send_timeout() {
     // Every usage change pushed at once, and a 1-second send timeout; the
     // heartbeat (15 s, so a drop after 45 s) cannot be what ends it here.
-    let s = server_with(
+    let config = config_with(
         Some("[websocket]\ncoalesce_ms = 0\n"),
         &[
             ("QUOTA_WS_SEND_TIMEOUT_S", "1"),
-            ("OPENAI_RATE_LIMIT_PER_MINUTE", "1000000"),
-            ("OPENAI_RATE_LIMIT_PER_DAY", "1000000"),
+            ("OPENAI_RATE_LIMIT_PER_MINUTE", "100000000"),
+            ("OPENAI_RATE_LIMIT_PER_DAY", "100000000"),
             ("OPENAI_TOKEN_LIMIT_PER_MINUTE", "1000000000"),
             ("OPENAI_TOKEN_LIMIT_PER_DAY", "1000000000"),
         ],
-    )
-    .await;
+    );
+    let service = QuotaService::new(config, Arc::new(SystemClock));
+    let s = serve(service.clone()).await;
     let key = s.workspace("acme").await;
     let mut reader = ws_with_key(&s, &key).await;
     assert!(next_json(&mut reader, Duration::from_secs(5))
@@ -880,15 +871,20 @@ async fn a_socket_whose_client_stops_reading_is_dropped_after_the_send_timeout()
     wait_for_sockets(&s.base, 2, Duration::from_secs(5)).await;
 
     // Usage updates pushed to both until the server gives up on the stalled
-    // one; the reading one is still there.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // one; the reading one is still there. Recorded through the service, not
+    // over HTTP: a round trip per update was too slow, on a loaded machine,
+    // to fill the stalled socket's buffers (megabytes on loopback) in time.
+    // How long filling them takes depends on the kernel's buffer sizes and
+    // the machine's load (4 to 16 s seen on two busy cores): a generous
+    // bound, yet under the 45 s after which missed heartbeats would end it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     let mut records = 0;
     loop {
-        let batch: Vec<Value> = (0..20)
-            .map(|_| json!({"success": true, "tokens_used": 1}))
-            .collect();
-        for record in batch {
-            s.record(&key, record).await;
+        for _ in 0..200 {
+            service
+                .record("acme", &CallOutcome::success(1))
+                .await
+                .expect("record");
             records += 1;
         }
         if open_sockets(&s.base).await == 1 {

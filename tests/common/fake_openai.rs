@@ -261,6 +261,8 @@ async fn chat(
             "The server had an error",
         ),
         "slow" => {
+            // The slowness is the behaviour under test: longer than the
+            // upstream timeout the proxy tests configure, so they see a 504.
             tokio::time::sleep(Duration::from_secs(3)).await;
             completion(&limit_headers(59))
         }

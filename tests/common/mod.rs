@@ -79,12 +79,14 @@ impl Server {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// Creates workspace `id` with the default limits; its API key.
     pub async fn workspace(&self, id: &str) -> String {
-        let (status, body) = self
-            .post("/api/admin/workspaces", Some(ADMIN), json!({ "id": id }))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["api_key"].as_str().expect("api_key").to_string()
+        create_workspace(&self.http, &self.base, id, None).await
+    }
+
+    /// Creates workspace `id` with `limits`; its API key.
+    pub async fn workspace_with_limits(&self, id: &str, limits: Value) -> String {
+        create_workspace(&self.http, &self.base, id, Some(limits)).await
     }
 
     pub async fn record(&self, key: &str, body: Value) -> Value {
@@ -101,6 +103,32 @@ impl Server {
     }
 }
 
+/// Creates workspace `id` as the admin on the server at `base` (any server:
+/// in-process, a child process, over TLS), with `limits` if given; asserts
+/// 201 and returns its API key.
+pub async fn create_workspace(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    limits: Option<Value>,
+) -> String {
+    let mut body = json!({ "id": id });
+    if let Some(limits) = limits {
+        body["limits"] = limits;
+    }
+    let res = http
+        .post(format!("{base}/api/admin/workspaces"))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .expect("create workspace");
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["api_key"].as_str().expect("api_key").to_string()
+}
+
 /// Polls `server`'s status with `key` (10 s at most) until `check` holds;
 /// returns that snapshot.
 pub async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bool) -> Value {
@@ -113,6 +141,24 @@ pub async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bo
         assert!(
             std::time::Instant::now() < deadline,
             "condition never held; last snapshot {last}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `check` (every 20 ms, 10 s at most) until it holds; `what` names
+/// the awaited event in the failure. For events no status shows (a write in
+/// the background reaching a store, another instance learning something).
+pub async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 10 s: {what} never happened"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

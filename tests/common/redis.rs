@@ -1,7 +1,7 @@
 //! A real `redis-server` (Debian's) on a free loopback port, and server
 //! instances sharing it, for the scale-out tests.
 
-use super::{serve, test_config, Server, ADMIN};
+use super::{serve, test_config, Server};
 use quota_alert::engine::{Clock, SystemClock};
 use quota_alert::service::{FailurePolicy, QuotaService, Shared};
 use quota_alert::store::RedisShared;
@@ -126,15 +126,7 @@ async fn instance_named(
 
 /// Creates a workspace on `a` and waits until `b` knows its key.
 pub async fn shared_workspace(a: &Server, b: &Server, id: &str, limits: Value) -> String {
-    let (status, body) = a
-        .post(
-            "/api/admin/workspaces",
-            Some(ADMIN),
-            json!({"id": id, "limits": limits}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let key = body["api_key"].as_str().unwrap().to_string();
+    let key = a.workspace_with_limits(id, limits).await;
     for _ in 0..100 {
         if b.get("/api/quota/status", Some(&key)).await.0 == StatusCode::OK {
             return key;
