@@ -145,7 +145,7 @@ struct SharedEvent {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "caller", rename_all = "snake_case")]
 pub(super) enum SessionOwner {
-    /// With the hex of `session::admin_key_binding` of the admin key that
+    /// With the hex of `browser_session::admin_key_binding` of the admin key that
     /// opened it: an instance running another admin key refuses it.
     Admin {
         #[serde(default)]
@@ -573,7 +573,7 @@ impl QuotaService {
         &self,
         digest: [u8; 32],
         key: &str,
-        session: &crate::session::SessionInfo,
+        session: &crate::browser_session::SessionInfo,
     ) {
         if self.shared().is_none() {
             return;
