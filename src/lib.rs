@@ -17,6 +17,8 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
+pub mod browser_session;
+#[cfg(feature = "ssr")]
 pub mod chat;
 #[cfg(feature = "ssr")]
 pub mod config;
@@ -29,8 +31,6 @@ pub mod server;
 pub mod server_fns;
 #[cfg(feature = "ssr")]
 pub mod service;
-#[cfg(feature = "ssr")]
-pub mod session;
 #[cfg(feature = "ssr")]
 pub mod store;
 #[cfg(feature = "ssr")]

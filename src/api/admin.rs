@@ -3,8 +3,8 @@
 use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{validate_workspace_id, AdminAuth, ApiJson, ApiQuery};
+use crate::browser_session::is_session_handle;
 use crate::service::QuotaService;
-use crate::session::is_session_handle;
 use crate::wire::Caller;
 use crate::wire::{ErrorBody, LimitOverrides, Limits};
 use axum::extract::State;

@@ -90,7 +90,7 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::session::SESSION_COOKIE,
+                crate::browser_session::SESSION_COOKIE,
                 "The HttpOnly cookie set by `POST /api/session`; acts as the key it was opened with.",
             ))),
         );

@@ -3,8 +3,8 @@
 
 use super::doc_text as text;
 use super::error::ApiError;
+use crate::browser_session::{clear_cookie, session_cookie, session_id_from_headers};
 use crate::service::{OpenedSession, QuotaService};
-use crate::session::{clear_cookie, session_cookie, session_id_from_headers};
 use crate::wire::Caller;
 use crate::wire::ErrorBody;
 use axum::extract::{FromRequest, Request, State};

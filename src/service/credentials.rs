@@ -18,7 +18,7 @@
 //!   while a key is always sent on purpose (and never by a cross-site page).
 
 use super::{Caller, QuotaService};
-use crate::session::SESSION_COOKIE;
+use crate::browser_session::SESSION_COOKIE;
 use axum::http::{header, HeaderMap, HeaderValue};
 
 /// What a request presented, as presented. The key or session id is secret:
@@ -137,7 +137,7 @@ fn session_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(name, _)| *name == SESSION_COOKIE)
         // An empty or oversized value is no session (the same bounds as
-        // `session::session_id_from_headers`, which sign-out reads).
+        // `browser_session::session_id_from_headers`, which sign-out reads).
         .map(|(_, value)| value)
         .filter(|value| !value.is_empty() && value.len() <= 128)
 }

@@ -28,10 +28,10 @@ pub use replication::{FailurePolicy, Shared};
 pub use sessions::{OpenedSession, SessionView};
 
 use crate::alerts::Alerts;
+use crate::browser_session::SessionIndex;
 use crate::config::Config;
 use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
 use crate::metrics::Metrics;
-use crate::session::SessionStore;
 use crate::store::{SqliteStore, StoreError};
 use crate::wire::{
     Caller, CheckResult, LimitOverrides, Limits, QuotaSnapshot, QuotaStatus, UsageReport,
@@ -50,7 +50,7 @@ struct Inner {
     engine: Engine,
     registry: Registry,
     bus: Bus,
-    sessions: SessionStore,
+    sessions: SessionIndex,
     /// Open WebSockets per caller, capped (`QUOTA_MAX_WS_PER_WORKSPACE`).
     connections: ConnectionSlots,
     /// Where everything counted is kept: memory, SQLite or Redis, chosen
@@ -129,8 +129,8 @@ impl QuotaService {
     fn build(config: Config, clock: Arc<dyn Clock>, kind: Kind) -> Self {
         let engine = Engine::new(config.engine.clone(), clock);
         let registry = Registry::new(config.admin_key.expose());
-        let sessions = SessionStore::new(
-            crate::session::admin_key_binding(config.admin_key.expose()),
+        let sessions = SessionIndex::new(
+            crate::browser_session::admin_key_binding(config.admin_key.expose()),
             config.session_caps.max_sessions_per_workspace,
         );
         let connections = ConnectionSlots::new(config.session_caps.max_ws_per_caller);

@@ -12,7 +12,7 @@
 //! - rotating or revoking a workspace's keys deletes its sessions in the same
 //!   write as the key change (see `rotate_key`, `revoke_keys`);
 //! - using a session reads memory only; its expiry is pushed forward at most
-//!   once per refresh interval (`session::SessionPolicy`), in the background.
+//!   once per refresh interval (`browser_session::SessionPolicy`), in the background.
 //!
 //! However a session ends, the index signals its digest and the WebSockets
 //! opened with it close (see `api::ws`). Only the digest of the session id is
@@ -25,7 +25,9 @@
 use super::backend::events::SessionOwner;
 use super::{Caller, QuotaService, ServiceError};
 use crate::auth::key_digest;
-use crate::session::{new_session_id, session_handle, SessionDigest, SessionInfo, SessionPolicy};
+use crate::browser_session::{
+    new_session_id, session_handle, SessionDigest, SessionInfo, SessionPolicy,
+};
 use crate::store::redis::SharedSession;
 use crate::store::StoredSession;
 use std::collections::HashSet;

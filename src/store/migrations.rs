@@ -92,7 +92,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
     // 4: session lifetimes and the admin key binding. `created_at_ms` and the
     // absolute end bound a session however much it is used; an admin session
-    // keeps a digest of the admin key that opened it (`session::
+    // keeps a digest of the admin key that opened it (`browser_session::
     // admin_key_binding`), so another admin key never honours it. Rows from
     // before: a workspace session is taken as opened a TTL (7 days) before
     // its expiry, the earliest it can have been; admin sessions carry no

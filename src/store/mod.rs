@@ -91,7 +91,7 @@ pub struct StoredTransition {
 /// A browser session as stored: the digest of its id (the cookie value itself
 /// is never stored), who it acts for (`None`: the admin), when it was opened
 /// and when it ends (sliding and absolute), and for an admin session the
-/// binding of the admin key that opened it (`session::admin_key_binding`).
+/// binding of the admin key that opened it (`browser_session::admin_key_binding`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSession {
     pub digest: [u8; 32],

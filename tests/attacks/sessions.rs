@@ -146,7 +146,7 @@ async fn status_with_cookie(base: &str, cookie: &str, path: &str) -> (StatusCode
 
 fn handle_of(cookie: &str) -> String {
     let id = cookie.trim_start_matches("qa_session=");
-    quota_alert::session::session_handle(&quota_alert::auth::key_digest(id))
+    quota_alert::browser_session::session_handle(&quota_alert::auth::key_digest(id))
 }
 
 /// `quota_websocket_connections` from `/metrics`.

@@ -25,7 +25,7 @@ pub(in crate::service) struct SharedEvent {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "caller", rename_all = "snake_case")]
 pub(in crate::service) enum SessionOwner {
-    /// With the hex of `session::admin_key_binding` of the admin key that
+    /// With the hex of `browser_session::admin_key_binding` of the admin key that
     /// opened it: an instance running another admin key refuses it.
     Admin {
         #[serde(default)]

@@ -5,8 +5,8 @@
 use super::events::{EventKind, SessionOwner};
 use super::{Backend, Kind};
 use crate::auth::key_digest;
+use crate::browser_session::{SessionDigest, SessionInfo};
 use crate::service::ServiceError;
-use crate::session::{SessionDigest, SessionInfo};
 use crate::store::redis::SharedSession;
 use crate::store::StoredSession;
 use crate::wire::Caller;

@@ -19,7 +19,7 @@ pub struct SharedSession {
     pub created_at_ms: u64,
     #[serde(default)]
     pub absolute_expires_at_ms: u64,
-    /// Admin sessions: hex of `session::admin_key_binding` of the admin key
+    /// Admin sessions: hex of `browser_session::admin_key_binding` of the admin key
     /// that opened it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_key_binding: Option<String>,
@@ -133,7 +133,7 @@ impl RedisShared {
             .filter_map(|(digest, json)| {
                 let mut session: SharedSession = serde_json::from_str(&json).ok()?;
                 if session.absolute_expires_at_ms == 0 {
-                    let policy = crate::session::WORKSPACE_SESSIONS;
+                    let policy = crate::browser_session::WORKSPACE_SESSIONS;
                     let ttl = u64::try_from(policy.idle_ttl.as_millis()).unwrap_or(u64::MAX);
                     session.created_at_ms = session.expires_at_ms.saturating_sub(ttl);
                     session.absolute_expires_at_ms = policy.absolute_end(session.created_at_ms);
