@@ -21,7 +21,7 @@
 //! browser send one (setting `Authorization` needs a CORS preflight, which
 //! only the allowed origins pass).
 
-use super::session::SESSION_PATH;
+use super::sign_in::SESSION_PATH;
 use axum::http::{header, request::Parts, HeaderMap, Method};
 
 /// Whether a request must pass [`check`]: state-changing and either to the

@@ -12,7 +12,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod quota;
 pub mod rate_limit;
-pub mod session;
+pub mod sign_in;
 pub mod ws;
 
 use crate::chat::ConversationStore;
@@ -107,8 +107,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/quota/reset", post(quota::reset))
         .route("/api/quota/ws", get(ws::quota_ws))
         .route(
-            session::SESSION_PATH,
-            post(session::sign_in).delete(session::sign_out),
+            sign_in::SESSION_PATH,
+            post(sign_in::sign_in).delete(sign_in::sign_out),
         )
         .route("/api/{*rest}", any(unknown_endpoint))
         // Rate limits and the CSRF check are `guard::guard`, layered by

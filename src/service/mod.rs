@@ -12,7 +12,7 @@ mod records;
 mod registry;
 mod replication;
 mod restore;
-mod sessions;
+mod session_lifecycle;
 
 pub use backend::{
     background_stats, background_tasks_in_flight, BackgroundStats, MAX_BACKGROUND_TASKS,
@@ -25,7 +25,7 @@ pub use lifecycle::SHUTDOWN_DRAIN;
 pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
 pub use registry::Registry;
 pub use replication::{FailurePolicy, Shared};
-pub use sessions::{OpenedSession, SessionView};
+pub use session_lifecycle::{OpenedSession, SessionView};
 
 use crate::alerts::Alerts;
 use crate::browser_session::SessionIndex;

@@ -32,7 +32,7 @@
 //!   cap, a key change) moves the session epoch in Redis in the same
 //!   transaction; the same poll reloads the sessions when it moved.
 //!
-//! Browser sessions are shared too (`service::sessions`): stored in Redis,
+//! Browser sessions are shared too (`service::session_lifecycle`): stored in Redis,
 //! loaded at start, and opened, extended and closed on every instance through
 //! the same events; a key change (`key_changed`) ends a workspace's sessions
 //! everywhere, as it does its keys.
@@ -273,7 +273,7 @@ impl QuotaService {
         for (digest_hex, session) in &loaded {
             if let Some(digest) = decode_digest(digest_hex) {
                 stored.insert(digest);
-                let stored = super::sessions::stored_from_shared(digest, session.clone());
+                let stored = super::session_lifecycle::stored_from_shared(digest, session.clone());
                 self.restore_session(stored, now, &keyed);
             }
         }
@@ -306,7 +306,7 @@ impl QuotaService {
         let now = self.engine().now_ms();
         for (digest_hex, session) in shared.redis.load_sessions(now).await? {
             if let Some(digest) = decode_digest(&digest_hex) {
-                let stored = super::sessions::stored_from_shared(digest, session);
+                let stored = super::session_lifecycle::stored_from_shared(digest, session);
                 self.restore_session(stored, now, &keyed);
             }
         }
@@ -448,7 +448,7 @@ impl QuotaService {
                 owner,
             } => {
                 if let Some(digest) = decode_digest(&session_digest) {
-                    let times = super::sessions::SharedSessionTimes {
+                    let times = super::session_lifecycle::SharedSessionTimes {
                         created_at_ms,
                         expires_at_ms,
                         absolute_expires_at_ms,
