@@ -323,6 +323,55 @@ async fn sigterm_drains_and_closes_websockets_with_going_away() {
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
 
+/// Shutdown is the wait: usage written behind (the proxy's admissions and
+/// completions, a transition) is in the file the moment `shutdown` returns,
+/// with no polling, and the store is closed after it.
+#[tokio::test]
+async fn shutdown_lands_every_write_behind_then_closes_the_store() {
+    let path = temp_db("drain");
+    // Each call in a second of its own: 60 separate rows for the one flush
+    // task to write, one after the other, after this test stops yielding.
+    let clock = Arc::new(quota_alert::engine::ManualClock::new(1_700_000_000_000));
+    let store = SqliteStore::open(&path).expect("open store");
+    let service = QuotaService::with_store(config(), clock.clone(), store)
+        .await
+        .expect("restore");
+    service
+        .create_workspace("busy", &LimitOverrides::default())
+        .await
+        .unwrap();
+    let calls = 60u64;
+    for _ in 0..calls {
+        let admission = service.try_admit("busy").await.unwrap();
+        assert!(admission.check.allowed);
+        service.complete("busy", &CallOutcome::success(7)).unwrap();
+        clock.advance_s(1);
+    }
+    assert!(
+        service.shutdown(Duration::from_secs(10)).await,
+        "everything drained within the limit"
+    );
+    assert!(!service.store_ready().await, "the store is closed");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT coalesce(sum(requests), 0) FROM usage WHERE workspace_id = 'busy'"
+        ),
+        calls as i64,
+        "every admitted request is in the file"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT coalesce(sum(tokens), 0) FROM usage WHERE workspace_id = 'busy'"
+        ),
+        (calls * 7) as i64,
+        "every completed call's tokens are in the file"
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
 /// The status `GET {path}` answers with only the session cookie.
 async fn status_with_cookie(http: &reqwest::Client, base: &str, path: &str, cookie: &str) -> u16 {
     http.get(format!("{base}{path}"))
