@@ -4,7 +4,7 @@
 //! A workspace has at most one key at a time. Besides digest → workspace,
 //! the registry keeps workspace → digest (what this instance believes the
 //! current key is: Redis compares it with its own copy on every admission and
-//! record, see `service::shared`) and a per-workspace change counter that a
+//! record, see `service::replication`) and a per-workspace change counter that a
 //! sign-in reads before and after writing its session (see `open_session`).
 
 use crate::auth::{generate_secret, key_digest, key_matches};

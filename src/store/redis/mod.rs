@@ -11,7 +11,7 @@
 //! - `qa:{ws}:key`: the workspace's current key digest (hex; all zeroes once
 //!   revoked). The admission script reads it, so a proxied call or a record
 //!   made with a key that was rotated or revoked is refused by Redis itself,
-//!   even on an instance that missed the event (see `service::shared`).
+//!   even on an instance that missed the event (see `service::replication`).
 //! - `qa:{ws}:idem:<sha256 of the Idempotency-Key>`: the fingerprint of the
 //!   request that key was used for, `SET` inside the same script that counts
 //!   it, with a 24 h expiry.
