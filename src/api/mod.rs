@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod quota;
 pub mod rate_limit;
+pub mod record;
 pub mod sign_in;
 pub mod ws;
 
@@ -102,8 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/quota/check", get(quota::check))
         .route("/api/quota/notifications", get(quota::notifications))
         .route("/api/quota/usage", get(quota::usage))
-        .route("/api/quota/record", post(quota::record))
-        .route("/api/quota/record/batch", post(quota::record_batch))
+        .route("/api/quota/record", post(record::record))
+        .route("/api/quota/record/batch", post(record::record_batch))
         .route("/api/quota/reset", post(quota::reset))
         .route("/api/quota/ws", get(ws::quota_ws))
         .route(

@@ -3,11 +3,14 @@
 //! turns the passing of time into status changes. REST, WebSocket, the
 //! proxy and the server functions all go through this one API.
 
+mod admission;
 mod backend;
 mod bus;
 mod connections;
 mod credentials;
+mod keys;
 mod lifecycle;
+mod metrics_text;
 mod records;
 mod registry;
 mod replication;
@@ -30,13 +33,11 @@ pub use session_lifecycle::{OpenedSession, SessionView};
 use crate::alerts::Alerts;
 use crate::browser_session::SessionIndex;
 use crate::config::Config;
-use crate::engine::{Admission, CallOutcome, Clock, Effect, Engine, EngineError, Transition};
+use crate::engine::{Clock, Effect, Engine, EngineError, Transition};
 use crate::metrics::Metrics;
 use crate::store::{SqliteStore, StoreError};
-use crate::wire::{
-    Caller, CheckResult, LimitOverrides, Limits, QuotaSnapshot, QuotaStatus, UsageReport,
-};
-use backend::{Backend, Kind, SharedAdmission};
+use crate::wire::{Caller, CheckResult, LimitOverrides, Limits, QuotaSnapshot, UsageReport};
+use backend::{Backend, Kind};
 
 use std::sync::Arc;
 
@@ -197,78 +198,6 @@ impl QuotaService {
             .set(Alerts::start(self.config().alerts.clone(), claim));
     }
 
-    /// Replaces a workspace's keys with a new one (the old ones stop working at
-    /// once, open WebSockets and browser sessions included). Returns the key.
-    ///
-    /// The new key is stored before the old one stops working: if the store
-    /// fails, the error is returned (503) and the old key stays the
-    /// workspace's key, here and in the store.
-    pub async fn rotate_key(&self, id: &str) -> Result<String, ServiceError> {
-        if !self.inner.engine.contains(id) {
-            return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
-        }
-        let (key, digest) = Registry::new_key();
-        let _one_at_a_time = self.inner.key_changes.lock().await;
-        // Sign-ins of this workspace that overlap this change undo themselves
-        // (see `open_session`), whether or not the store accepts it.
-        self.inner.registry.begin_change(id);
-        self.backend().change_key(id, Some(digest)).await?;
-        self.revoke_locally(id);
-        self.inner.registry.restore(digest, id);
-        // The key has changed for good: an audit entry the store cannot take
-        // must not hide the new key from the only one who will ever see it.
-        self.audit_best_effort("rotate_key", id, "key rotated")
-            .await;
-        tracing::info!(workspace_id = id, "workspace key rotated");
-        Ok(key)
-    }
-
-    /// Revokes every key of a workspace; nothing can act for it until a new
-    /// key is issued with [`rotate_key`](Self::rotate_key). Stored first, like
-    /// a rotation: on a store failure the key keeps working and the error
-    /// says so.
-    pub async fn revoke_keys(&self, id: &str) -> Result<(), ServiceError> {
-        if !self.inner.engine.contains(id) {
-            return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
-        }
-        let _one_at_a_time = self.inner.key_changes.lock().await;
-        self.inner.registry.begin_change(id);
-        self.backend().change_key(id, None).await?;
-        self.revoke_locally(id);
-        self.audit_best_effort("revoke_keys", id, "keys revoked")
-            .await;
-        tracing::info!(workspace_id = id, "workspace keys revoked");
-        Ok(())
-    }
-
-    async fn audit_best_effort(&self, action: &str, id: &str, detail: &str) {
-        if let Err(error) = self.audit(action, Some(id), detail).await {
-            tracing::error!(%error, workspace_id = id, action, "audit entry not stored");
-        }
-    }
-
-    /// Appends to the audit trail (kept by SQLite only).
-    pub(super) async fn audit(
-        &self,
-        action: &str,
-        id: Option<&str>,
-        detail: &str,
-    ) -> Result<(), ServiceError> {
-        let now = self.inner.engine.now_ms();
-        self.backend().audit(action, id, detail, now).await
-    }
-
-    /// Forgets keys and sessions of a workspace and tells its WebSockets.
-    /// Keys go first: `open_session` relies on it to never keep a session
-    /// opened with a key revoked meanwhile.
-    pub(super) fn revoke_locally(&self, id: &str) {
-        self.inner.registry.revoke_workspace(id);
-        // Each closed session also signals its own sockets; the workspace's
-        // key sockets learn of it below.
-        let _ = self.inner.sessions.close_workspace(id);
-        let _ = self.inner.revocations.send(id.to_string());
-    }
-
     /// Open WebSockets per caller.
     pub fn connections(&self) -> &ConnectionSlots {
         &self.inner.connections
@@ -280,45 +209,6 @@ impl QuotaService {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
-    }
-
-    /// The Prometheus text of `/metrics`.
-    pub fn render_metrics(&self) -> String {
-        let webhooks = self
-            .alert_stats()
-            .map(|s| {
-                use std::sync::atomic::Ordering::Relaxed;
-                vec![
-                    ("delivered", s.delivered.load(Relaxed)),
-                    ("failed", s.failed.load(Relaxed)),
-                    ("deduplicated", s.deduplicated.load(Relaxed)),
-                    ("dropped", s.dropped.load(Relaxed)),
-                ]
-            })
-            .unwrap_or_default();
-        let mut text = self
-            .inner
-            .metrics
-            .render(&self.inner.engine.status_counts(), &webhooks);
-        use std::fmt::Write as _;
-        use std::sync::atomic::Ordering::Relaxed;
-        let stats = background_stats();
-        let _ = write!(
-            text,
-            "# HELP quota_background_tasks_total Background writes: tasks started, tasks not started because {MAX_BACKGROUND_TASKS} were running, and writes merged into a pending one.\n\
-             # TYPE quota_background_tasks_total counter\n\
-             quota_background_tasks_total{{result=\"spawned\"}} {}\n\
-             quota_background_tasks_total{{result=\"dropped\"}} {}\n\
-             quota_background_tasks_total{{result=\"merged\"}} {}\n\
-             # HELP quota_background_tasks_in_flight Background tasks running now.\n\
-             # TYPE quota_background_tasks_in_flight gauge\n\
-             quota_background_tasks_in_flight {}\n",
-            stats.spawned.load(Relaxed),
-            stats.dropped.load(Relaxed),
-            stats.merged.load(Relaxed),
-            background_tasks_in_flight(),
-        );
-        text
     }
 
     /// Whether this instance shares its state over Redis.
@@ -370,131 +260,6 @@ impl QuotaService {
 
     pub fn usage(&self, id: &str, minutes: u64) -> Result<UsageReport, EngineError> {
         self.inner.engine.usage(id, minutes)
-    }
-
-    /// Admits (and counts) one proxied request; written behind. Under
-    /// Redis the shared counters decide (see `replication` for the failure
-    /// policy); otherwise this instance's engine, exactly, under its lock.
-    pub async fn try_admit(&self, id: &str) -> Result<Admission, ServiceError> {
-        let admission = if self.backend().redis().is_some() {
-            self.admit_shared(id).await?
-        } else {
-            let admission = self.inner.engine.try_admit(id)?;
-            if admission.check.allowed {
-                let now = self.inner.engine.now_ms();
-                self.backend().usage_behind(id, now, 1, 0);
-            }
-            admission
-        };
-        self.count_admission(admission.check.allowed);
-        if admission.check.allowed {
-            self.keep_effect(id, &admission.effect, false);
-            self.publish(id, &admission.effect);
-        }
-        Ok(admission)
-    }
-
-    /// Admission against the shared counters; the local engine answers
-    /// first for what only it knows (the upstream's 429s and quota).
-    async fn admit_shared(&self, id: &str) -> Result<Admission, ServiceError> {
-        let engine = &self.inner.engine;
-        let local = engine.check(id)?;
-        if !local.allowed {
-            return Ok(refused(local));
-        }
-        let limits = engine
-            .limits(id)
-            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
-        let expected = self.expected_key(id);
-        match self
-            .backend()
-            .admit_shared(id, engine.now_ms(), limits, expected)
-            .await
-        {
-            // Not reached: only called under Redis.
-            SharedAdmission::NotShared => Ok(engine.try_admit(id)?),
-            SharedAdmission::Admitted => Ok(Admission {
-                check: CheckResult {
-                    allowed: true,
-                    status: local.status,
-                    retry_after_s: None,
-                },
-                effect: engine.count_admitted(id)?,
-            }),
-            SharedAdmission::KeyChanged => {
-                self.reload_workspace_key(id).await;
-                Err(ServiceError::KeyChanged)
-            }
-            SharedAdmission::Full(totals) => {
-                // Other instances' traffic filled the window before their
-                // events reached us; the local view catches up within moments.
-                let day_full = totals.day_requests + 1 > limits.requests_per_day
-                    || totals.day_tokens >= limits.tokens_per_day;
-                let status = if day_full {
-                    QuotaStatus::QuotaExceeded
-                } else {
-                    QuotaStatus::RateLimited
-                };
-                Ok(refused(CheckResult {
-                    allowed: false,
-                    status,
-                    retry_after_s: Some(1.0),
-                }))
-            }
-            SharedAdmission::Unreachable(FailurePolicy::Open) => Ok(engine.try_admit(id)?),
-            SharedAdmission::Unreachable(FailurePolicy::Closed) => Ok(refused(CheckResult {
-                allowed: false,
-                status: QuotaStatus::Degraded,
-                retry_after_s: Some(5.0),
-            })),
-        }
-    }
-
-    /// The outcome of an admitted request; written behind (this runs on the
-    /// proxy's response path, and in a stream's drop guard).
-    pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
-        let effect = self.inner.engine.complete(id, outcome)?;
-        let now = self.inner.engine.now_ms();
-        self.backend().usage_behind(id, now, 0, outcome.tokens);
-        let upstream_changed = outcome.error.is_some() || !outcome.headers.is_empty();
-        self.keep_effect(id, &effect, upstream_changed);
-        self.backend().announce(
-            id,
-            backend::events::EventKind::Completed {
-                outcome: outcome.clone(),
-            },
-        );
-        self.publish(id, &effect);
-        Ok(effect)
-    }
-
-    /// Keeps what an operation changed besides usage, behind: its
-    /// transitions and, if the upstream said something, the workspace's
-    /// upstream state.
-    pub(super) fn keep_effect(&self, id: &str, effect: &Effect, upstream_changed: bool) {
-        let backend = self.backend();
-        if upstream_changed {
-            backend.upstream_state_behind(id, || {
-                let state = self.inner.engine.durable_upstream(id)?;
-                serde_json::to_string(&state).ok()
-            });
-        }
-        let transitions: Vec<Transition> = effect
-            .transition
-            .iter()
-            .chain(effect.anomaly.iter())
-            .cloned()
-            .collect();
-        backend.transitions_behind(transitions);
-    }
-
-    fn count_admission(&self, allowed: bool) {
-        let decision = if allowed { "allowed" } else { "denied" };
-        self.inner
-            .metrics
-            .admissions
-            .with_label_values(&[decision])
-            .inc();
     }
 
     pub async fn reset(&self, id: &str) -> Result<Effect, ServiceError> {
@@ -573,18 +338,6 @@ impl QuotaService {
         self.inner
             .bus
             .publish_with(id, || self.inner.engine.snapshot(id).ok());
-    }
-}
-
-/// A request not admitted: nothing counted, nothing changed.
-fn refused(check: CheckResult) -> Admission {
-    Admission {
-        check,
-        effect: Effect {
-            anomaly: None,
-            transition: None,
-            version: 0,
-        },
     }
 }
 

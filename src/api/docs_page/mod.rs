@@ -5,6 +5,11 @@
 //! script at all and no inline styles (the CSP allows neither): it is styled by
 //! the app's stylesheet (`api-*` classes in `style/main.css`). Every piece of
 //! text from the document is HTML-escaped; backtick spans become `<code>`.
+//!
+//! Over 400 lines: the page is one walk over the document (contents,
+//! authentication, then every operation with its parameters, body and
+//! responses), each step a small function in reading order; the schema
+//! tables and the HTML helpers are `schemas.rs` and `html.rs`.
 
 mod html;
 mod schemas;

@@ -26,6 +26,9 @@
 //! The body forwarded is the JSON value checked here, serialised again, so a
 //! duplicate key or an unusual encoding cannot mean one thing to this check and
 //! another to the upstream's parser.
+//!
+//! Just over 400 lines only with its unit tests (the checks themselves are
+//! about 215): every refusal sits beside the cases that prove it.
 
 use super::endpoints::BodyPolicy;
 use bytes::Bytes;

@@ -1,0 +1,46 @@
+//! The Prometheus text of `/metrics`: the registry's counters plus what
+//! only the service knows (statuses, webhooks, background writes).
+
+use super::backend::{background_stats, background_tasks_in_flight, MAX_BACKGROUND_TASKS};
+use super::QuotaService;
+
+impl QuotaService {
+    /// The Prometheus text of `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let webhooks = self
+            .alert_stats()
+            .map(|s| {
+                use std::sync::atomic::Ordering::Relaxed;
+                vec![
+                    ("delivered", s.delivered.load(Relaxed)),
+                    ("failed", s.failed.load(Relaxed)),
+                    ("deduplicated", s.deduplicated.load(Relaxed)),
+                    ("dropped", s.dropped.load(Relaxed)),
+                ]
+            })
+            .unwrap_or_default();
+        let mut text = self
+            .inner
+            .metrics
+            .render(&self.inner.engine.status_counts(), &webhooks);
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = background_stats();
+        let _ = write!(
+            text,
+            "# HELP quota_background_tasks_total Background writes: tasks started, tasks not started because {MAX_BACKGROUND_TASKS} were running, and writes merged into a pending one.\n\
+             # TYPE quota_background_tasks_total counter\n\
+             quota_background_tasks_total{{result=\"spawned\"}} {}\n\
+             quota_background_tasks_total{{result=\"dropped\"}} {}\n\
+             quota_background_tasks_total{{result=\"merged\"}} {}\n\
+             # HELP quota_background_tasks_in_flight Background tasks running now.\n\
+             # TYPE quota_background_tasks_in_flight gauge\n\
+             quota_background_tasks_in_flight {}\n",
+            stats.spawned.load(Relaxed),
+            stats.dropped.load(Relaxed),
+            stats.merged.load(Relaxed),
+            background_tasks_in_flight(),
+        );
+        text
+    }
+}
