@@ -271,3 +271,61 @@ async fn a_dropped_sqlite_service_releases_its_database() {
     .await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A webhook receiver on 127.0.0.1:0 that takes `delay` to answer (a real
+/// one over the internet does); the alerts it has accepted.
+async fn slow_webhook(delay: Duration) -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use axum::routing::post;
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let kept = kept.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                kept.lock().unwrap_or_else(|p| p.into_inner()).push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// The issue's "background tasks (persistence, alerts, ticker) drained on
+/// SIGTERM": an alert already handed over when shutdown begins reaches
+/// its receiver before shutdown returns (the process exits right after).
+#[tokio::test]
+async fn shutdown_delivers_the_alerts_already_queued() {
+    let (url, received) = slow_webhook(Duration::from_millis(300)).await;
+    let config = test_config(&[
+        ("QUOTA_WEBHOOK_URL", url.as_str()),
+        ("OPENAI_RATE_LIMIT_PER_MINUTE", "10"),
+        ("OPENAI_RATE_LIMIT_PER_DAY", "1000"),
+    ]);
+    let service = QuotaService::new(config, Arc::new(SystemClock));
+    service.start_alerts();
+    service
+        .create_workspace("acme", &LimitOverrides::default())
+        .await
+        .expect("create");
+    for _ in 0..8 {
+        service
+            .record("acme", &CallOutcome::success(1))
+            .await
+            .expect("record"); // 8/10: WARNING
+    }
+    assert_eq!(
+        service.snapshot("acme").expect("snapshot").status,
+        QuotaStatus::Warning
+    );
+    assert!(service.shutdown(Duration::from_secs(10)).await);
+    let alerts = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(alerts.len(), 1, "delivered before shutdown returned: {alerts:?}");
+    assert_eq!(alerts[0]["to"], "WARNING", "{alerts:?}");
+}
