@@ -161,9 +161,10 @@ async fn a_database_closed_under_a_running_service_still_degrades() {
     service
         .complete("acme", &CallOutcome::success(5))
         .expect("complete");
-    wait_for("the failed write behind to mark the store unhealthy", || {
-        std::future::ready(!service.engine().store_healthy())
-    })
+    wait_for(
+        "the failed write behind to mark the store unhealthy",
+        || std::future::ready(!service.engine().store_healthy()),
+    )
     .await;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -265,9 +266,10 @@ async fn a_dropped_sqlite_service_releases_its_database() {
     .await;
     drop(service);
     let wal = dir.join("state.db-wal");
-    wait_for("the WAL to be folded back once nothing holds the store", || {
-        std::future::ready(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) == 0)
-    })
+    wait_for(
+        "the WAL to be folded back once nothing holds the store",
+        || std::future::ready(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) == 0),
+    )
     .await;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -326,6 +328,10 @@ async fn shutdown_delivers_the_alerts_already_queued() {
     );
     assert!(service.shutdown(Duration::from_secs(10)).await);
     let alerts = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    assert_eq!(alerts.len(), 1, "delivered before shutdown returned: {alerts:?}");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "delivered before shutdown returned: {alerts:?}"
+    );
     assert_eq!(alerts[0]["to"], "WARNING", "{alerts:?}");
 }

@@ -121,15 +121,17 @@ impl Backend {
     }
 
     /// Waits for every write behind to finish (shutdown), at most `limit`;
-    /// then closes the SQLite writer so the last commit is on disk (also at
-    /// most `limit`: a writer stuck on the disk must not hold the process).
+    /// then closes the SQLite writer so the last commit is on disk (within
+    /// the same `limit`: a writer stuck on the disk must not hold the
+    /// process).
     pub(super) async fn drain(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
         let drained = self.behind.drain(limit).await;
         let Kind::Sqlite(store) = &self.kind else {
             return drained;
         };
         self.closed.store(true, Ordering::Release);
-        match tokio::time::timeout(limit, store.close()).await {
+        match tokio::time::timeout_at(deadline, store.close()).await {
             Ok(Ok(())) => drained,
             Ok(Err(error)) => {
                 tracing::error!(%error, "closing the database failed");
