@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Transitions waiting for delivery; beyond this, new ones are dropped (and
 /// counted) rather than ever blocking a request.
@@ -51,6 +53,11 @@ pub type ClaimFn = Arc<
 pub struct Alerts {
     queue: Option<mpsc::Sender<Transition>>,
     pub stats: Arc<AlertStats>,
+    /// Cancelled by [`drain`](Self::drain): the dispatcher hands on what is
+    /// queued, then stops.
+    closing: CancellationToken,
+    /// The dispatcher and the per-URL workers, so shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
 impl Alerts {
@@ -58,16 +65,41 @@ impl Alerts {
     /// URL is configured.
     pub fn start(config: AlertConfig, claim: Option<ClaimFn>) -> Self {
         let stats = Arc::new(AlertStats::default());
+        let closing = CancellationToken::new();
+        let tasks = TaskTracker::new();
         if config.urls.is_empty() {
-            return Self { queue: None, stats };
+            return Self {
+                queue: None,
+                stats,
+                closing,
+                tasks,
+            };
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let worker_stats = stats.clone();
-        tokio::spawn(deliver_loop(config, claim, rx, worker_stats));
+        tasks.spawn(deliver_loop(
+            config,
+            claim,
+            rx,
+            worker_stats,
+            closing.clone(),
+            tasks.clone(),
+        ));
         Self {
             queue: Some(tx),
             stats,
+            closing,
+            tasks,
         }
+    }
+
+    /// At shutdown: delivers every alert already handed over (with its
+    /// retries), at most `limit`; later ones are dropped (and counted).
+    /// `false` if deliveries were still running after `limit`.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        self.closing.cancel();
+        self.tasks.close();
+        tokio::time::timeout(limit, self.tasks.wait()).await.is_ok()
     }
 
     /// Hands a transition over; never waits.
@@ -85,6 +117,8 @@ async fn deliver_loop(
     claim: Option<ClaimFn>,
     mut rx: mpsc::Receiver<Transition>,
     stats: Arc<AlertStats>,
+    closing: CancellationToken,
+    tasks: TaskTracker,
 ) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -98,7 +132,7 @@ async fn deliver_loop(
         .iter()
         .map(|url| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(deliver_in_order(
+            tasks.spawn(deliver_in_order(
                 http.clone(),
                 url.clone(),
                 rx,
@@ -108,7 +142,20 @@ async fn deliver_loop(
         })
         .collect();
     let mut last_sent: HashMap<(String, QuotaStatus, QuotaStatus), u64> = HashMap::new();
-    while let Some(t) = rx.recv().await {
+    loop {
+        let t = tokio::select! {
+            // Queued alerts first: once closed, `recv` hands out what is
+            // left, then `None`.
+            biased;
+            t = rx.recv() => match t {
+                Some(t) => t,
+                None => break,
+            },
+            () = closing.cancelled() => {
+                rx.close();
+                continue;
+            }
+        };
         let key = (t.workspace_id.clone(), t.from, t.to);
         let recent = last_sent
             .get(&key)

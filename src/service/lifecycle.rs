@@ -71,13 +71,24 @@ impl QuotaService {
     /// shutdown, waits for the ticker (and, under Redis, the subscription
     /// and epoch poll) to stop, then for every background write (usage,
     /// transitions, events, session refreshes) to land, then closes the
-    /// store. `false` if something was still running after `limit`.
+    /// store, then delivers the webhook alerts already queued: all of it
+    /// within `limit`. `false` if something was still running then.
     pub async fn shutdown(&self, limit: Duration) -> bool {
         self.begin_shutdown();
         let tasks = &self.inner.tasks;
         tasks.close();
-        let stopped = tokio::time::timeout(limit, tasks.wait()).await.is_ok();
-        let drained = self.backend().drain(limit).await;
+        // One deadline for every wait: an orchestrator's grace period is
+        // one number too.
+        let deadline = tokio::time::Instant::now() + limit;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        let stopped = tokio::time::timeout(left(), tasks.wait()).await.is_ok();
+        let drained = self.backend().drain(left()).await;
+        // Last: the drain above may still have changed a status.
+        let alerted = match self.inner.alerts.get() {
+            Some(alerts) => alerts.drain(left()).await,
+            None => true,
+        };
+        let drained = drained && alerted;
         if stopped && drained {
             tracing::info!("background work drained; store closed");
         } else {

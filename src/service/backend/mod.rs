@@ -47,6 +47,7 @@ use super::records::IdempotencyMemory;
 use super::replication::Shared;
 use super::{Inner, QuotaService};
 use crate::store::{SqliteStore, StoreError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Weak;
 
 /// The kind of backend, chosen once.
@@ -65,6 +66,9 @@ pub(super) struct Backend {
     behind: behind::Behind,
     /// The service, to report failures of writes nobody waits for.
     service: Weak<Inner>,
+    /// Set by [`drain`](Self::drain) as it closes SQLite: a write failing
+    /// from then on is a late write, not a failing store.
+    closed: AtomicBool,
 }
 
 impl Backend {
@@ -73,6 +77,7 @@ impl Backend {
             kind,
             behind: behind::Behind::default(),
             service,
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -97,6 +102,13 @@ impl Backend {
     }
 
     pub(super) fn report(&self, error: &StoreError) {
+        if self.closed.load(Ordering::Acquire) {
+            // After shutdown closed the store: what failed is lost either
+            // way, and a store marked unhealthy now would turn every
+            // workspace DEGRADED (an alert for each) on every clean stop.
+            tracing::warn!(%error, "write after shutdown lost");
+            return;
+        }
         match &self.kind {
             Kind::Redis(_) => tracing::error!(%error, "shared store (Redis) failed"),
             Kind::Memory(_) | Kind::Sqlite(_) => {
@@ -109,14 +121,26 @@ impl Backend {
     }
 
     /// Waits for every write behind to finish (shutdown), at most `limit`;
-    /// then closes the SQLite writer so the last commit is on disk.
+    /// then closes the SQLite writer so the last commit is on disk (within
+    /// the same `limit`: a writer stuck on the disk must not hold the
+    /// process).
     pub(super) async fn drain(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
         let drained = self.behind.drain(limit).await;
-        if let Kind::Sqlite(store) = &self.kind {
-            if let Err(error) = store.close().await {
+        let Kind::Sqlite(store) = &self.kind else {
+            return drained;
+        };
+        self.closed.store(true, Ordering::Release);
+        match tokio::time::timeout_at(deadline, store.close()).await {
+            Ok(Ok(())) => drained,
+            Ok(Err(error)) => {
                 tracing::error!(%error, "closing the database failed");
+                drained
+            }
+            Err(_) => {
+                tracing::error!(?limit, "closing the database timed out");
+                false
             }
         }
-        drained
     }
 }
