@@ -120,10 +120,16 @@ async fn run() -> Result<(), RunError> {
             "OPENAI_API_KEY is not set: proxied requests reach the upstream without a key"
         );
     }
-    let state = quota_alert::api::AppState::new(service)
-        .map_err(|e| RunError::Runtime(format!("cannot build the upstream HTTP client: {e}")))?;
+    let state = match quota_alert::api::AppState::new(service.clone()) {
+        Ok(state) => state,
+        Err(e) => {
+            service.shutdown(SHUTDOWN_DRAIN).await;
+            return Err(RunError::Runtime(format!(
+                "cannot build the upstream HTTP client: {e}"
+            )));
+        }
+    };
     let shutdown_service = state.service.clone();
-    let service = state.service.clone();
     let timeouts = state.service.config().http.clone();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let app = quota_alert::server::app(state, leptos_options);

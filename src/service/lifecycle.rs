@@ -43,22 +43,28 @@ impl QuotaService {
 
     /// Runs one of the service's own long-lived tasks (the ticker; under
     /// Redis the subscription and the epoch poll): tracked, and dropped at
-    /// its next await once shutdown is signalled.
+    /// its next await once [`shutdown`](Self::shutdown) runs. Not at
+    /// SIGTERM: while in-flight requests drain, time-driven transitions and
+    /// other instances' events must still be applied.
     pub(super) fn spawn_until_shutdown(
         &self,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let mut shutdown = self.shutdown_signal();
+        let stop = self.inner.stop_tasks.clone();
+        // Dropped with the service too: a task blocked on Redis (no message
+        // coming) must not outlive the last handle.
+        let mut service_alive = self.shutdown_signal();
         self.inner.tasks.spawn(async move {
             tokio::select! {
                 () = task => {}
-                _ = shutdown.wait_for(|going| *going) => {}
+                () = stop.cancelled() => {}
+                () = async { while service_alive.changed().await.is_ok() {} } => {}
             }
         });
     }
 
-    /// Tells long-lived connections (WebSockets) and the service's own tasks
-    /// that the server is going away.
+    /// Tells long-lived connections (WebSockets) that the server is going
+    /// away (at SIGTERM, before in-flight requests drain).
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.send_replace(true);
     }
@@ -75,6 +81,7 @@ impl QuotaService {
     /// within `limit`. `false` if something was still running then.
     pub async fn shutdown(&self, limit: Duration) -> bool {
         self.begin_shutdown();
+        self.inner.stop_tasks.cancel();
         let tasks = &self.inner.tasks;
         tasks.close();
         // One deadline for every wait: an orchestrator's grace period is

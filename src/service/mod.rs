@@ -68,8 +68,10 @@ struct Inner {
     /// Under Redis: lookups of unknown keys, and the last key epoch loaded.
     lookups: replication::KeyLookups,
     /// The ticker and, under Redis, the subscription and the epoch poll:
-    /// they end when shutdown is signalled, and shutdown waits for them.
+    /// `shutdown` stops them and waits for them.
     tasks: tokio_util::task::TaskTracker,
+    /// Cancelled by `shutdown` (after requests drained): stops `tasks`.
+    stop_tasks: tokio_util::sync::CancellationToken,
     /// Rotations and revocations run one at a time: each stores its key and
     /// then applies it here, and two interleaved could leave memory holding
     /// one key and the store another (a restart would swap the working key),
@@ -151,6 +153,7 @@ impl QuotaService {
                 key_changes: tokio::sync::Mutex::new(()),
                 lookups: replication::KeyLookups::default(),
                 tasks: tokio_util::task::TaskTracker::new(),
+                stop_tasks: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
