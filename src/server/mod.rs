@@ -9,6 +9,7 @@ use crate::api::AppState;
 use crate::app::{shell, App};
 use crate::config::HttpTimeouts;
 use axum::Router;
+use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsConfig;
 use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -28,6 +29,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
+    // TCP_NODELAY on every accepted socket (axum-server's default acceptor
+    // leaves it off): a stream's small SSE writes otherwise wait on Nagle's
+    // algorithm meeting the client's delayed ACK, ~40 ms per event.
     let handle = axum_server::Handle::new();
     let drain = Duration::from_millis(timeouts.shutdown_drain_ms);
     tokio::spawn({
@@ -42,13 +46,19 @@ pub async fn serve(
     match tls {
         Some(config) => {
             let mut server = axum_server::from_tcp_rustls(listener, config)?
-                .map(|acceptor| acceptor.handshake_timeout(header_timeout))
+                .map(|acceptor| {
+                    acceptor
+                        .handshake_timeout(header_timeout)
+                        .acceptor(NoDelayAcceptor::new())
+                })
                 .handle(handle);
             cut_off_slow_clients(server.http_builder(), header_timeout);
             server.serve(make_service).await
         }
         None => {
-            let mut server = axum_server::from_tcp(listener)?.handle(handle);
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(NoDelayAcceptor::new())
+                .handle(handle);
             cut_off_slow_clients(server.http_builder(), header_timeout);
             server.serve(make_service).await
         }

@@ -104,6 +104,9 @@ impl TrackedClient {
             .read_timeout(Duration::from_millis(config.timeout_ms))
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
+            // Said, not assumed: small writes to the upstream must not wait
+            // on Nagle's algorithm either.
+            .tcp_nodelay(true)
             .build()?;
         Ok(Self {
             http,
