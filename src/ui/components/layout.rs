@@ -1,8 +1,10 @@
 //! What every page shares: the `<main>` element (marked once hydrated, which
-//! end-to-end tests wait for), the top bar with navigation, who is signed in,
-//! and signing out.
+//! end-to-end tests wait for), the top bar with navigation, who is signed in
+//! (from the page's [`SignedIn`](crate::ui::context::SignedIn) context), and
+//! signing out.
 
 use crate::ui::components::icon::{Icon, IconName};
+use crate::ui::context::signed_in;
 use crate::wire::Caller;
 use leptos::prelude::*;
 
@@ -26,8 +28,11 @@ pub enum Section {
     SignIn,
 }
 
+/// The top bar; with navigation and signing out when the page was rendered
+/// for someone signed in.
 #[component]
-pub fn TopBar(viewer: Option<Caller>, section: Section) -> impl IntoView {
+pub fn TopBar(section: Section) -> impl IntoView {
+    let viewer = signed_in();
     let current = move |s: Section| if s == section { Some("page") } else { None };
     let conversation_link = match &viewer {
         Some(Caller::Workspace(_)) => Some("/"),
