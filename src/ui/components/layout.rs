@@ -101,3 +101,44 @@ pub fn SignOutButton() -> impl IntoView {
         {move || error.get().map(|e| view! { <span class="form-error" role="alert">{e}</span> })}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::context::SignedIn;
+    use leptos::context::Provider;
+
+    fn render_html(view: impl FnOnce() -> AnyView) -> String {
+        Owner::new().with(|| view().to_html())
+    }
+
+    #[test]
+    fn the_top_bar_shows_whom_the_page_was_rendered_for() {
+        let html = render_html(|| {
+            view! {
+                <Provider value=SignedIn(Caller::Workspace("acme".into()))>
+                    <TopBar section=Section::Conversation/>
+                </Provider>
+            }
+            .into_any()
+        });
+        assert!(html.contains("Workspace acme"), "{html}");
+        assert!(html.contains(r#"data-testid="sign-out""#), "{html}");
+    }
+
+    #[test]
+    fn a_page_s_viewer_stays_inside_its_provider() {
+        // What the routes rely on: the error branch, rendered where a page
+        // could have been, shows nobody as signed in.
+        let html = render_html(|| {
+            view! {
+                <Provider value=SignedIn(Caller::Admin)>
+                    <TopBar section=Section::Dashboard/>
+                </Provider>
+                <TopBar section=Section::SignIn/>
+            }
+            .into_any()
+        });
+        assert_eq!(html.matches(r#"data-testid="whoami""#).count(), 1, "{html}");
+    }
+}
