@@ -6,8 +6,8 @@ use crate::ui::components::icon::StatusIcon;
 use crate::ui::components::status_view::{status_label, status_slug};
 use crate::ui::components::windows::WindowKind;
 use crate::ui::format::countdown;
-use crate::ui::hooks::use_quota_monitor::QuotaMonitor;
-use crate::ui::hooks::use_ticker::Ticker;
+use crate::ui::hooks::use_quota_monitor::use_quota_monitor;
+use crate::ui::hooks::use_ticker::use_ticker;
 use crate::wire::{QuotaSnapshot, QuotaStatus};
 use leptos::prelude::*;
 
@@ -48,8 +48,11 @@ fn easing_in(snapshot: &QuotaSnapshot) -> Option<(WindowKind, f64)> {
         .map(|(k, w)| (k, w.resets_in_s))
 }
 
+/// Reads the page's quota monitor and clock from context.
 #[component]
-pub fn QuotaBanner(monitor: QuotaMonitor, clock: Ticker) -> impl IntoView {
+pub fn QuotaBanner() -> impl IntoView {
+    let monitor = use_quota_monitor();
+    let clock = use_ticker();
     let snapshot = monitor.snapshot;
     let status = Memo::new(move |_| snapshot.with(|s| s.status));
     let retry_left = move || {

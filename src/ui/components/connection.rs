@@ -2,12 +2,15 @@
 //! next attempt, the polling fallback's freshness, and an ended session.
 
 use crate::ui::format::countdown;
-use crate::ui::hooks::use_quota_monitor::{ConnectionState, QuotaMonitor};
-use crate::ui::hooks::use_ticker::Ticker;
+use crate::ui::hooks::use_quota_monitor::{use_quota_monitor, ConnectionState};
+use crate::ui::hooks::use_ticker::use_ticker;
 use leptos::prelude::*;
 
+/// Reads the page's quota monitor and clock from context.
 #[component]
-pub fn ConnectionIndicator(monitor: QuotaMonitor, clock: Ticker) -> impl IntoView {
+pub fn ConnectionIndicator() -> impl IntoView {
+    let monitor = use_quota_monitor();
+    let clock = use_ticker();
     let state = monitor.connection;
     let label = move || match state.get() {
         ConnectionState::Connecting => "Connecting…",

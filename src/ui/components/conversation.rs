@@ -10,8 +10,8 @@ use crate::ui::components::banner::QuotaBanner;
 use crate::ui::components::icon::{Icon, IconName};
 use crate::ui::components::status_view::status_label;
 use crate::ui::format::{countdown, utc_datetime};
-use crate::ui::hooks::use_quota_monitor::QuotaMonitor;
-use crate::ui::hooks::use_ticker::Ticker;
+use crate::ui::hooks::use_quota_monitor::use_quota_monitor;
+use crate::ui::hooks::use_ticker::use_ticker;
 use crate::wire::{ChatMessage, ChatOutcome, ChatRole};
 use leptos::html;
 use leptos::prelude::*;
@@ -34,14 +34,15 @@ pub fn describe_error(error: &ServerFnError) -> String {
     }
 }
 
+/// The quota it obeys comes from the page's monitor and clock (context).
 #[component]
 pub fn ConversationPanel(
     workspace_id: String,
     conversation: String,
     transcript: Vec<ChatMessage>,
-    monitor: QuotaMonitor,
-    clock: Ticker,
 ) -> impl IntoView {
+    let monitor = use_quota_monitor();
+    let clock = use_ticker();
     let messages = RwSignal::new(transcript);
     let draft = RwSignal::new(String::new());
     let sending = RwSignal::new(None::<String>);
@@ -152,7 +153,7 @@ pub fn ConversationPanel(
     view! {
         <section class="card conversation" aria-labelledby="conversation-heading">
             <h2 id="conversation-heading">"Conversation"</h2>
-            <QuotaBanner monitor clock/>
+            <QuotaBanner/>
             <div class="transcript" node_ref=log_ref data-testid="transcript" role="log" aria-live="polite" aria-label="Transcript">
                 <Show when=move || messages.with(Vec::is_empty) && sending.with(Option::is_none)>
                     <p class="transcript-empty">

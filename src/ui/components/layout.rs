@@ -1,8 +1,10 @@
 //! What every page shares: the `<main>` element (marked once hydrated, which
-//! end-to-end tests wait for), the top bar with navigation, who is signed in,
-//! and signing out.
+//! end-to-end tests wait for), the top bar with navigation, who is signed in
+//! (from the page's [`SignedIn`](crate::ui::context::SignedIn) context), and
+//! signing out.
 
 use crate::ui::components::icon::{Icon, IconName};
+use crate::ui::context::signed_in;
 use crate::wire::Caller;
 use leptos::prelude::*;
 
@@ -26,8 +28,11 @@ pub enum Section {
     SignIn,
 }
 
+/// The top bar; with navigation and signing out when the page was rendered
+/// for someone signed in.
 #[component]
-pub fn TopBar(viewer: Option<Caller>, section: Section) -> impl IntoView {
+pub fn TopBar(section: Section) -> impl IntoView {
+    let viewer = signed_in();
     let current = move |s: Section| if s == section { Some("page") } else { None };
     let conversation_link = match &viewer {
         Some(Caller::Workspace(_)) => Some("/"),
@@ -94,5 +99,46 @@ pub fn SignOutButton() -> impl IntoView {
             "Sign out"
         </button>
         {move || error.get().map(|e| view! { <span class="form-error" role="alert">{e}</span> })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::context::SignedIn;
+    use leptos::context::Provider;
+
+    fn render_html(view: impl FnOnce() -> AnyView) -> String {
+        Owner::new().with(|| view().to_html())
+    }
+
+    #[test]
+    fn the_top_bar_shows_whom_the_page_was_rendered_for() {
+        let html = render_html(|| {
+            view! {
+                <Provider value=SignedIn(Caller::Workspace("acme".into()))>
+                    <TopBar section=Section::Conversation/>
+                </Provider>
+            }
+            .into_any()
+        });
+        assert!(html.contains("Workspace acme"), "{html}");
+        assert!(html.contains(r#"data-testid="sign-out""#), "{html}");
+    }
+
+    #[test]
+    fn a_page_s_viewer_stays_inside_its_provider() {
+        // What the routes rely on: the error branch, rendered where a page
+        // could have been, shows nobody as signed in.
+        let html = render_html(|| {
+            view! {
+                <Provider value=SignedIn(Caller::Admin)>
+                    <TopBar section=Section::Dashboard/>
+                </Provider>
+                <TopBar section=Section::SignIn/>
+            }
+            .into_any()
+        });
+        assert_eq!(html.matches(r#"data-testid="whoami""#).count(), 1, "{html}");
     }
 }

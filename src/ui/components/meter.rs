@@ -4,7 +4,7 @@
 use crate::ui::components::icon::{Icon, IconName};
 use crate::ui::components::windows::WindowKind;
 use crate::ui::format::{count, countdown};
-use crate::ui::hooks::use_ticker::Ticker;
+use crate::ui::hooks::use_ticker::use_ticker;
 use crate::wire::{QuotaSnapshot, WindowUsage};
 use leptos::prelude::*;
 
@@ -31,10 +31,9 @@ fn level_text(level: &str) -> &'static str {
 #[component]
 pub fn Meters(
     #[prop(into)] snapshot: Signal<QuotaSnapshot>,
-    /// Browser time the snapshot arrived; with `clock`, resets tick down.
+    /// Browser time the snapshot arrived; with the page's clock, resets tick down.
     #[prop(into)]
     received_at: Signal<Option<f64>>,
-    clock: Ticker,
 ) -> impl IntoView {
     view! {
         <div class="meters">
@@ -42,20 +41,21 @@ pub fn Meters(
                 .into_iter()
                 .map(|kind| {
                     let usage = Signal::derive(move || snapshot.with(|s| kind.of(s)));
-                    view! { <Meter kind usage received_at clock/> }
+                    view! { <Meter kind usage received_at/> }
                 })
                 .collect_view()}
         </div>
     }
 }
 
+/// One window's meter; its reset counts down by the page's clock (context).
 #[component]
 pub fn Meter(
     kind: WindowKind,
     #[prop(into)] usage: Signal<WindowUsage>,
     #[prop(into)] received_at: Signal<Option<f64>>,
-    clock: Ticker,
 ) -> impl IntoView {
+    let clock = use_ticker();
     let level = move || usage.with(fill_level);
     let label_id = format!("meter-{}", kind.slug());
     let resets = move || {

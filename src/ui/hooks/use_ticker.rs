@@ -1,6 +1,9 @@
 //! A ticking clock for countdowns. It starts only in the browser, after
 //! hydration, so the server and the first browser render agree (both show the
 //! durations as received); the interval stops when the page unmounts.
+//!
+//! Each page starts one clock and provides it as context ([`Ticker::provide`]);
+//! whatever counts down reads it with [`use_ticker`].
 
 use leptos::prelude::*;
 
@@ -33,6 +36,15 @@ impl Ticker {
         Ticker { now }
     }
 
+    /// Starts a clock (see [`Ticker::start`]) and provides it to everything the
+    /// calling component renders. Called the same way on the server and in the
+    /// browser, so both renders see the same context.
+    pub fn provide(every_ms: u64) -> Self {
+        let clock = Self::start(every_ms);
+        provide_context(clock);
+        clock
+    }
+
     /// Browser time in ms; `None` on the server and before hydration. Tracked.
     pub fn now(&self) -> Option<f64> {
         self.now.get()
@@ -46,6 +58,16 @@ impl Ticker {
             _ => seconds.max(0.0),
         }
     }
+}
+
+/// The page's clock, from context.
+///
+/// # Panics
+/// Outside a page that called [`Ticker::provide`]: every page with a countdown
+/// provides one, so this is a programming error.
+pub fn use_ticker() -> Ticker {
+    use_context::<Ticker>()
+        .expect("the page provides a Ticker (Ticker::provide) before rendering a countdown")
 }
 
 /// Milliseconds since the Unix epoch, by the browser's (or server's) clock.

@@ -1,6 +1,9 @@
 //! `/dashboard`: every workspace (admin) or the signed-in one: status, the four
 //! windows with a prediction each, per-minute usage for the last hour, and the
 //! alert history. Server-rendered, then refreshed every few seconds.
+//!
+//! The page provides who is signed in and its clock as context (see
+//! `ui::context`); the top bar and the meters read them from there.
 
 use crate::server_fns::dashboard::{
     dashboard_data, DashboardAnswer, DashboardReport, WorkspaceReport, HISTORY_MINUTES,
@@ -14,9 +17,11 @@ use crate::ui::components::meter::Meter;
 use crate::ui::components::prediction::{predict, Outlook, Prediction};
 use crate::ui::components::status_view::{status_label, status_slug, StatusBadge};
 use crate::ui::components::windows::WindowKind;
+use crate::ui::context::SignedIn;
 use crate::ui::format::{countdown, rate};
-use crate::ui::hooks::use_ticker::Ticker;
+use crate::ui::hooks::use_ticker::{use_ticker, Ticker};
 use crate::wire::QuotaStatus;
+use leptos::context::Provider;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
@@ -30,13 +35,17 @@ pub fn DashboardRoute() -> impl IntoView {
         <Suspense fallback=|| view! { <Page><p class="loading">"Loading the dashboard…"</p></Page> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(DashboardAnswer::Ready(data)) => view! { <DashboardView initial=*data/> }.into_any(),
+                    Ok(DashboardAnswer::Ready(data)) => {
+                        // A fresh owner for this page's context (see `ui::context`).
+                        let viewer = SignedIn(data.viewer.clone());
+                        view! { <Provider value=viewer><DashboardView initial=*data/></Provider> }.into_any()
+                    }
                     Ok(DashboardAnswer::SignedOut { session }) => {
                         view! { <Redirect path=session.signin_path()/> }.into_any()
                     }
                     Err(e) => view! {
                         <Page>
-                            <TopBar viewer=None section=Section::Dashboard/>
+                            <TopBar section=Section::Dashboard/>
                             <section class="card" role="alert" data-testid="page-error">
                                 <h1>"The dashboard cannot be shown"</h1>
                                 <p>{describe_error(&e)}</p>
@@ -60,13 +69,12 @@ enum Stale {
 
 #[component]
 fn DashboardView(initial: DashboardReport) -> impl IntoView {
-    let viewer = initial.viewer.clone();
-    let admin = viewer.is_admin();
+    let admin = initial.viewer.is_admin();
     let data = RwSignal::new(initial);
     let received_at = RwSignal::new(None::<f64>);
     let stale = RwSignal::new(None::<Stale>);
     let filter = RwSignal::new(String::new());
-    let clock = Ticker::start(1_000);
+    Ticker::provide(1_000);
 
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
@@ -106,7 +114,7 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
 
     view! {
         <Page class="page-wide">
-            <TopBar viewer=Some(viewer.clone()) section=Section::Dashboard/>
+            <TopBar section=Section::Dashboard/>
             <div class="dashboard-head">
                 <div>
                     <h1>{if admin { "All workspaces" } else { "Your workspace" }}</h1>
@@ -170,7 +178,7 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
                     )
                     let:report
                 >
-                    <WorkspaceCard report admin now_ms=data.with_untracked(|d| d.now_ms) received_at clock/>
+                    <WorkspaceCard report admin now_ms=data.with_untracked(|d| d.now_ms) received_at/>
                 </For>
                 <Show when=move || data.with(|d| d.workspaces.is_empty())>
                     <section class="card empty">
@@ -192,8 +200,8 @@ fn WorkspaceCard(
     admin: bool,
     now_ms: u64,
     received_at: RwSignal<Option<f64>>,
-    clock: Ticker,
 ) -> impl IntoView {
+    let clock = use_ticker();
     let WorkspaceReport {
         snapshot,
         history,
@@ -230,7 +238,7 @@ fn WorkspaceCard(
             let prediction = predict(kind, &usage, &history, now_ms);
             view! {
                 <div class="ws-window">
-                    <Meter kind usage=usage received_at clock/>
+                    <Meter kind usage=usage received_at/>
                     <PredictionLine prediction resets_in_s=usage.resets_in_s/>
                 </div>
             }

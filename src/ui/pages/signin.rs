@@ -30,7 +30,7 @@ pub fn SignInPage() -> impl IntoView {
 
     view! {
         <Page class="page-narrow">
-            <TopBar viewer=None section=Section::SignIn/>
+            <TopBar section=Section::SignIn/>
             <section class="card signin" aria-labelledby="signin-heading">
                 <h1 id="signin-heading">"Sign in"</h1>
                 <p class="lead">

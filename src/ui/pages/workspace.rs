@@ -1,7 +1,10 @@
 //! `/`: the conversation workspace. Server-rendered with the current status
 //! (the banner is in the HTML before any script runs), then kept live by
-//! `use_quota_monitor`. Not signed in: redirected to `/signin` by the server.
+//! the quota monitor. Not signed in: redirected to `/signin` by the server.
 //! The admin opens a workspace with `/?workspace=<id>`.
+//!
+//! The page provides who is signed in, its quota monitor and its clock as
+//! context (see `ui::context`); the components below read them from there.
 
 use crate::server_fns::status::{workspace_page, WorkspaceData, WorkspacePageAnswer};
 use crate::ui::components::connection::ConnectionIndicator;
@@ -10,9 +13,11 @@ use crate::ui::components::layout::{Page, Section, TopBar};
 use crate::ui::components::meter::Meters;
 use crate::ui::components::status_view::{status_label, StatusBadge, StatusChip};
 use crate::ui::components::toast::{ToastRegion, Toasts};
-use crate::ui::hooks::use_quota_monitor::use_quota_monitor;
+use crate::ui::context::SignedIn;
+use crate::ui::hooks::use_quota_monitor::provide_quota_monitor;
 use crate::ui::hooks::use_ticker::Ticker;
 use crate::wire::Caller;
+use leptos::context::Provider;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
@@ -26,14 +31,18 @@ pub fn WorkspaceRoute() -> impl IntoView {
         <Suspense fallback=|| view! { <Page><p class="loading">"Loading the workspace…"</p></Page> }>
             {move || Suspend::new(async move {
                 match page.await {
-                    Ok(WorkspacePageAnswer::Ready(data)) => view! { <WorkspaceView data=*data/> }.into_any(),
+                    Ok(WorkspacePageAnswer::Ready(data)) => {
+                        // A fresh owner for this page's context (see `ui::context`).
+                        let viewer = SignedIn(data.viewer.clone());
+                        view! { <Provider value=viewer><WorkspaceView data=*data/></Provider> }.into_any()
+                    }
                     Ok(WorkspacePageAnswer::SignedOut { session }) => {
                         view! { <Redirect path=session.signin_path()/> }.into_any()
                     }
                     Ok(WorkspacePageAnswer::ChooseWorkspace) => view! { <Redirect path="/dashboard"/> }.into_any(),
                     Err(e) => view! {
                         <Page>
-                            <TopBar viewer=None section=Section::Conversation/>
+                            <TopBar section=Section::Conversation/>
                             <section class="card" role="alert" data-testid="page-error">
                                 <h1>"This workspace cannot be shown"</h1>
                                 <p>{describe_error(&e)}</p>
@@ -59,8 +68,8 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
     } = data;
     // An admin watches the workspace it opened; a workspace session its own.
     let target = viewer.is_admin().then(|| workspace_id.clone());
-    let monitor = use_quota_monitor(snapshot, target);
-    let clock = Ticker::start(250);
+    let monitor = provide_quota_monitor(snapshot, target);
+    Ticker::provide(250);
     let toasts = Toasts::new();
     Effect::new(move |_| {
         if let Some(change) = monitor.last_change.get() {
@@ -89,7 +98,7 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
     view! {
         <Title text=title/>
         <Page class="page-wide">
-            <TopBar viewer=Some(viewer.clone()) section=Section::Conversation/>
+            <TopBar section=Section::Conversation/>
             <div class="workspace-title">
                 <h1>
                     <span class="muted">"Workspace "</span>
@@ -99,17 +108,17 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
             </div>
             {admin_note}
             <div class="workspace-grid">
-                <ConversationPanel workspace_id=workspace_id.clone() conversation transcript monitor clock/>
+                <ConversationPanel workspace_id=workspace_id.clone() conversation transcript/>
                 <aside class="card quota-panel" aria-labelledby="quota-heading">
                     <h2 id="quota-heading">"Quota"</h2>
-                    <ConnectionIndicator monitor clock/>
+                    <ConnectionIndicator/>
                     <p class="status-line">
                         <StatusBadge status/>
                         <span class="status-message" data-testid="status-message">
                             {move || monitor.snapshot.with(|s| s.message.clone())}
                         </span>
                     </p>
-                    <Meters snapshot=monitor.snapshot received_at=monitor.received_at clock/>
+                    <Meters snapshot=monitor.snapshot received_at=monitor.received_at/>
                     <p class="fine-print">
                         "Limits slide: per-minute windows free up second by second, day windows minute by minute."
                     </p>
