@@ -46,9 +46,9 @@ pub(crate) mod server {
     use leptos::prelude::*;
 
     /// The app state, once the request's caller (the one resolver, through
-    /// `server_fns::session::server::caller`) may act for `workspace`.
+    /// `server_fns::whoami::server::caller`) may act for `workspace`.
     pub async fn authorized_state(workspace: &str) -> Result<AppState, ServerFnError> {
-        let (state, resolved) = crate::server_fns::session::server::caller().await?;
+        let (state, resolved) = crate::server_fns::whoami::server::caller().await?;
         let caller = resolved
             .map_err(|e| ServerFnError::new(e.to_string()))?
             .caller;

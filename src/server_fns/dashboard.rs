@@ -1,7 +1,7 @@
 //! The dashboard's data: every workspace (admin) or the caller's own, with the
 //! last hour of per-minute usage and the alert history.
 
-use super::session::Session;
+use super::whoami::Session;
 use crate::wire::Caller;
 use crate::wire::{MinuteUsage, QuotaSnapshot, QuotaStatus};
 use leptos::prelude::*;
@@ -53,7 +53,7 @@ pub enum DashboardAnswer {
 
 #[server(prefix = "/api/fn", endpoint = "dashboard")]
 pub async fn dashboard_data() -> Result<DashboardAnswer, ServerFnError> {
-    let (state, session) = super::session::server::session().await?;
+    let (state, session) = super::whoami::server::session().await?;
     let Session::SignedIn(viewer) = session else {
         return Ok(DashboardAnswer::SignedOut { session });
     };

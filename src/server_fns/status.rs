@@ -1,7 +1,7 @@
 //! The workspace page's data and the status the browser polls while its
 //! WebSocket is down.
 
-use super::session::Session;
+use super::whoami::Session;
 use crate::wire::{Caller, ChatMessage, QuotaSnapshot};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ pub async fn workspace_page(
     workspace: Option<String>,
 ) -> Result<WorkspacePageAnswer, ServerFnError> {
     use super::chat::CONVERSATION;
-    let (state, session) = super::session::server::session().await?;
+    let (state, session) = super::whoami::server::session().await?;
     let Session::SignedIn(viewer) = session else {
         return Ok(WorkspacePageAnswer::SignedOut { session });
     };
@@ -65,7 +65,7 @@ pub async fn workspace_page(
 /// `None` when the browser is not (or no longer) signed in.
 #[server(prefix = "/api/fn", endpoint = "status")]
 pub async fn get_status(workspace: Option<String>) -> Result<Option<QuotaSnapshot>, ServerFnError> {
-    let (state, session) = super::session::server::session().await?;
+    let (state, session) = super::whoami::server::session().await?;
     let Session::SignedIn(viewer) = session else {
         return Ok(None);
     };

@@ -3,7 +3,7 @@
 //! (it works before the WASM loads); the key goes to the server once and the
 //! browser keeps only an HttpOnly, SameSite session cookie.
 
-use crate::server_fns::session::{whoami, Session};
+use crate::server_fns::whoami::{whoami, Session};
 use crate::ui::components::icon::{Icon, IconName};
 use crate::ui::components::layout::{Page, Section, TopBar};
 use crate::wire::Caller;
