@@ -4,5 +4,5 @@
 
 pub mod chat;
 pub mod dashboard;
-pub mod whoami;
 pub mod status;
+pub mod whoami;
