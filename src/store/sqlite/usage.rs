@@ -6,6 +6,16 @@ use super::SqliteStore;
 use crate::store::{ClaimOutcome, IdempotencyClaim, StoreError, UsageRow};
 use rusqlite::params;
 
+/// Adds to a workspace's second (summing, saturating at `i64::MAX` as SQLite
+/// integers do): the one upsert both usage writes share.
+const ADD_USAGE: &str = "INSERT INTO usage (workspace_id, second, requests, tokens)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (workspace_id, second) DO UPDATE SET
+        requests = CASE WHEN requests > 9223372036854775807 - excluded.requests
+                   THEN 9223372036854775807 ELSE requests + excluded.requests END,
+        tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
+                 THEN 9223372036854775807 ELSE tokens + excluded.tokens END";
+
 impl SqliteStore {
     /// Adds `requests` and `tokens` to the workspace's row for the second
     /// `at_ms / 1000`. Resolves once the sum is committed to disk. Counts
@@ -22,16 +32,12 @@ impl SqliteStore {
         }
         let id = workspace_id.to_string();
         self.write("append usage", move |c| {
-            c.prepare_cached(
-                "INSERT INTO usage (workspace_id, second, requests, tokens)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (workspace_id, second) DO UPDATE SET
-                    requests = CASE WHEN requests > 9223372036854775807 - excluded.requests
-                               THEN 9223372036854775807 ELSE requests + excluded.requests END,
-                    tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
-                             THEN 9223372036854775807 ELSE tokens + excluded.tokens END",
-            )?
-            .execute(params![id, sat(at_ms / 1000), sat(requests), sat(tokens)])?;
+            c.prepare_cached(ADD_USAGE)?.execute(params![
+                id,
+                sat(at_ms / 1000),
+                sat(requests),
+                sat(tokens)
+            ])?;
             Ok(())
         })
         .await
@@ -88,16 +94,7 @@ impl SqliteStore {
                 sat(at_ms)
             ])?;
             if requests > 0 || tokens > 0 {
-                c.prepare_cached(
-                    "INSERT INTO usage (workspace_id, second, requests, tokens)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (workspace_id, second) DO UPDATE SET
-                        requests = CASE WHEN requests > 9223372036854775807 - excluded.requests
-                                   THEN 9223372036854775807 ELSE requests + excluded.requests END,
-                        tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
-                                 THEN 9223372036854775807 ELSE tokens + excluded.tokens END",
-                )?
-                .execute(params![
+                c.prepare_cached(ADD_USAGE)?.execute(params![
                     id,
                     sat(at_ms / 1000),
                     sat(requests),
