@@ -43,18 +43,11 @@ async fn receiver(fail_first: usize) -> (String, Arc<Receiver>) {
 
 /// Waits (10 s at most) until the alerts received satisfy `done`; returns them.
 async fn wait_until(r: &Receiver, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let alerts = r.alerts.lock().unwrap().clone();
-        if done(&alerts) {
-            return alerts;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited 10 s; received {alerts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let received = || r.alerts.lock().unwrap().clone();
+    let held = common::holds_within(common::WAIT, || std::future::ready(done(&received()))).await;
+    let alerts = received();
+    assert!(held, "waited 10 s; received {alerts:?}");
+    alerts
 }
 
 /// Every alert the test's traffic caused so far, proven complete: another

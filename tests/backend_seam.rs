@@ -9,8 +9,8 @@ use common::process::{free_port, temp_dir};
 use common::redis::start_redis;
 use common::{test_config, wait_for};
 use quota_alert::engine::{CallOutcome, SystemClock};
-use quota_alert::service::{FailurePolicy, QuotaService, Shared};
-use quota_alert::store::{RedisShared, SqliteStore};
+use quota_alert::service::QuotaService;
+use quota_alert::store::SqliteStore;
 use quota_alert::wire::{LimitOverrides, QuotaStatus};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,17 +29,8 @@ async fn sqlite_service(path: &Path) -> QuotaService {
 }
 
 async fn redis_service(port: u16) -> QuotaService {
-    let redis = RedisShared::connect(&format!("redis://127.0.0.1:{port}/"))
-        .await
-        .expect("connect to redis");
-    let shared = Shared {
-        redis,
-        instance: quota_alert::auth::generate_secret("i_"),
-        policy: FailurePolicy::Open,
-    };
-    QuotaService::with_redis(test_config(&LIMITS), Arc::new(SystemClock), shared)
-        .await
-        .expect("load from redis")
+    let instance = quota_alert::auth::generate_secret("i_");
+    common::redis::redis_service(port, test_config(&LIMITS), Arc::new(SystemClock), &instance).await
 }
 
 /// Proxied calls: admitted, then completed with `tokens` each; all of it

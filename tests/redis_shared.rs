@@ -157,17 +157,17 @@ async fn status_with_cookie(server: &Server, cookie: &str) -> StatusCode {
 
 /// Waits (up to 3 s) until `server` answers the cookie with `expected`.
 async fn eventually_session(server: &Server, cookie: &str, expected: StatusCode) {
-    let mut last = StatusCode::OK;
-    for _ in 0..150 {
-        last = status_with_cookie(server, cookie).await;
-        if last == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "the session never answered {expected} on {}; last {last}",
-        server.base
+    let last = std::cell::Cell::new(StatusCode::OK);
+    let held = common::holds_within(Duration::from_secs(3), || async {
+        last.set(status_with_cookie(server, cookie).await);
+        last.get() == expected
+    })
+    .await;
+    assert!(
+        held,
+        "the session never answered {expected} on {}; last {}",
+        server.base,
+        last.get()
     );
 }
 

@@ -39,15 +39,17 @@ async fn record(server: &Server, key: &str) -> (StatusCode, Value) {
 
 /// Waits (up to 3 s) until `server` answers `key`'s status with `expected`.
 async fn eventually_status(server: &Server, key: &str, expected: StatusCode) -> Value {
-    let mut last = (StatusCode::OK, Value::Null);
-    for _ in 0..150 {
-        last = server.get("/api/quota/status", Some(key)).await;
-        if last.0 == expected {
-            return last.1;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("status never answered {expected}; last {last:?}");
+    let last = std::cell::RefCell::new((StatusCode::OK, Value::Null));
+    let held = crate::common::holds_within(Duration::from_secs(3), || async {
+        let answer = server.get("/api/quota/status", Some(key)).await;
+        let held = answer.0 == expected;
+        *last.borrow_mut() = answer;
+        held
+    })
+    .await;
+    let last = last.into_inner();
+    assert!(held, "status never answered {expected}; last {last:?}");
+    last.1
 }
 
 #[tokio::test]

@@ -165,18 +165,13 @@ async fn open_sockets(base: &str) -> i64 {
 
 /// Waits until `open_sockets` is `want`, or fails after `wait`.
 async fn wait_for_sockets(base: &str, want: i64, wait: Duration) {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let now = open_sockets(base).await;
-        if now == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{now} sockets open, expected {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let now = std::cell::Cell::new(0);
+    let held = crate::common::holds_within(wait, || async {
+        now.set(open_sockets(base).await);
+        now.get() == want
+    })
+    .await;
+    assert!(held, "{} sockets open, expected {want}", now.get());
 }
 
 // ---- the admin key --------------------------------------------------------
@@ -359,20 +354,10 @@ async fn redis_refuses_to_start_with_a_generated_admin_key() {
 }
 
 async fn redis_instance(port: u16, admin_key: &str) -> Server {
-    use quota_alert::service::{FailurePolicy, Shared};
-    let redis = quota_alert::store::RedisShared::connect(&format!("redis://127.0.0.1:{port}/"))
-        .await
-        .expect("connect to redis");
-    let shared = Shared {
-        redis,
-        instance: quota_alert::auth::generate_secret("i_"),
-        policy: FailurePolicy::Open,
-    };
     let config = config_with(None, &[("QUOTA_ADMIN_RESET_KEY", admin_key)]);
-    let service = QuotaService::with_redis(config, Arc::new(SystemClock), shared)
-        .await
-        .expect("service");
-    serve(service).await
+    let instance = quota_alert::auth::generate_secret("i_");
+    let clock = Arc::new(SystemClock);
+    serve(crate::common::redis::redis_service(port, config, clock, &instance).await).await
 }
 
 #[tokio::test]

@@ -132,16 +132,39 @@ pub async fn create_workspace(
 /// Polls `server`'s status with `key` (10 s at most) until `check` holds;
 /// returns that snapshot.
 pub async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let last = std::cell::RefCell::new(Value::Null);
+    let held = holds_within(WAIT, || async {
+        let snapshot = server.get("/api/quota/status", Some(key)).await.1;
+        let held = check(&snapshot);
+        *last.borrow_mut() = snapshot;
+        held
+    })
+    .await;
+    let last = last.into_inner();
+    assert!(held, "condition never held; last snapshot {last}");
+    last
+}
+
+/// How long a test waits for an event before it fails.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The one poll loop of the tests: runs `check` every 20 ms until it holds
+/// or `within` has passed, and says whether it held. Every wait for an event
+/// no channel announces (a status, a row in a store, a socket count) is
+/// this loop with its own failure message.
+pub async fn holds_within<F, Fut>(within: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     loop {
-        let last = server.get("/api/quota/status", Some(key)).await.1;
-        if check(&last) {
-            return last;
+        if check().await {
+            return true;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "condition never held; last snapshot {last}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -149,19 +172,15 @@ pub async fn eventually(server: &Server, key: &str, check: impl Fn(&Value) -> bo
 /// Polls `check` (every 20 ms, 10 s at most) until it holds; `what` names
 /// the awaited event in the failure. For events no status shows (a write in
 /// the background reaching a store, another instance learning something).
-pub async fn wait_for<F, Fut>(what: &str, mut check: F)
+pub async fn wait_for<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited 10 s: {what} never happened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    assert!(
+        holds_within(WAIT, check).await,
+        "waited 10 s: {what} never happened"
+    );
 }
 
 pub mod fake_openai;

@@ -110,6 +110,19 @@ async fn instance_named(
     extra: &[(&str, &str)],
     instance: &str,
 ) -> (QuotaService, Server) {
+    let service = redis_service(port, test_config(extra), clock, instance).await;
+    let server = serve(service.clone()).await;
+    (service, server)
+}
+
+/// A service on the Redis at `port` (failure policy open), without a server:
+/// the one way the tests build one.
+pub async fn redis_service(
+    port: u16,
+    config: quota_alert::config::Config,
+    clock: Arc<dyn Clock>,
+    instance: &str,
+) -> QuotaService {
     let url = format!("redis://127.0.0.1:{port}/");
     let redis = RedisShared::connect(&url).await.expect("connect to redis");
     let shared = Shared {
@@ -117,11 +130,9 @@ async fn instance_named(
         instance: instance.to_string(),
         policy: FailurePolicy::Open,
     };
-    let service = QuotaService::with_redis(test_config(extra), clock, shared)
+    QuotaService::with_redis(config, clock, shared)
         .await
-        .expect("service");
-    let server = serve(service.clone()).await;
-    (service, server)
+        .expect("load from redis")
 }
 
 /// Creates a workspace on `a` and waits until `b` knows its key.
