@@ -112,6 +112,10 @@ async fn run() -> Result<(), RunError> {
     }
 
     let addr = leptos_options.site_addr;
+    // Listen first: an instance that cannot have its port (another one has
+    // it) stops before it opens, migrates or ticks on the store.
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| RunError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     let service = start_service(config).await?;
     service.spawn_ticker();
     service.start_alerts();
@@ -134,8 +138,6 @@ async fn run() -> Result<(), RunError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let app = quota_alert::server::app(state, leptos_options);
 
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| RunError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     tracing::info!("listening on {scheme}://{addr}");
     // SIGTERM (orchestrators) or Ctrl-C: stop accepting, tell WebSockets we
     // are going away (close code 1001, so clients reconnect elsewhere), and let
@@ -154,9 +156,23 @@ async fn run() -> Result<(), RunError> {
     served
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("quota-alert: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(run());
+    // Not the default drop, which waits forever for blocking work (a stalled
+    // disk read, a webhook host whose DNS never answers): shutdown already
+    // had its deadline.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("quota-alert: {e}");

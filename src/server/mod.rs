@@ -33,6 +33,7 @@ pub async fn serve(
     // leaves it off): a stream's small SSE writes otherwise wait on Nagle's
     // algorithm meeting the client's delayed ACK, ~40 ms per event.
     let handle = axum_server::Handle::new();
+    let watched = handle.clone();
     let drain = Duration::from_millis(timeouts.shutdown_drain_ms);
     tokio::spawn({
         let handle = handle.clone();
@@ -43,7 +44,7 @@ pub async fn serve(
     });
     let header_timeout = Duration::from_millis(timeouts.header_read_ms);
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
+    let served = match tls {
         Some(config) => {
             let mut server = axum_server::from_tcp_rustls(listener, config)?
                 .map(|acceptor| {
@@ -62,7 +63,18 @@ pub async fn serve(
             cut_off_slow_clients(server.http_builder(), header_timeout);
             server.serve(make_service).await
         }
-    }
+    };
+    // Past the drain, axum-server cuts the remaining connections and returns
+    // without waiting for their tasks to end; a proxied stream settles its
+    // usage as its task is dropped. Give those a moment, so the service's
+    // shutdown (next, in `main`) sees and waits for the writes they start.
+    let ended = async {
+        while watched.connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), ended).await;
+    served
 }
 
 /// hyper's own limits: a request's headers (and, on an idle keep-alive

@@ -2,7 +2,6 @@
 //! workspace's lock; or against the shared counters under Redis), the
 //! outcome of an admitted call, and what both keep behind.
 
-use super::backend::events::EventKind;
 use super::backend::SharedAdmission;
 use super::{FailurePolicy, QuotaService, ServiceError};
 use crate::engine::{Admission, CallOutcome, Effect, EngineError, Transition};
@@ -95,12 +94,7 @@ impl QuotaService {
         self.backend().usage_behind(id, now, 0, outcome.tokens);
         let upstream_changed = outcome.error.is_some() || !outcome.headers.is_empty();
         self.keep_effect(id, &effect, upstream_changed);
-        self.backend().announce(
-            id,
-            EventKind::Completed {
-                outcome: outcome.clone(),
-            },
-        );
+        self.backend().announce_completed(id, outcome);
         self.publish(id, &effect);
         Ok(effect)
     }

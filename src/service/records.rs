@@ -18,7 +18,6 @@
 //!   at most [`MAX_IDEMPOTENCY_KEYS_IN_MEMORY`] per workspace (the oldest are
 //!   forgotten first, and with them their protection).
 
-use super::backend::events::EventKind;
 use super::backend::Kind;
 use super::{QuotaService, ServiceError};
 use crate::auth::key_digest;
@@ -207,15 +206,7 @@ impl QuotaService {
             );
             last = effect;
         }
-        let told = match outcomes {
-            [outcome] => EventKind::Recorded {
-                outcome: outcome.clone(),
-            },
-            _ => EventKind::RecordedBatch {
-                outcomes: outcomes.to_vec(),
-            },
-        };
-        self.backend().announce(id, told);
+        self.backend().announce_recorded(id, outcomes);
         Ok((Recorded::Counted, last))
     }
 

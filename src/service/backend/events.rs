@@ -90,6 +90,32 @@ impl Backend {
         self.behind(async move { redis.publish(&payload).await });
     }
 
+    /// A proxied call's outcome, for the others' engines. Built only under
+    /// Redis: this runs once per proxied call, and the outcome is cloned.
+    pub(in crate::service) fn announce_completed(&self, id: &str, outcome: &CallOutcome) {
+        if matches!(self.kind, Kind::Redis(_)) {
+            let outcome = outcome.clone();
+            self.announce(id, EventKind::Completed { outcome });
+        }
+    }
+
+    /// A record (or batch) counted here, for the others' engines; built only
+    /// under Redis, like [`announce_completed`](Self::announce_completed).
+    pub(in crate::service) fn announce_recorded(&self, id: &str, outcomes: &[CallOutcome]) {
+        if !matches!(self.kind, Kind::Redis(_)) {
+            return;
+        }
+        let told = match outcomes {
+            [outcome] => EventKind::Recorded {
+                outcome: outcome.clone(),
+            },
+            _ => EventKind::RecordedBatch {
+                outcomes: outcomes.to_vec(),
+            },
+        };
+        self.announce(id, told);
+    }
+
     /// Tells the other instances before returning, so that two events of one
     /// caller reach the channel in order. A failure is reported (the store
     /// marked unhealthy) but not returned: the change itself stands (it is

@@ -103,10 +103,17 @@ impl Backend {
 
     pub(super) fn report(&self, error: &StoreError) {
         if self.closed.load(Ordering::Acquire) {
-            // After shutdown closed the store: what failed is lost either
-            // way, and a store marked unhealthy now would turn every
-            // workspace DEGRADED (an alert for each) on every clean stop.
-            tracing::warn!(%error, "write after shutdown lost");
+            // After shutdown began closing the store: a store marked
+            // unhealthy now would turn every workspace DEGRADED (an alert
+            // for each) on every clean stop. A write refused because the
+            // store is closed is the expected case; anything else (disk
+            // full in the last batch) is a real loss and says so.
+            match error {
+                StoreError::Closed { .. } => {
+                    tracing::warn!(%error, "write after shutdown lost")
+                }
+                _ => tracing::error!(%error, "write failed during shutdown"),
+            }
             return;
         }
         match &self.kind {
