@@ -9,6 +9,7 @@
 //! oldest messages of the current one).
 
 use crate::engine::rfc3339;
+use crate::engine::TokenRoom;
 use crate::upstream::{ChatError, ForwardError, TrackedClient};
 use crate::wire::{ChatMessage, ChatOutcome, ChatRole};
 use dashmap::DashMap;
@@ -168,16 +169,29 @@ impl ConversationStore {
             Err(ChatError::Forward(ForwardError::Denied {
                 status,
                 retry_after_s,
+                tokens,
             })) => ChatOutcome::Blocked {
                 status,
                 retry_after_s,
-                message: format!(
-                    "Not sent: the workspace is {}.{}",
-                    status.title().to_lowercase(),
-                    retry_after_s
-                        .map(|s| format!(" Requests are allowed again in {s:.0}s."))
-                        .unwrap_or_default()
-                ),
+                message: match tokens {
+                    Some(TokenRoom::TooLarge { need, limit, label }) => format!(
+                        "Not sent: this message needs up to {need} tokens, more than the workspace's whole {} limit ({limit}).",
+                        label.to_lowercase()
+                    ),
+                    Some(TokenRoom::Wait { .. }) => format!(
+                        "Not sent: not enough tokens free for this message right now.{}",
+                        retry_after_s
+                            .map(|s| format!(" Enough frees up in {s:.0}s."))
+                            .unwrap_or_default()
+                    ),
+                    _ => format!(
+                        "Not sent: the workspace is {}.{}",
+                        status.title().to_lowercase(),
+                        retry_after_s
+                            .map(|s| format!(" Requests are allowed again in {s:.0}s."))
+                            .unwrap_or_default()
+                    ),
+                },
             },
             Err(ChatError::Forward(ForwardError::Timeout)) => ChatOutcome::Failed {
                 message: "OpenAI did not answer in time; try again.".into(),

@@ -34,6 +34,8 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
 #[cfg(feature = "ssr")]
+pub mod tokens;
+#[cfg(feature = "ssr")]
 pub mod upstream;
 
 /// Entry point of the WASM client: hydrates the server-rendered page.

@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod quota;
 pub mod rate_limit;
 pub mod record;
+pub mod reserve;
 pub mod sign_in;
 pub mod ws;
 
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/quota/check", get(quota::check))
         .route("/api/quota/notifications", get(quota::notifications))
         .route("/api/quota/usage", get(quota::usage))
+        .route("/api/quota/reserve", post(reserve::reserve))
         .route("/api/quota/record", post(record::record))
         .route("/api/quota/record/batch", post(record::record_batch))
         .route("/api/quota/reset", post(quota::reset))

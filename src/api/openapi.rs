@@ -31,6 +31,7 @@ Requests that change something with the cookie (any method but GET, HEAD and OPT
         super::quota::check,
         super::quota::notifications,
         super::quota::usage,
+        super::reserve::reserve,
         super::record::record,
         super::record::record_batch,
         super::quota::reset,

@@ -5,7 +5,7 @@ use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{target_workspace, ApiJson, ApiQuery, Auth, WorkspaceQuery};
 use crate::engine::CallOutcome;
-use crate::service::{Idempotency, QuotaService, Recorded, ServiceError};
+use crate::service::{is_reservation_id, Idempotency, QuotaService, Recorded, ServiceError};
 use crate::upstream::error_body::parse_error_body;
 use crate::upstream::headers::RateLimitHeaders;
 use crate::wire::{ErrorBody, QuotaSnapshot, RecordBatch, RecordRequest};
@@ -237,6 +237,18 @@ pub async fn record_batch(
 /// Validates a record body and turns it into an engine outcome. Error messages
 /// start with the offending field's name.
 pub fn outcome_from_record(body: RecordRequest) -> Result<CallOutcome, ApiError> {
+    let outcome = outcome_of(body.clone())?;
+    match body.reservation_id {
+        None => Ok(outcome),
+        Some(id) if is_reservation_id(&id) => Ok(outcome.settling(Some(id))),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_body",
+            "reservation_id must be one `POST /api/quota/reserve` answered with (`rsv_` and 32 lowercase hex digits)",
+        )),
+    }
+}
+
+fn outcome_of(body: RecordRequest) -> Result<CallOutcome, ApiError> {
     let invalid = |message: String| ApiError::bad_request("invalid_body", message);
     if body.tokens_used > MAX_TOKENS_PER_CALL {
         return Err(invalid(format!(
@@ -337,6 +349,7 @@ pub fn outcome_from_record(body: RecordRequest) -> Result<CallOutcome, ApiError>
                 retry_after_ms,
                 headers,
                 tokens_estimated: false,
+                reservation_id: None,
             })
         }
     }

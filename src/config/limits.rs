@@ -112,5 +112,29 @@ pub(super) fn engine_config(
         anomaly_factor: defaults.anomaly_factor,
         anomaly_min_requests: defaults.anomaly_min_requests,
         anomaly_cooldown_ms: defaults.anomaly_cooldown_ms,
+        reservation_ttl_ms: match env("QUOTA_RESERVATION_TTL_S") {
+            Some(raw) => check_range(
+                "QUOTA_RESERVATION_TTL_S",
+                parse_env("QUOTA_RESERVATION_TTL_S", &raw, "a number of seconds from 1 to 86400")?,
+                1,
+                86_400,
+                "a number of seconds from 1 to 86400",
+            )? * 1000,
+            None => defaults.reservation_ttl_ms,
+        },
+        default_output_reserve: match env("QUOTA_DEFAULT_MAX_OUTPUT_TOKENS") {
+            Some(raw) => check_range(
+                "QUOTA_DEFAULT_MAX_OUTPUT_TOKENS",
+                parse_env(
+                    "QUOTA_DEFAULT_MAX_OUTPUT_TOKENS",
+                    &raw,
+                    "a whole number of tokens from 0 to 1000000",
+                )?,
+                0,
+                1_000_000,
+                "a whole number of tokens from 0 to 1000000",
+            )?,
+            None => defaults.default_output_reserve,
+        },
     })
 }

@@ -1,19 +1,54 @@
 //! Admission: a request is checked and counted in one step under the
-//! workspace's shard lock (see [`Engine::try_admit`]), or counted as admitted
-//! elsewhere.
+//! workspace's shard lock (see [`Engine::admit`]), or counted as admitted
+//! elsewhere. With a [`Hold`], its tokens are reserved in the same step.
 
 use super::reads::check_result;
+use super::reservations::{Hold, MAX_HOLDS_PER_WORKSPACE};
+use super::rules::{token_room, TokenRoom, IN_FLIGHT_RETRY_MS};
 use super::{Admission, Effect, Engine, EngineError};
 use crate::wire::CheckResult;
 
 impl Engine {
-    /// Admits one request if every window has room, counting it at once so that
-    /// concurrent callers cannot overshoot. Follow with [`complete`](Self::complete).
+    /// Admits one request that reserves no tokens (see [`admit`](Self::admit)).
     pub fn try_admit(&self, id: &str) -> Result<Admission, EngineError> {
-        let (check, effect) = self.with_workspace(id, |ws, now, engine| {
+        self.admit(id, None)
+    }
+
+    /// Admits one request if every window has room — for the request, and
+    /// for `hold`'s tokens beside those used and already held — counting the
+    /// request and holding the tokens at once, so that concurrent callers
+    /// cannot overshoot. Follow with [`settle`](Self::settle) (or
+    /// [`release`](Self::release)).
+    pub fn admit(&self, id: &str, hold: Option<&Hold>) -> Result<Admission, EngineError> {
+        let (answer, effect) = self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
             if !verdict.allowed {
-                return (check_result(&verdict), None);
+                return ((check_result(&verdict), None), None);
+            }
+            if let Some(hold) = hold {
+                let room = if ws.reservations.len() >= MAX_HOLDS_PER_WORKSPACE {
+                    TokenRoom::Wait {
+                        wait_ms: IN_FLIGHT_RETRY_MS,
+                        reason: format!(
+                            "{MAX_HOLDS_PER_WORKSPACE} calls of this workspace are in flight."
+                        ),
+                    }
+                } else {
+                    token_room(ws, now, hold.tokens)
+                };
+                let retry_after_ms = match &room {
+                    TokenRoom::Fits => None,
+                    TokenRoom::Wait { wait_ms, .. } => Some(*wait_ms),
+                    TokenRoom::TooLarge { .. } => None,
+                };
+                if room != TokenRoom::Fits {
+                    let check = CheckResult {
+                        allowed: false,
+                        status: verdict.status,
+                        retry_after_s: retry_after_ms.map(|ms| ms as f64 / 1000.0),
+                    };
+                    return ((check, Some(room)), None);
+                }
             }
             if ws.upstream.quota_exhausted_at_ms.is_some() {
                 // This request is the probe; the next one waits a full interval.
@@ -21,6 +56,9 @@ impl Engine {
             }
             ws.minute.add(now, 1, 0);
             ws.day.add(now, 1, 0);
+            if let Some(hold) = hold {
+                ws.reservations.hold(hold);
+            }
             ws.version += 1;
             engine.flag_unusual_traffic(id, ws, now);
             let transition = engine.transition_if_changed(id, ws, now);
@@ -29,14 +67,20 @@ impl Engine {
                 status: ws.status,
                 retry_after_s: None,
             };
-            (check, transition)
+            ((check, None), transition)
         })?;
-        Ok(Admission { check, effect })
+        let (check, token_refusal) = answer;
+        Ok(Admission {
+            check,
+            effect,
+            token_refusal,
+        })
     }
 
     /// Counts one request that was admitted elsewhere (by the shared store, or
-    /// on another instance), without checking limits.
-    pub fn count_admitted(&self, id: &str) -> Result<Effect, EngineError> {
+    /// on another instance), without checking limits, holding `hold`'s
+    /// tokens as that admission did.
+    pub fn count_admitted(&self, id: &str, hold: Option<&Hold>) -> Result<Effect, EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             ws.advance(now, engine.config.degraded_window_ms);
             if ws.upstream.quota_exhausted_at_ms.is_some() {
@@ -44,6 +88,9 @@ impl Engine {
             }
             ws.minute.add(now, 1, 0);
             ws.day.add(now, 1, 0);
+            if let Some(hold) = hold {
+                ws.reservations.hold(hold);
+            }
             ws.version += 1;
             ((), engine.transition_if_changed(id, ws, now))
         })

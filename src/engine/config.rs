@@ -27,6 +27,17 @@ pub struct EngineConfig {
     /// A flag stays in the status message this long, and is raised again no
     /// sooner.
     pub anomaly_cooldown_ms: u64,
+    /// A reservation never settled (its caller crashed) is released after
+    /// this long. Default 600 s: OpenAI's SDKs give up on a call after 10
+    /// minutes, so no call still running holds longer, and a crash frees its
+    /// tokens within the same bound.
+    pub reservation_ttl_ms: u64,
+    /// Output tokens reserved for a request that names no `max_tokens` (nor
+    /// `max_completion_tokens`, `max_output_tokens`). Default 4 096: most
+    /// answers are far shorter, the settle corrects to the real usage either
+    /// way, and reserving a model's whole output ceiling (16k–100k) would
+    /// refuse nearly every call against a small tokens-per-minute limit.
+    pub default_output_reserve: u64,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +58,8 @@ impl Default for EngineConfig {
             anomaly_factor: 5.0,
             anomaly_min_requests: 60,
             anomaly_cooldown_ms: 600_000,
+            reservation_ttl_ms: 600_000,
+            default_output_reserve: 4_096,
         }
     }
 }

@@ -9,7 +9,9 @@
 //! exactly L — while operations on different workspaces rarely contend.
 //!
 //! The [`Engine`]'s methods are split by concern: `admission.rs` (`try_admit`,
-//! `count_admitted`), `records.rs` (`complete`, `record`, `reset`),
+//! `admit`, `count_admitted`), `records.rs` (`complete` — the settle —,
+//! `release`, `record`, `reset`), `reservations.rs` (tokens held for calls in
+//! flight),
 //! `reads.rs` (`check`, `snapshot`, `usage`, `history`), `restore.rs`
 //! (rebuilding state at start), `transitions.rs` (status changes, `tick`,
 //! store health). This module holds the types, the workspace registry, and
@@ -21,6 +23,7 @@ mod clock;
 mod config;
 mod reads;
 mod records;
+mod reservations;
 mod restore;
 mod rules;
 mod transitions;
@@ -31,7 +34,8 @@ mod workspace;
 pub use classify::{classify, ErrorClass};
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
-pub use rules::Verdict;
+pub use reservations::{Hold, Reservations, MAX_HOLDS_PER_WORKSPACE};
+pub use rules::{TokenRoom, Verdict, IN_FLIGHT_RETRY_MS};
 pub use upstream_limits::RateLimitHeaders;
 pub use window::{Metric, SlidingWindow};
 pub use workspace::{DurableUpstreamState, Transition};
@@ -60,6 +64,9 @@ pub struct CallOutcome {
     pub headers: RateLimitHeaders,
     /// Tokens were estimated (a stream broke before its usage arrived).
     pub tokens_estimated: bool,
+    /// The hold this call settles (its tokens reserved at admission), if any.
+    #[serde(default)]
+    pub reservation_id: Option<String>,
 }
 
 impl CallOutcome {
@@ -80,6 +87,12 @@ impl CallOutcome {
 
     pub fn with_headers(mut self, headers: RateLimitHeaders) -> Self {
         self.headers = headers;
+        self
+    }
+
+    /// This outcome settles the hold `reservation_id`.
+    pub fn settling(mut self, reservation_id: Option<String>) -> Self {
+        self.reservation_id = reservation_id;
         self
     }
 }
@@ -109,6 +122,10 @@ pub struct Effect {
 pub struct Admission {
     pub check: CheckResult,
     pub effect: Effect,
+    /// Set when the request's tokens are what did not fit (the request
+    /// alone would have been admitted): how long until they do, or that
+    /// they never can.
+    pub token_refusal: Option<TokenRoom>,
 }
 
 pub struct Engine {

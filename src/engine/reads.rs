@@ -76,7 +76,13 @@ fn ms_to_s(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
-fn window_usage(window: &SlidingWindow, metric: M, limit: u64, now: u64) -> WindowUsage {
+fn window_usage(
+    window: &SlidingWindow,
+    metric: M,
+    limit: u64,
+    reserved: u64,
+    now: u64,
+) -> WindowUsage {
     let current = window.total(metric);
     let percentage = if limit == 0 {
         100.0
@@ -85,6 +91,7 @@ fn window_usage(window: &SlidingWindow, metric: M, limit: u64, now: u64) -> Wind
     };
     WindowUsage {
         current,
+        reserved,
         limit,
         percentage,
         resets_in_s: ms_to_s(window.resets_in_ms(now, metric)),
@@ -102,6 +109,7 @@ fn build_snapshot(
         Some((note, at)) if now < at + cooldown_ms => format!("{} {note}", verdict.message),
         _ => verdict.message.clone(),
     };
+    let held = ws.reservations.total();
     // The stored status is what subscribers were told; the verdict may be newer
     // only between a time-driven change and the next tick, so report the verdict.
     QuotaSnapshot {
@@ -112,11 +120,18 @@ fn build_snapshot(
             &ws.minute,
             M::Requests,
             ws.limits.requests_per_minute,
+            0,
             now,
         ),
-        requests_per_day: window_usage(&ws.day, M::Requests, ws.limits.requests_per_day, now),
-        tokens_per_minute: window_usage(&ws.minute, M::Tokens, ws.limits.tokens_per_minute, now),
-        tokens_per_day: window_usage(&ws.day, M::Tokens, ws.limits.tokens_per_day, now),
+        requests_per_day: window_usage(&ws.day, M::Requests, ws.limits.requests_per_day, 0, now),
+        tokens_per_minute: window_usage(
+            &ws.minute,
+            M::Tokens,
+            ws.limits.tokens_per_minute,
+            held,
+            now,
+        ),
+        tokens_per_day: window_usage(&ws.day, M::Tokens, ws.limits.tokens_per_day, held, now),
         retry_after_s: verdict.retry_after_ms.map(ms_to_s),
         last_error: ws.last_error.clone(),
         upstream_limits: ws.upstream.observed_limits.map(|(h, at)| UpstreamLimits {

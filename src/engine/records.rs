@@ -10,16 +10,35 @@ use super::{
 use crate::wire::LastError;
 
 impl Engine {
-    /// Records the outcome of a request admitted by [`try_admit`](Self::try_admit)
-    /// (the request itself is already counted).
+    /// Records the outcome of a request admitted by [`admit`](Self::admit)
+    /// (the request itself is already counted). This is the *settle*: the
+    /// hold named by `outcome.reservation_id` is released and the call's
+    /// real tokens (less or more than held) are counted. A hold already gone
+    /// (expired, settled elsewhere) releases nothing and the tokens still
+    /// count: what was answered is never lost.
     pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
         self.apply(id, outcome, false)
     }
 
-    /// Records a call that was made without admission (apps reporting calls they
-    /// made themselves): counts the request, its tokens and its outcome.
+    /// Releases a hold without counting anything (the call never reached the
+    /// upstream, or its caller went away before an answer came).
+    pub fn release(&self, id: &str, reservation_id: &str) -> Result<Effect, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            ws.advance(now, engine.config.degraded_window_ms);
+            if ws.reservations.release(reservation_id).is_some() {
+                ws.version += 1;
+            }
+            ((), engine.transition_if_changed(id, ws, now))
+        })
+        .map(|(_, effect)| effect)
+    }
+
+    /// Records a call an app made itself: counts the request, its tokens and
+    /// its outcome. A call reserved first (`POST /api/quota/reserve`) names
+    /// its reservation: its request was counted then, so this settles it
+    /// like [`complete`](Self::complete).
     pub fn record(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
-        self.apply(id, outcome, true)
+        self.apply(id, outcome, outcome.reservation_id.is_none())
     }
 
     /// Clears one workspace's counts and upstream state (admin reset).
@@ -27,6 +46,7 @@ impl Engine {
         self.with_workspace(id, |ws, now, engine| {
             ws.minute.clear();
             ws.day.clear();
+            ws.reservations.clear();
             ws.upstream = Default::default();
             ws.last_error = None;
             ws.version += 1;
@@ -43,6 +63,9 @@ impl Engine {
     ) -> Result<Effect, EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             ws.advance(now, engine.config.degraded_window_ms);
+            if let Some(reservation_id) = &outcome.reservation_id {
+                ws.reservations.release(reservation_id);
+            }
             // Failed requests count toward the request windows as OpenAI counts
             // them; tokens only when the upstream reported usage.
             let requests = u64::from(count_request);

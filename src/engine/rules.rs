@@ -24,9 +24,47 @@ struct WindowRef<'a> {
     metric: Metric,
     limit: u64,
     short: bool,
+    /// Held for calls in flight (token windows; 0 for request windows).
+    reserved: u64,
 }
 
+impl WindowRef<'_> {
+    /// Milliseconds until `need` more fits beside what is used and held; 0
+    /// when it fits now, `None` when it never can (`need` alone is over the
+    /// limit).
+    ///
+    /// When only the holds are in the way (used + need fits, used + held +
+    /// need does not), the wait is until the calls in flight settle, which
+    /// nothing here can know: it is then what the window alone needs, but at
+    /// least [`IN_FLIGHT_RETRY_MS`].
+    fn wait_for(&self, now_ms: u64, need: u64) -> Option<u64> {
+        if need > self.limit {
+            return None;
+        }
+        let with_holds = self.reserved.saturating_add(need);
+        match self
+            .window
+            .wait_for_room_ms(now_ms, self.metric, self.limit, with_holds)
+        {
+            Some(wait) => Some(wait),
+            None => self
+                .window
+                .wait_for_room_ms(now_ms, self.metric, self.limit, need)
+                .map(|wait| wait.max(IN_FLIGHT_RETRY_MS)),
+        }
+    }
+
+    fn used_and_held(&self) -> u64 {
+        self.window.total(self.metric).saturating_add(self.reserved)
+    }
+}
+
+/// The retry hint when a window is full only of tokens held for calls in
+/// flight: they settle within a call's time, typically a second or two.
+pub const IN_FLIGHT_RETRY_MS: u64 = 1_000;
+
 fn windows(ws: &WorkspaceState) -> [WindowRef<'_>; 4] {
+    let held = ws.reservations.total();
     [
         WindowRef {
             label: "Requests per minute",
@@ -34,6 +72,7 @@ fn windows(ws: &WorkspaceState) -> [WindowRef<'_>; 4] {
             metric: Metric::Requests,
             limit: ws.limits.requests_per_minute,
             short: true,
+            reserved: 0,
         },
         WindowRef {
             label: "Tokens per minute",
@@ -41,6 +80,7 @@ fn windows(ws: &WorkspaceState) -> [WindowRef<'_>; 4] {
             metric: Metric::Tokens,
             limit: ws.limits.tokens_per_minute,
             short: true,
+            reserved: held,
         },
         WindowRef {
             label: "Requests per day",
@@ -48,6 +88,7 @@ fn windows(ws: &WorkspaceState) -> [WindowRef<'_>; 4] {
             metric: Metric::Requests,
             limit: ws.limits.requests_per_day,
             short: false,
+            reserved: 0,
         },
         WindowRef {
             label: "Tokens per day",
@@ -55,6 +96,7 @@ fn windows(ws: &WorkspaceState) -> [WindowRef<'_>; 4] {
             metric: Metric::Tokens,
             limit: ws.limits.tokens_per_day,
             short: false,
+            reserved: held,
         },
     ]
 }
@@ -73,13 +115,12 @@ pub fn evaluate(
     let mut warning: Option<(f64, String)> = None;
 
     for w in windows(ws) {
-        let total = w.window.total(w.metric);
+        // Tokens held for calls in flight are as good as used: the status
+        // says what the next request meets.
+        let total = w.used_and_held();
         // A request needs one more unit of requests, and at least one unit of
         // tokens still free: both reduce to "room for 1".
-        let wait = w
-            .window
-            .wait_for_room_ms(now_ms, w.metric, w.limit, 1)
-            .unwrap_or(w.window.length_ms());
+        let wait = w.wait_for(now_ms, 1).unwrap_or(w.window.length_ms());
         if wait > 0 {
             let reason = format!("{} limit reached ({total}/{}).", w.label, w.limit);
             if w.short {
@@ -145,7 +186,7 @@ pub fn evaluate(
     };
     let local_quota_blocks = windows(ws)
         .iter()
-        .any(|w| !w.short && w.window.wait_for_room_ms(now_ms, w.metric, w.limit, 1) != Some(0));
+        .any(|w| !w.short && w.wait_for(now_ms, 1) != Some(0));
     let rate_blocks = rate_wait.is_some_and(|r| r > 0);
     let allowed = !local_quota_blocks
         && !rate_blocks
@@ -188,6 +229,54 @@ pub fn evaluate(
         message,
         retry_after_ms,
         allowed,
+    }
+}
+
+/// Whether a call needing `need` tokens fits every token window beside
+/// what is used and held. `ws` must be advanced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TokenRoom {
+    Fits,
+    /// Enough frees up in this many milliseconds; `reason` says which window.
+    Wait { wait_ms: u64, reason: String },
+    /// The call alone needs more than a window's whole limit: it can never
+    /// pass as asked (a smaller `max_tokens` might).
+    TooLarge {
+        need: u64,
+        limit: u64,
+        label: &'static str,
+    },
+}
+
+pub fn token_room(ws: &WorkspaceState, now_ms: u64, need: u64) -> TokenRoom {
+    let mut longest: Option<(u64, String)> = None;
+    for w in windows(ws).into_iter().filter(|w| w.metric == Metric::Tokens) {
+        match w.wait_for(now_ms, need) {
+            None => {
+                return TokenRoom::TooLarge {
+                    need,
+                    limit: w.limit,
+                    label: w.label,
+                }
+            }
+            Some(0) => {}
+            Some(wait) => {
+                if longest.as_ref().is_none_or(|(l, _)| wait > *l) {
+                    let reason = format!(
+                        "{} limit: {} used and {} held for calls in flight of {}; this request needs {need}.",
+                        w.label,
+                        w.window.total(w.metric),
+                        w.reserved,
+                        w.limit
+                    );
+                    longest = Some((wait, reason));
+                }
+            }
+        }
+    }
+    match longest {
+        None => TokenRoom::Fits,
+        Some((wait_ms, reason)) => TokenRoom::Wait { wait_ms, reason },
     }
 }
 

@@ -1,5 +1,6 @@
 //! One workspace's counts and what the upstream last told us about it.
 
+use super::reservations::Reservations;
 use super::window::SlidingWindow;
 use super::RateLimitHeaders;
 use crate::wire::{LastError, Limits, QuotaStatus};
@@ -47,6 +48,9 @@ pub struct WorkspaceState {
     pub limits: Limits,
     pub minute: SlidingWindow,
     pub day: SlidingWindow,
+    /// Tokens held for calls in flight; they count against both token
+    /// windows until settled (see `reservations.rs`).
+    pub reservations: Reservations,
     pub upstream: UpstreamState,
     pub status: QuotaStatus,
     pub last_error: Option<LastError>,
@@ -81,6 +85,7 @@ impl WorkspaceState {
             limits,
             minute: SlidingWindow::minute(),
             day: SlidingWindow::day(),
+            reservations: Reservations::default(),
             upstream: UpstreamState::default(),
             status: QuotaStatus::Normal,
             last_error: None,
@@ -96,6 +101,7 @@ impl WorkspaceState {
     pub fn advance(&mut self, now_ms: u64, degraded_window_ms: u64) {
         self.minute.evict(now_ms);
         self.day.evict(now_ms);
+        self.reservations.expire(now_ms);
         let up = &mut self.upstream;
         if up
             .rate_limited_until_ms
@@ -123,6 +129,7 @@ impl WorkspaceState {
     pub fn heap_bytes(&self) -> usize {
         self.minute.heap_bytes()
             + self.day.heap_bytes()
+            + self.reservations.heap_bytes()
             + self.upstream.recent_failures_ms.capacity() * 8
             + self.history.capacity() * std::mem::size_of::<Transition>()
     }

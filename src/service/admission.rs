@@ -4,21 +4,56 @@
 
 use super::backend::SharedAdmission;
 use super::{FailurePolicy, QuotaService, ServiceError};
-use crate::engine::{Admission, CallOutcome, Effect, EngineError, Transition};
+use crate::engine::{
+    Admission, CallOutcome, Effect, EngineError, Hold, TokenRoom, Transition, IN_FLIGHT_RETRY_MS,
+};
 use crate::wire::{CheckResult, QuotaStatus};
 
+/// Prefix of every reservation id: readable in logs, checkable at the API.
+pub const RESERVATION_ID_PREFIX: &str = "rsv_";
+
+/// Whether `id` is shaped like a reservation id this service makes
+/// (`rsv_` and 32 lowercase hex digits): what the API accepts back.
+pub fn is_reservation_id(id: &str) -> bool {
+    id.strip_prefix(RESERVATION_ID_PREFIX)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 impl QuotaService {
-    /// Admits (and counts) one proxied request; written behind. Under
-    /// Redis the shared counters decide (see `replication` for the failure
-    /// policy); otherwise this instance's engine, exactly, under its lock.
+    /// A new hold of `tokens` for one call: a random, unguessable id (128
+    /// bits, so instances sharing Redis never collide), expiring after the
+    /// configured bound (`QUOTA_RESERVATION_TTL_S`).
+    pub fn new_hold(&self, tokens: u64) -> Hold {
+        use rand::RngCore;
+        let mut bytes = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let engine = &self.inner.engine;
+        Hold {
+            reservation_id: format!("{RESERVATION_ID_PREFIX}{}", hex::encode(bytes)),
+            tokens,
+            expires_at_ms: engine.now_ms() + engine.config().reservation_ttl_ms,
+        }
+    }
+
+    /// Admits (and counts) one request that reserves no tokens.
     pub async fn try_admit(&self, id: &str) -> Result<Admission, ServiceError> {
+        self.admit(id, None).await
+    }
+
+    /// Admits (and counts) one request, reserving `hold`'s tokens if given
+    /// (proxy, tracked client, `POST /api/quota/reserve`); the request is
+    /// written behind. Under Redis the shared counters decide (see
+    /// `replication` for the failure policy); otherwise this instance's
+    /// engine, exactly, under its lock. Settle with [`complete`](Self::complete)
+    /// (an outcome naming the hold) or [`release`](Self::release).
+    pub async fn admit(&self, id: &str, hold: Option<Hold>) -> Result<Admission, ServiceError> {
         let admission = if self.backend().redis().is_some() {
-            self.admit_shared(id).await?
+            self.admit_shared(id, hold).await?
         } else {
-            let admission = self.inner.engine.try_admit(id)?;
+            let admission = self.inner.engine.admit(id, hold.as_ref())?;
             if admission.check.allowed {
                 let now = self.inner.engine.now_ms();
-                self.backend().usage_behind(id, now, 1, 0);
+                self.backend().usage_behind(id, now, (1, 0), None);
             }
             admission
         };
@@ -32,7 +67,7 @@ impl QuotaService {
 
     /// Admission against the shared counters; the local engine answers
     /// first for what only it knows (the upstream's 429s and quota).
-    async fn admit_shared(&self, id: &str) -> Result<Admission, ServiceError> {
+    async fn admit_shared(&self, id: &str, hold: Option<Hold>) -> Result<Admission, ServiceError> {
         let engine = &self.inner.engine;
         let local = engine.check(id)?;
         if !local.allowed {
@@ -44,26 +79,32 @@ impl QuotaService {
         let expected = self.expected_key(id);
         match self
             .backend()
-            .admit_shared(id, engine.now_ms(), limits, expected)
+            .admit_shared(id, engine.now_ms(), limits, expected, hold.as_ref())
             .await
         {
             // Not reached: only called under Redis.
-            SharedAdmission::NotShared => Ok(engine.try_admit(id)?),
+            SharedAdmission::NotShared => Ok(engine.admit(id, hold.as_ref())?),
             SharedAdmission::Admitted => Ok(Admission {
                 check: CheckResult {
                     allowed: true,
                     status: local.status,
                     retry_after_s: None,
                 },
-                effect: engine.count_admitted(id)?,
+                effect: engine.count_admitted(id, hold.as_ref())?,
+                token_refusal: None,
             }),
             SharedAdmission::KeyChanged => {
                 self.reload_workspace_key(id).await;
                 Err(ServiceError::KeyChanged)
             }
             SharedAdmission::Full(totals) => {
-                // Other instances' traffic filled the window before their
-                // events reached us; the local view catches up within moments.
+                // Other instances' traffic (or their calls in flight) filled
+                // a window before their events reached us; the local view
+                // catches up within moments, so the retry hint is short.
+                let need = hold.as_ref().map_or(1, |h| h.tokens.max(1));
+                let held = totals.reserved_tokens;
+                let requests_full = totals.minute_requests + 1 > limits.requests_per_minute
+                    || totals.day_requests + 1 > limits.requests_per_day;
                 let day_full = totals.day_requests + 1 > limits.requests_per_day
                     || totals.day_tokens >= limits.tokens_per_day;
                 let status = if day_full {
@@ -71,13 +112,38 @@ impl QuotaService {
                 } else {
                     QuotaStatus::RateLimited
                 };
-                Ok(refused(CheckResult {
+                let token_refusal = (!requests_full && hold.is_some()).then(|| {
+                    let too_large = [
+                        ("Tokens per minute", limits.tokens_per_minute),
+                        ("Tokens per day", limits.tokens_per_day),
+                    ]
+                    .into_iter()
+                    .find(|(_, limit)| need > *limit);
+                    match too_large {
+                        Some((label, limit)) => TokenRoom::TooLarge { need, limit, label },
+                        None => TokenRoom::Wait {
+                            wait_ms: IN_FLIGHT_RETRY_MS,
+                            reason: format!(
+                                "Tokens per minute limit: {} used and {held} held for calls in flight of {} across every instance; this request needs {need}.",
+                                totals.minute_tokens, limits.tokens_per_minute
+                            ),
+                        },
+                    }
+                });
+                let mut refusal = refused(CheckResult {
                     allowed: false,
-                    status,
+                    status: if token_refusal.is_some() { local.status } else { status },
                     retry_after_s: Some(1.0),
-                }))
+                });
+                if matches!(token_refusal, Some(TokenRoom::TooLarge { .. })) {
+                    refusal.check.retry_after_s = None;
+                }
+                refusal.token_refusal = token_refusal;
+                Ok(refusal)
             }
-            SharedAdmission::Unreachable(FailurePolicy::Open) => Ok(engine.try_admit(id)?),
+            SharedAdmission::Unreachable(FailurePolicy::Open) => {
+                Ok(engine.admit(id, hold.as_ref())?)
+            }
             SharedAdmission::Unreachable(FailurePolicy::Closed) => Ok(refused(CheckResult {
                 allowed: false,
                 status: QuotaStatus::Degraded,
@@ -86,17 +152,37 @@ impl QuotaService {
         }
     }
 
-    /// The outcome of an admitted request; written behind (this runs on the
-    /// proxy's response path, and in a stream's drop guard).
+    /// The outcome of an admitted request, settling its hold if it names
+    /// one; written behind (this runs on the proxy's response path, and in a
+    /// stream's drop guard).
     pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
         let effect = self.inner.engine.complete(id, outcome)?;
         let now = self.inner.engine.now_ms();
-        self.backend().usage_behind(id, now, 0, outcome.tokens);
+        self.backend().usage_behind(
+            id,
+            now,
+            (0, outcome.tokens),
+            outcome.reservation_id.as_deref(),
+        );
         let upstream_changed = outcome.error.is_some() || !outcome.headers.is_empty();
         self.keep_effect(id, &effect, upstream_changed);
         self.backend().announce_completed(id, outcome);
         self.publish(id, &effect);
         Ok(effect)
+    }
+
+    /// Releases a hold without counting anything: the call never got an
+    /// answer to count (its caller went away first). Written behind.
+    pub fn release(&self, id: &str, reservation_id: &str) {
+        let Ok(effect) = self.inner.engine.release(id, reservation_id) else {
+            return;
+        };
+        let now = self.inner.engine.now_ms();
+        self.backend()
+            .usage_behind(id, now, (0, 0), Some(reservation_id));
+        self.backend().announce_released(id, reservation_id);
+        self.keep_effect(id, &effect, false);
+        self.publish(id, &effect);
     }
 
     /// Keeps what an operation changed besides usage, behind: its
@@ -138,5 +224,6 @@ fn refused(check: CheckResult) -> Admission {
             transition: None,
             version: 0,
         },
+        token_refusal: None,
     }
 }

@@ -25,6 +25,7 @@ pub use bus::Bus;
 pub use connections::{ConnectionSlot, ConnectionSlots};
 pub use credentials::{presented, AuthError, Credential, Resolved};
 pub use lifecycle::SHUTDOWN_DRAIN;
+pub use admission::{is_reservation_id, RESERVATION_ID_PREFIX};
 pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
 pub use registry::Registry;
 pub use replication::{FailurePolicy, Shared};

@@ -158,7 +158,12 @@ impl QuotaService {
         if !engine.contains(id) {
             return Err(ServiceError::Engine(EngineError::NotFound(id.to_string())));
         }
-        let requests = outcomes.len() as u64;
+        // A call reserved first had its request counted at the reserve.
+        let settles: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| o.reservation_id.clone())
+            .collect();
+        let requests = (outcomes.len() - settles.len()) as u64;
         let tokens = outcomes
             .iter()
             .fold(0u64, |sum, o| sum.saturating_add(o.tokens));
@@ -167,7 +172,7 @@ impl QuotaService {
         // 1. Kept (and shared) first.
         let claim = self
             .backend()
-            .count_record(id, now, (requests, tokens), idempotency, || {
+            .count_record(id, now, (requests, tokens), settles, idempotency, || {
                 self.expected_key(id)
             })
             .await;

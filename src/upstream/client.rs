@@ -10,7 +10,8 @@ use super::error_body::parse_error_body;
 use super::headers::RateLimitHeaders;
 use super::sse::{usage_total, SseUsageTap};
 use crate::config::UpstreamConfig;
-use crate::engine::CallOutcome;
+use crate::engine::{CallOutcome, TokenRoom};
+use crate::tokens::{self, Encoding, TokenNeed};
 use crate::service::QuotaService;
 use crate::wire::{QuotaStatus, UpstreamErrorReport};
 use bytes::Bytes;
@@ -82,10 +83,12 @@ pub struct Forwarded {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForwardError {
-    /// Refused locally: the request never reached the upstream.
+    /// Refused locally: the request never reached the upstream. `tokens`
+    /// is set when its tokens are what did not fit.
     Denied {
         status: QuotaStatus,
         retry_after_s: Option<f64>,
+        tokens: Option<TokenRoom>,
     },
     UnknownWorkspace,
     /// The workspace key was rotated or revoked (Redis said so at admission,
@@ -126,9 +129,24 @@ impl TrackedClient {
         workspace: &str,
         request: ForwardRequest,
     ) -> Result<Forwarded, ForwardError> {
+        let endpoint = request
+            .path_and_query
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let default_cap = self.service.engine().config().default_output_reserve;
+        let prepared = prepare_body(request.body, &endpoint, default_cap);
+        // Reserve the worst case (prompt + output cap) at admission, so
+        // concurrent calls cannot overshoot a token window; settled below to
+        // the real usage. Calls that use no tokens (models, moderations)
+        // hold nothing.
+        let need = prepared.need.total();
+        let hold = (need > 0).then(|| self.service.new_hold(need));
+        let reservation_id = hold.as_ref().map(|h| h.reservation_id.clone());
         let admission = self
             .service
-            .try_admit(workspace)
+            .admit(workspace, hold)
             .await
             .map_err(|e| match e {
                 crate::service::ServiceError::Engine(_) => ForwardError::UnknownWorkspace,
@@ -137,16 +155,25 @@ impl TrackedClient {
                 | crate::service::ServiceError::IdempotencyKeyReused => ForwardError::Denied {
                     status: QuotaStatus::Degraded,
                     retry_after_s: Some(5.0),
+                    tokens: None,
                 },
             })?;
         if !admission.check.allowed {
             return Err(ForwardError::Denied {
                 status: admission.check.status,
                 retry_after_s: admission.check.retry_after_s,
+                tokens: admission.token_refusal,
             });
         }
+        // Released if this future is dropped (the client went away) before
+        // the call settles.
+        let mut hold = HoldGuard {
+            service: self.service.clone(),
+            workspace: workspace.to_string(),
+            reservation_id,
+            settled: false,
+        };
 
-        let prepared = prepare_body(request.body);
         let url = format!("{}{}", self.config.base_url, request.path_and_query);
         let mut builder = self
             .http
@@ -163,9 +190,9 @@ impl TrackedClient {
         let sent = tokio::time::timeout(timeout, builder.send()).await;
         latency.observe_duration();
         let response = match sent {
-            Err(_) => return Err(self.fail(workspace, "timeout", ForwardError::Timeout)),
+            Err(_) => return Err(self.fail(&mut hold, "timeout", ForwardError::Timeout)),
             Ok(Err(e)) if e.is_timeout() => {
-                return Err(self.fail(workspace, "timeout", ForwardError::Timeout))
+                return Err(self.fail(&mut hold, "timeout", ForwardError::Timeout))
             }
             Ok(Err(e)) => {
                 let detail = if e.is_connect() {
@@ -174,7 +201,7 @@ impl TrackedClient {
                     "connection failed"
                 };
                 return Err(self.fail(
-                    workspace,
+                    &mut hold,
                     "connection_error",
                     ForwardError::Unreachable(detail.into()),
                 ));
@@ -190,10 +217,10 @@ impl TrackedClient {
                 upstream: response.bytes_stream().boxed(),
                 tap: SseUsageTap::new(prepared.strip_usage_event),
                 settlement: Some(Settlement {
-                    service: self.service.clone(),
-                    workspace: workspace.to_string(),
+                    hold,
                     limits,
-                    prompt_estimate: prepared.prompt_token_estimate,
+                    prompt_tokens: prepared.need.prompt,
+                    encoding: prepared.encoding,
                 }),
                 finished: false,
             };
@@ -208,7 +235,7 @@ impl TrackedClient {
         let body = match tokio::time::timeout(remaining, response.bytes()).await {
             Ok(Ok(body)) => body,
             Ok(Err(_)) | Err(_) => {
-                return Err(self.fail(workspace, "timeout", ForwardError::Timeout))
+                return Err(self.fail(&mut hold, "timeout", ForwardError::Timeout))
             }
         };
         let outcome = if status.is_success() {
@@ -222,7 +249,7 @@ impl TrackedClient {
             if status == StatusCode::TOO_MANY_REQUESTS
                 && limits
                     .limit_tokens
-                    .is_some_and(|limit| prepared.token_need_estimate > limit)
+                    .is_some_and(|limit| prepared.need.total() > limit)
             {
                 // The request alone needs more tokens than the organisation's
                 // whole per-minute limit: retrying can never succeed, so this is
@@ -231,9 +258,7 @@ impl TrackedClient {
             }
             CallOutcome::failure(error, None)
         };
-        let _ = self
-            .service
-            .complete(workspace, &outcome.with_headers(limits));
+        hold.settle(outcome.with_headers(limits));
         Ok(Forwarded {
             status,
             headers,
@@ -276,16 +301,16 @@ impl TrackedClient {
         }
     }
 
-    fn fail(&self, workspace: &str, code: &str, error: ForwardError) -> ForwardError {
+    /// Settles a call that got no answer: its hold is released (nothing
+    /// the upstream reported to count) and the failure recorded.
+    fn fail(&self, hold: &mut HoldGuard, code: &str, error: ForwardError) -> ForwardError {
         let report = UpstreamErrorReport {
             http_status: None,
             error_type: None,
             code: Some(code.to_string()),
             message: None,
         };
-        let _ = self
-            .service
-            .complete(workspace, &CallOutcome::failure(report, None));
+        hold.settle(CallOutcome::failure(report, None));
         error
     }
 }
@@ -300,10 +325,11 @@ pub enum ChatError {
 struct PreparedBody {
     body: Bytes,
     strip_usage_event: bool,
-    /// Rough token count of the request (4 bytes a token), for estimates.
-    prompt_token_estimate: u64,
-    /// Prompt estimate plus the `max_tokens` asked for.
-    token_need_estimate: u64,
+    /// What the call may take from the token windows: its prompt counted by
+    /// the model's tokenizer plus its output cap.
+    need: TokenNeed,
+    /// The model's encoding, to count streamed text with.
+    encoding: Encoding,
 }
 
 /// For a streamed JSON request that did not ask for usage, asks for it (and
@@ -316,22 +342,25 @@ struct PreparedBody {
 /// non-object) is replaced for the same reason, and a streamed body is always
 /// forwarded as the JSON value read here, so a duplicate key cannot mean
 /// "usage" to this check and "no usage" to the upstream.
-fn prepare_body(body: Bytes) -> PreparedBody {
-    let prompt_token_estimate = (body.len() / 4) as u64;
+fn prepare_body(body: Bytes, endpoint: &str, default_output_cap: u64) -> PreparedBody {
     let mut prepared = PreparedBody {
         body,
         strip_usage_event: false,
-        prompt_token_estimate,
-        token_need_estimate: prompt_token_estimate,
+        need: TokenNeed::default(),
+        encoding: Encoding::O200k,
     };
-    let Ok(Value::Object(mut json)) = serde_json::from_slice::<Value>(&prepared.body) else {
+    let Ok(mut value) = serde_json::from_slice::<Value>(&prepared.body) else {
+        // Not JSON (an audio upload, a GET): a token count cannot be read
+        // from it, so it holds nothing and is counted when it settles.
         return prepared;
     };
-    let max_tokens = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
-        .iter()
-        .find_map(|k| json.get(*k).and_then(Value::as_u64))
-        .unwrap_or(0);
-    prepared.token_need_estimate = prompt_token_estimate.saturating_add(max_tokens);
+    if let Some(model) = value.get("model").and_then(Value::as_str) {
+        prepared.encoding = tokens::encoding_for_model(model);
+    }
+    prepared.need = tokens::request_need(endpoint, &value, default_output_cap);
+    let Value::Object(json) = &mut value else {
+        return prepared;
+    };
     let streaming = json.get("stream").and_then(Value::as_bool) == Some(true);
     // Only Chat Completions and Completions take stream_options; the Responses
     // API always ends its stream with usage (and refuses `prompt` here).
@@ -411,35 +440,70 @@ fn returnable_response_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// A call's hold until it settles: settled once with the call's outcome,
+/// or released when dropped unsettled (the caller went away before an
+/// answer, so nothing the upstream reported is there to count).
+struct HoldGuard {
+    service: QuotaService,
+    workspace: String,
+    /// `None` for a call that holds nothing (still settled: its outcome
+    /// counts), and once settled.
+    reservation_id: Option<String>,
+    settled: bool,
+}
+
+impl HoldGuard {
+    fn settle(&mut self, outcome: CallOutcome) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let outcome = outcome.settling(self.reservation_id.take());
+        let _ = self.service.complete(&self.workspace, &outcome);
+    }
+}
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        if let Some(reservation_id) = self.reservation_id.take() {
+            if !self.settled {
+                self.service.release(&self.workspace, &reservation_id);
+            }
+        }
+    }
+}
+
 /// Records a stream's outcome exactly once: when it ends, breaks, or the client
 /// goes away (drop).
 struct Settlement {
-    service: QuotaService,
-    workspace: String,
+    hold: HoldGuard,
     limits: RateLimitHeaders,
-    prompt_estimate: u64,
+    prompt_tokens: u64,
+    encoding: Encoding,
 }
 
 impl Settlement {
-    fn settle(self, tap: &SseUsageTap) {
+    fn settle(mut self, tap: &SseUsageTap) {
         let outcome = match tap.usage_tokens {
             Some(tokens) => CallOutcome::success(tokens),
             None => {
-                let estimate = self.prompt_estimate + (tap.estimated_output_bytes() / 4) as u64;
+                // No usage event (the stream broke, or the upstream sent
+                // none): count what was streamed, tokenized, rather than
+                // zero; text past the kept cap at 4 bytes a token.
+                let streamed = tokens::count(self.encoding, &tap.content)
+                    .saturating_add((tap.uncounted_bytes() / 4) as u64);
+                let counted = self.prompt_tokens.saturating_add(streamed);
                 tracing::warn!(
-                    workspace_id = %self.workspace,
-                    estimated_tokens = estimate,
-                    "stream ended without usage; tokens estimated"
+                    workspace_id = %self.hold.workspace,
+                    counted_tokens = counted,
+                    "stream ended without usage; its prompt and streamed text counted"
                 );
                 CallOutcome {
                     tokens_estimated: true,
-                    ..CallOutcome::success(estimate)
+                    ..CallOutcome::success(counted)
                 }
             }
         };
-        let _ = self
-            .service
-            .complete(&self.workspace, &outcome.with_headers(self.limits));
+        self.hold.settle(outcome.with_headers(self.limits));
     }
 }
 

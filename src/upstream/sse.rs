@@ -20,6 +20,10 @@ use serde_json::Value;
 /// event is the largest, far below this.
 pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
 
+/// Most generated text kept to tokenize when a stream ends without usage;
+/// past it the rest is counted by bytes. Far above any model's output cap.
+pub const MAX_CONTENT_KEPT: usize = 4 * 1024 * 1024;
+
 #[derive(Debug, Default)]
 pub struct SseUsageTap {
     pending: BytesMut,
@@ -35,6 +39,9 @@ pub struct SseUsageTap {
     pub usage_tokens: Option<u64>,
     /// Bytes of generated text seen, for an estimate when usage never comes.
     pub content_bytes: usize,
+    /// The generated text itself (up to [`MAX_CONTENT_KEPT`]), tokenized
+    /// when usage never comes.
+    pub content: String,
     /// The stream reached `data: [DONE]`.
     pub done: bool,
 }
@@ -126,14 +133,52 @@ impl SseUsageTap {
         if let Some(choices) = json.get("choices").and_then(Value::as_array) {
             for choice in choices {
                 let delta = choice.get("delta").or_else(|| choice.get("text"));
-                self.content_bytes += match delta {
-                    Some(Value::String(s)) => s.len(),
-                    Some(d) => d.get("content").and_then(Value::as_str).map_or(0, str::len),
-                    None => 0,
+                let text = match delta {
+                    Some(Value::String(s)) => Some(s.as_str()),
+                    Some(d) => d.get("content").and_then(Value::as_str),
+                    None => None,
                 };
+                if let Some(text) = text {
+                    self.keep_content(text);
+                }
+                // Tool calls are generated tokens too.
+                let calls = delta
+                    .and_then(|d| d.get("tool_calls"))
+                    .and_then(Value::as_array);
+                for call in calls.into_iter().flatten() {
+                    if let Some(args) = call
+                        .get("function")
+                        .and_then(|f| f.get("arguments"))
+                        .and_then(Value::as_str)
+                    {
+                        self.keep_content(args);
+                    }
+                }
+            }
+        } else if let (Some(kind), Some(Value::String(delta))) = (
+            json.get("type").and_then(Value::as_str),
+            json.get("delta"),
+        ) {
+            // The Responses API: `response.output_text.delta`,
+            // `response.function_call_arguments.delta`, ...
+            if kind.ends_with(".delta") {
+                self.keep_content(delta);
             }
         }
         true
+    }
+
+    fn keep_content(&mut self, text: &str) {
+        self.content_bytes += text.len();
+        if self.content.len() + text.len() <= MAX_CONTENT_KEPT {
+            self.content.push_str(text);
+        }
+    }
+
+    /// Bytes of generated text seen but not kept in [`content`](Self::content)
+    /// (past its cap, or relayed unread): estimated at 4 bytes a token.
+    pub fn uncounted_bytes(&self) -> usize {
+        (self.content_bytes - self.content.len()).saturating_add(self.unparsed_bytes)
     }
 }
 

@@ -29,6 +29,11 @@ pub struct RecordRequest {
     /// The upstream's error body as received (OpenAI's `{"error": {...}}`).
     #[serde(default)]
     pub error_body: Option<serde_json::Value>,
+    /// The reservation this call was made under (`POST /api/quota/reserve`):
+    /// its hold is released and this record's tokens counted in its place;
+    /// the request itself was counted at the reserve, so it is not again.
+    #[serde(default)]
+    pub reservation_id: Option<String>,
 }
 
 /// Body of `POST /api/quota/record/batch`.

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 pub struct WindowUsage {
     /// Requests or tokens counted in the window now.
     pub current: u64,
+    /// Tokens held for calls in flight (reserved at admission, not yet
+    /// settled to their real usage); they count against the limit like
+    /// `current`. Always 0 for request windows.
+    #[serde(default)]
+    pub reserved: u64,
     /// The workspace's limit for the window.
     pub limit: u64,
     /// `current / limit` in percent, one decimal; may exceed 100 when usage was

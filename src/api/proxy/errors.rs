@@ -1,6 +1,7 @@
 //! The proxy's own errors, in OpenAI's shape so that OpenAI's SDKs parse (and
 //! back off on) them unchanged.
 
+use crate::engine::TokenRoom;
 use crate::upstream::ForwardError;
 use crate::wire::QuotaStatus;
 use axum::http::{HeaderValue, StatusCode};
@@ -76,8 +77,22 @@ pub fn forward_error(error: ForwardError) -> Response {
         ForwardError::Denied {
             status,
             retry_after_s,
+            tokens,
         } => {
-            if status == QuotaStatus::Degraded {
+            if let Some(TokenRoom::TooLarge { need, limit, label }) = tokens {
+                // As OpenAI says it: a 429 on tokens, with no retry time,
+                // since waiting cannot help.
+                return openai_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "tokens",
+                    "rate_limit_exceeded",
+                    &format!(
+                        "Request too large for this workspace on {} (blocked by quota-alert before reaching OpenAI): Limit {limit}, Requested {need} (the prompt plus max_tokens, or the default output reserve when none is given). The input or output tokens must be reduced in order to run successfully.",
+                        label.to_lowercase()
+                    ),
+                );
+            }
+            if status == QuotaStatus::Degraded && tokens.is_none() {
                 // Fail-closed policy while the shared store is unreachable.
                 return retry_later(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -87,21 +102,28 @@ pub fn forward_error(error: ForwardError) -> Response {
                     5,
                 );
             }
-            let (kind, code, message) = match status {
-                QuotaStatus::QuotaExceeded => (
+            let (kind, code, message) = match (&tokens, status) {
+                (Some(TokenRoom::Wait { reason, .. }), _) => (
+                    "tokens",
+                    "rate_limit_exceeded",
+                    format!(
+                        "Rate limit reached for this workspace on tokens (blocked by quota-alert before reaching OpenAI). {reason}"
+                    ),
+                ),
+                (_, QuotaStatus::QuotaExceeded) => (
                     "insufficient_quota",
                     "insufficient_quota",
-                    "This workspace's quota is used up (blocked by quota-alert before reaching OpenAI).",
+                    "This workspace's quota is used up (blocked by quota-alert before reaching OpenAI).".to_string(),
                 ),
                 _ => (
                     "requests",
                     "rate_limit_exceeded",
-                    "Rate limit reached for this workspace (blocked by quota-alert before reaching OpenAI).",
+                    "Rate limit reached for this workspace (blocked by quota-alert before reaching OpenAI).".to_string(),
                 ),
             };
             let message = match retry_after_s {
                 Some(s) => format!("{message} Please try again in {s:.1}s."),
-                None => message.to_string(),
+                None => message,
             };
             let mut response = openai_error(StatusCode::TOO_MANY_REQUESTS, kind, code, &message);
             if let Some(seconds) = retry_after_s {

@@ -55,11 +55,22 @@ pub fn background_tasks_in_flight() -> usize {
     MAX_BACKGROUND_TASKS - permits().available_permits()
 }
 
+/// Usage of one workspace and second, waiting to be written.
+#[derive(Debug, Default)]
+pub(super) struct PendingUsage {
+    pub requests: u64,
+    pub tokens: u64,
+    /// Holds the calls settled (Redis keeps them; released in the same
+    /// script that adds the tokens, so the shared view never counts a call
+    /// twice or not at all).
+    pub settles: Vec<String>,
+}
+
 /// Writes waiting for the flush task, merged by key, and the tasks running.
 #[derive(Default)]
 pub(super) struct Behind {
-    /// (workspace, second) → (requests, tokens).
-    usage: Mutex<HashMap<(String, u64), (u64, u64)>>,
+    /// (workspace, second) → what to add there.
+    usage: Mutex<HashMap<(String, u64), PendingUsage>>,
     /// workspace → its latest durable upstream state (JSON).
     upstream: Mutex<HashMap<String, String>>,
     flushing: AtomicBool,
@@ -132,21 +143,21 @@ impl Backend {
 
     /// Usage to write behind, merged per workspace and second. Only what
     /// the kind keeps is queued: SQLite keeps requests and tokens; Redis
-    /// only tokens (its admission script counted the request already);
-    /// memory nothing.
+    /// tokens and the hold `settles` releases (its admission script counted
+    /// the request already); memory nothing.
     pub(in crate::service) fn usage_behind(
         &self,
         id: &str,
         at_ms: u64,
-        requests: u64,
-        tokens: u64,
+        (requests, tokens): (u64, u64),
+        settles: Option<&str>,
     ) {
-        let (requests, tokens) = match &self.kind {
+        let (requests, tokens, settles) = match &self.kind {
             Kind::Memory(_) => return,
-            Kind::Sqlite(_) => (requests, tokens),
-            Kind::Redis(_) => (0, tokens),
+            Kind::Sqlite(_) => (requests, tokens, None),
+            Kind::Redis(_) => (0, tokens, settles),
         };
-        if requests == 0 && tokens == 0 {
+        if requests == 0 && tokens == 0 && settles.is_none() {
             return;
         }
         {
@@ -155,9 +166,10 @@ impl Backend {
             if matches!(entry, std::collections::hash_map::Entry::Occupied(_)) {
                 merged();
             }
-            let (r, t) = entry.or_insert((0, 0));
-            *r = r.saturating_add(requests);
-            *t = t.saturating_add(tokens);
+            let pending = entry.or_default();
+            pending.requests = pending.requests.saturating_add(requests);
+            pending.tokens = pending.tokens.saturating_add(tokens);
+            pending.settles.extend(settles.map(str::to_string));
         }
         self.schedule_flush();
     }
@@ -219,8 +231,16 @@ impl Backend {
     async fn flush_pending(&self) {
         let usage = std::mem::take(&mut *lock(&self.behind.usage));
         let upstream = std::mem::take(&mut *lock(&self.behind.upstream));
-        for ((id, second), (requests, tokens)) in usage {
-            let _ = self.write_usage(&id, second * 1000, requests, tokens).await;
+        for ((id, second), pending) in usage {
+            let _ = self
+                .write_usage(
+                    &id,
+                    second * 1000,
+                    pending.requests,
+                    pending.tokens,
+                    pending.settles,
+                )
+                .await;
         }
         for (id, json) in upstream {
             let _ = self.write_upstream_state(&id, &json).await;

@@ -4,7 +4,7 @@
 //! Without Redis there is no one to tell, and announcing does nothing.
 
 use super::{Backend, Kind};
-use crate::engine::CallOutcome;
+use crate::engine::{CallOutcome, Hold};
 use crate::wire::Limits;
 use serde::{Deserialize, Serialize};
 
@@ -48,9 +48,19 @@ pub(in crate::service) enum EventKind {
     KeyChanged {
         key_digest: Option<String>,
     },
-    Admitted,
+    /// A request admitted, with the tokens it holds (absent from older
+    /// instances, and for a request that reserves none).
+    Admitted {
+        #[serde(default)]
+        hold: Option<Hold>,
+    },
+    /// Settles the hold the outcome names, if any.
     Completed {
         outcome: CallOutcome,
+    },
+    /// A hold released without an outcome (the caller went away).
+    Released {
+        reservation_id: String,
     },
     Recorded {
         outcome: CallOutcome,
@@ -96,6 +106,14 @@ impl Backend {
         if matches!(self.kind, Kind::Redis(_)) {
             let outcome = outcome.clone();
             self.announce(id, EventKind::Completed { outcome });
+        }
+    }
+
+    /// A hold released here, for the others' engines (Redis only).
+    pub(in crate::service) fn announce_released(&self, id: &str, reservation_id: &str) {
+        if matches!(self.kind, Kind::Redis(_)) {
+            let reservation_id = reservation_id.to_string();
+            self.announce(id, EventKind::Released { reservation_id });
         }
     }
 

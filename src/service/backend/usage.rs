@@ -4,6 +4,7 @@
 use super::events::EventKind;
 use super::{Backend, Kind};
 use crate::config::FailurePolicy;
+use crate::engine::Hold;
 use crate::service::records::Idempotency;
 use crate::service::ServiceError;
 use crate::store::redis::{AddCode, AddGuard, SharedTotals};
@@ -33,6 +34,7 @@ impl Backend {
         id: &str,
         now_ms: u64,
         (requests, tokens): (u64, u64),
+        settles: Vec<String>,
         idempotency: Option<&Idempotency>,
         expected_key: impl FnOnce() -> String,
     ) -> Result<ClaimOutcome, ServiceError> {
@@ -67,6 +69,8 @@ impl Backend {
                     expected_key: Some(expected_key()),
                     idempotency: idempotency
                         .map(|i| (hex::encode(i.key_digest), hex::encode(i.fingerprint))),
+                    hold: None,
+                    settles,
                 };
                 let totals = shared
                     .redis
@@ -92,6 +96,7 @@ impl Backend {
         now_ms: u64,
         limits: Limits,
         expected_key: String,
+        hold: Option<&Hold>,
     ) -> SharedAdmission {
         let Kind::Redis(shared) = &self.kind else {
             return SharedAdmission::NotShared;
@@ -100,11 +105,13 @@ impl Backend {
             limits: Some(limits),
             expected_key: Some(expected_key),
             idempotency: None,
+            hold: hold.cloned(),
+            settles: Vec::new(),
         };
         match shared.redis.add(id, now_ms, 1, 0, &guard).await {
             Ok(totals) if totals.code == AddCode::KeyChanged => SharedAdmission::KeyChanged,
             Ok(totals) if totals.admitted => {
-                self.announce(id, EventKind::Admitted);
+                self.announce(id, EventKind::Admitted { hold: hold.cloned() });
                 SharedAdmission::Admitted
             }
             Ok(totals) => SharedAdmission::Full(totals),
@@ -115,13 +122,15 @@ impl Backend {
         }
     }
 
-    /// Writes merged proxied usage (the flush task of `behind.rs`).
+    /// Writes merged proxied usage (the flush task of `behind.rs`), and
+    /// under Redis releases the holds those calls settled.
     pub(super) async fn write_usage(
         &self,
         id: &str,
         at_ms: u64,
         requests: u64,
         tokens: u64,
+        settles: Vec<String>,
     ) -> Result<(), StoreError> {
         let written = match &self.kind {
             Kind::Memory(_) => Ok(()),
@@ -129,11 +138,17 @@ impl Backend {
                 let _timer = self.store_timer();
                 store.append_usage(id, at_ms, requests, tokens).await
             }
-            Kind::Redis(shared) => shared
-                .redis
-                .add(id, at_ms, requests, tokens, &AddGuard::default())
-                .await
-                .map(|_| ()),
+            Kind::Redis(shared) => {
+                let guard = AddGuard {
+                    settles,
+                    ..AddGuard::default()
+                };
+                shared
+                    .redis
+                    .add(id, at_ms, requests, tokens, &guard)
+                    .await
+                    .map(|_| ())
+            }
         };
         written.map_err(|e| self.failed(e))
     }

@@ -80,7 +80,8 @@ impl QuotaService {
                 }
                 return;
             }
-            EventKind::Admitted => self.engine().count_admitted(id),
+            EventKind::Admitted { hold } => self.engine().count_admitted(id, hold.as_ref()),
+            EventKind::Released { reservation_id } => self.engine().release(id, &reservation_id),
             EventKind::Completed { outcome } => self.engine().complete(id, &outcome),
             EventKind::Recorded { outcome } => self.engine().record(id, &outcome),
             EventKind::RecordedBatch { outcomes } => {

@@ -3,6 +3,7 @@
 //! admission script is asked to check ([`AddGuard`]) and what it answers
 //! ([`AddCode`], [`SharedTotals`]).
 
+use crate::engine::Hold;
 use crate::wire::Limits;
 
 /// Moves a session's expiry forward only if the session still exists (it may
@@ -79,9 +80,15 @@ return 1
 
 /// Checks the caller's key is still the workspace's (ARGV[9], '' to skip),
 /// claims the idempotency key (KEYS[7] with fingerprint ARGV[10], '' for
-/// none, kept ARGV[11] ms), evicts expired buckets, optionally checks room for
-/// one request, adds usage — all or nothing, atomically.
-/// Returns {code, mr, mt, dr, dt}; code: 1 counted, 0 refused (no room),
+/// none, kept ARGV[11] ms), evicts expired buckets and expired token holds,
+/// releases the holds being settled (ARGV[15]: ids joined by `,`, '' for
+/// none), optionally checks room for one request and for the new hold's
+/// tokens beside those used and held, adds usage and the new hold (ARGV[12]
+/// its id, '' for none; ARGV[13] tokens; ARGV[14] expiry, unix ms) — all or
+/// nothing, atomically. Holds are KEYS[8] (id → tokens) and KEYS[9] (id by
+/// expiry); their sum is `rsv` in the totals, which is why reserve and settle
+/// run in this one script on the same keys as admission.
+/// Returns {code, mr, mt, dr, dt, rsv}; code: 1 counted, 0 refused (no room),
 /// -1 the key is no longer the workspace's, 2 idempotent replay (nothing
 /// counted), 3 the idempotency key was used for another request.
 pub(super) const ADD_SCRIPT: &str = r#"
@@ -91,18 +98,21 @@ local requests, tokens = tonumber(ARGV[2]), tonumber(ARGV[3])
 local check = ARGV[4] == '1'
 local rpm, rpd, tpm, tpd = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local expected_key, fingerprint, idem_ttl = ARGV[9], ARGV[10], tonumber(ARGV[11])
+local rsv, rsvexp = KEYS[8], KEYS[9]
+local hold_id, hold_tokens, hold_expires = ARGV[12], tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0
+local settles = ARGV[15]
 local now_s = math.floor(now_ms / 1000)
 local now_m = math.floor(now_ms / 60000)
 
 if expected_key ~= '' then
   local current = redis.call('GET', KEYS[6])
-  if current and current ~= expected_key then return {-1, 0, 0, 0, 0} end
+  if current and current ~= expected_key then return {-1, 0, 0, 0, 0, 0} end
 end
 if fingerprint ~= '' then
   local prior = redis.call('GET', KEYS[7])
   if prior then
-    if prior == fingerprint then return {2, 0, 0, 0, 0} end
-    return {3, 0, 0, 0, 0}
+    if prior == fingerprint then return {2, 0, 0, 0, 0, 0} end
+    return {3, 0, 0, 0, 0, 0}
   end
 end
 
@@ -122,11 +132,28 @@ end
 
 evict(sec, secidx, now_s - 59, 'mr', 'mt')
 evict(min, minidx, now_m - 1439, 'dr', 'dt')
-local t = redis.call('HMGET', tot, 'mr', 'mt', 'dr', 'dt')
-local mr, mt, dr, dt = tonumber(t[1] or 0) or 0, tonumber(t[2] or 0) or 0, tonumber(t[3] or 0) or 0, tonumber(t[4] or 0) or 0
 
-if check and (mr + 1 > rpm or dr + 1 > rpd or mt >= tpm or dt >= tpd) then
-  return {0, mr, mt, dr, dt}
+local function release(id)
+  local held = redis.call('HGET', rsv, id)
+  if held then
+    redis.call('HINCRBY', tot, 'rsv', -tonumber(held))
+    redis.call('HDEL', rsv, id)
+  end
+  redis.call('ZREM', rsvexp, id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', rsvexp, '-inf', now_ms)) do release(id) end
+if settles ~= '' then
+  for id in string.gmatch(settles, '[^,]+') do release(id) end
+end
+
+local t = redis.call('HMGET', tot, 'mr', 'mt', 'dr', 'dt', 'rsv')
+local mr, mt, dr, dt = tonumber(t[1] or 0) or 0, tonumber(t[2] or 0) or 0, tonumber(t[3] or 0) or 0, tonumber(t[4] or 0) or 0
+local held = math.max(tonumber(t[5] or 0) or 0, 0)
+-- A request needs at least one token of room; a hold needs all of its own.
+local need = math.max(hold_tokens, 1)
+
+if check and (mr + 1 > rpm or dr + 1 > rpd or mt + held + need > tpm or dt + held + need > tpd) then
+  return {0, mr, mt, dr, dt, held}
 end
 
 local function add(hash, idx, bucket)
@@ -149,10 +176,18 @@ if requests > 0 or tokens > 0 then
   redis.call('HINCRBY', tot, 'mt', tokens)
   redis.call('HINCRBY', tot, 'dr', requests)
   redis.call('HINCRBY', tot, 'dt', tokens)
-  -- Idle workspaces cost nothing: everything expires a day after last use.
-  for _, k in ipairs({sec, secidx, min, minidx, tot}) do redis.call('EXPIRE', k, 90000) end
 end
-return {1, mr + requests, mt + tokens, dr + requests, dt + tokens}
+if hold_id ~= '' then
+  redis.call('HSET', rsv, hold_id, hold_tokens)
+  redis.call('ZADD', rsvexp, hold_expires, hold_id)
+  redis.call('HINCRBY', tot, 'rsv', hold_tokens)
+  held = held + hold_tokens
+end
+if requests > 0 or tokens > 0 or hold_id ~= '' then
+  -- Idle workspaces cost nothing: everything expires a day after last use.
+  for _, k in ipairs({sec, secidx, min, minidx, tot, rsv, rsvexp}) do redis.call('EXPIRE', k, 90000) end
+end
+return {1, mr + requests, mt + tokens, dr + requests, dt + tokens, held}
 "#;
 
 /// What one [`RedisShared::add`](super::RedisShared::add) should do besides adding usage.
@@ -166,6 +201,11 @@ pub struct AddGuard {
     /// Count once per (workspace, key): digest (hex) of the
     /// `Idempotency-Key` and fingerprint (hex) of the request.
     pub idempotency: Option<(String, String)>,
+    /// Tokens to hold for the call being admitted (with `limits`, they must
+    /// fit beside those used and held).
+    pub hold: Option<Hold>,
+    /// Holds to release (the calls they were for have settled).
+    pub settles: Vec<String>,
 }
 
 /// How an [`RedisShared::add`](super::RedisShared::add) ended.
@@ -192,9 +232,11 @@ pub struct SharedTotals {
     pub minute_tokens: u64,
     pub day_requests: u64,
     pub day_tokens: u64,
+    /// Tokens held for calls in flight on every instance.
+    pub reserved_tokens: u64,
 }
 
-/// Reads the admission script's reply `{code, mr, mt, dr, dt}` (see
+/// Reads the admission script's reply `{code, mr, mt, dr, dt, rsv}` (see
 /// [`ADD_SCRIPT`]); missing or negative numbers read as 0.
 pub(super) fn decode_add_reply(result: &[i64]) -> SharedTotals {
     let get = |i: usize| result.get(i).copied().unwrap_or(0).max(0) as u64;
@@ -212,6 +254,7 @@ pub(super) fn decode_add_reply(result: &[i64]) -> SharedTotals {
         minute_tokens: get(2),
         day_requests: get(3),
         day_tokens: get(4),
+        reserved_tokens: get(5),
     }
 }
 

@@ -39,6 +39,8 @@ impl RedisShared {
             .key(k("tot"))
             .key(k("key"))
             .key(idem_key)
+            .key(k("rsv"))
+            .key(k("rsvexp"))
             .arg(now_ms)
             .arg(requests)
             .arg(tokens)
@@ -50,6 +52,10 @@ impl RedisShared {
             .arg(guard.expected_key.as_deref().unwrap_or(""))
             .arg(fingerprint)
             .arg(IDEMPOTENCY_TTL_MS)
+            .arg(guard.hold.as_ref().map_or("", |h| h.reservation_id.as_str()))
+            .arg(guard.hold.as_ref().map_or(0, |h| h.tokens))
+            .arg(guard.hold.as_ref().map_or(0, |h| h.expires_at_ms))
+            .arg(guard.settles.join(","))
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.failed("add usage", e))?;
@@ -79,7 +85,7 @@ impl RedisShared {
 
     pub async fn clear_usage(&self, workspace: &str) -> Result<(), StoreError> {
         let mut con = self.connection.clone();
-        let keys: Vec<String> = ["sec", "secidx", "min", "minidx", "tot"]
+        let keys: Vec<String> = ["sec", "secidx", "min", "minidx", "tot", "rsv", "rsvexp"]
             .iter()
             .map(|s| format!("qa:{{{workspace}}}:{s}"))
             .collect();

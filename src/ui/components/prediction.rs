@@ -101,6 +101,7 @@ mod tests {
     fn usage(current: u64, limit: u64, resets_in_s: f64) -> WindowUsage {
         WindowUsage {
             current,
+            reserved: 0,
             limit,
             percentage: current as f64 * 100.0 / limit as f64,
             resets_in_s,

@@ -40,6 +40,7 @@ mod tests {
     fn snapshot(id: &str, version: u64, status: QuotaStatus) -> QuotaSnapshot {
         let window = WindowUsage {
             current: 0,
+            reserved: 0,
             limit: 10,
             percentage: 0.0,
             resets_in_s: 0.0,

@@ -1,0 +1,350 @@
+//! What one request may take from the token windows: its prompt, counted
+//! with the model's tokenizer, plus the most it may generate.
+//!
+//! The count is what admission reserves, so it errs on the side of too much
+//! where the API's own accounting is not public (tool schemas, images): a
+//! hold that is a little large is settled to the real usage moments later,
+//! one that is too small lets concurrent calls overshoot the limit.
+
+use serde_json::Value;
+
+use super::{count, encoding_for_model, Encoding};
+
+/// Tokens every chat message costs beyond its text (role and separators),
+/// and the tokens that prime the reply: OpenAI's published counting rule
+/// for the chat format.
+const PER_MESSAGE_TOKENS: u64 = 3;
+const PER_NAME_TOKENS: u64 = 1;
+const REPLY_PRIMING_TOKENS: u64 = 3;
+
+/// An image part held at the cost of a 1024×1024 image in high detail
+/// (85 base + 4 tiles × 170); `detail: "low"` is 85. Settled to the real
+/// count when the answer comes.
+pub const IMAGE_PART_TOKENS: u64 = 765;
+const LOW_DETAIL_IMAGE_TOKENS: u64 = 85;
+
+/// The legacy Completions endpoint's own default `max_tokens`.
+pub const COMPLETIONS_DEFAULT_MAX_TOKENS: u64 = 16;
+
+/// What a call is held for at admission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenNeed {
+    /// The prompt, as the model's tokenizer counts it.
+    pub prompt: u64,
+    /// The most the call may generate: its own cap times its choices.
+    pub max_output: u64,
+    /// The request named no output cap and the configured default was used.
+    pub default_cap_used: bool,
+}
+
+impl TokenNeed {
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.max_output)
+    }
+}
+
+/// The token need of a JSON request to `endpoint` (the path after `/v1`,
+/// e.g. `/chat/completions`). Endpoints that take no tokens (models,
+/// moderations, files) need nothing; `default_output_cap` stands in for an
+/// output cap the request does not give.
+pub fn request_need(endpoint: &str, body: &Value, default_output_cap: u64) -> TokenNeed {
+    let encoding = body
+        .get("model")
+        .and_then(Value::as_str)
+        .map(encoding_for_model)
+        .unwrap_or(Encoding::O200k);
+    let endpoint = endpoint.trim_end_matches('/');
+    match endpoint {
+        "/chat/completions" => chat_need(encoding, body, default_output_cap),
+        "/responses" => responses_need(encoding, body, default_output_cap),
+        "/completions" => completions_need(encoding, body),
+        "/embeddings" => TokenNeed {
+            prompt: prompt_tokens(encoding, body.get("input")),
+            ..TokenNeed::default()
+        },
+        _ => TokenNeed::default(),
+    }
+}
+
+fn chat_need(encoding: Encoding, body: &Value, default_cap: u64) -> TokenNeed {
+    let mut prompt = REPLY_PRIMING_TOKENS;
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        for message in messages {
+            prompt = prompt.saturating_add(message_tokens(encoding, message));
+        }
+    }
+    prompt = prompt
+        .saturating_add(json_tokens(encoding, body.get("tools")))
+        .saturating_add(json_tokens(encoding, body.get("functions")))
+        .saturating_add(json_tokens(encoding, body.get("response_format")));
+    let (cap, default_cap_used) = output_cap(
+        body,
+        &["max_completion_tokens", "max_tokens"],
+        default_cap,
+    );
+    TokenNeed {
+        prompt,
+        max_output: cap.saturating_mul(choices(body, &["n"])),
+        default_cap_used,
+    }
+}
+
+fn responses_need(encoding: Encoding, body: &Value, default_cap: u64) -> TokenNeed {
+    let mut prompt = text_tokens(encoding, body.get("instructions"));
+    match body.get("input") {
+        Some(Value::Array(items)) => {
+            for item in items {
+                prompt = prompt.saturating_add(message_tokens(encoding, item));
+            }
+        }
+        other => prompt = prompt.saturating_add(text_tokens(encoding, other)),
+    }
+    prompt = prompt
+        .saturating_add(json_tokens(encoding, body.get("tools")))
+        .saturating_add(json_tokens(encoding, body.get("text")));
+    let (max_output, default_cap_used) = output_cap(body, &["max_output_tokens"], default_cap);
+    TokenNeed {
+        prompt,
+        max_output,
+        default_cap_used,
+    }
+}
+
+fn completions_need(encoding: Encoding, body: &Value) -> TokenNeed {
+    // Completions has a documented default of its own, so the configured
+    // cap never applies.
+    let (cap, _) = output_cap(body, &["max_tokens"], COMPLETIONS_DEFAULT_MAX_TOKENS);
+    TokenNeed {
+        prompt: prompt_tokens(encoding, body.get("prompt")),
+        // `best_of` candidates are generated (and billed) server-side.
+        max_output: cap.saturating_mul(choices(body, &["n", "best_of"])),
+        default_cap_used: false,
+    }
+}
+
+/// The first of `fields` that holds a number; `default` when none does.
+fn output_cap(body: &Value, fields: &[&str], default: u64) -> (u64, bool) {
+    fields
+        .iter()
+        .find_map(|field| body.get(*field).and_then(Value::as_u64))
+        .map_or((default, true), |cap| (cap, false))
+}
+
+fn choices(body: &Value, fields: &[&str]) -> u64 {
+    fields
+        .iter()
+        .filter_map(|field| body.get(*field).and_then(Value::as_u64))
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// One chat message or Responses input item: its framing, role, name,
+/// content (a string or a list of parts) and any tool calls it carries.
+fn message_tokens(encoding: Encoding, message: &Value) -> u64 {
+    let Some(fields) = message.as_object() else {
+        return text_tokens(encoding, Some(message));
+    };
+    let mut tokens = PER_MESSAGE_TOKENS;
+    for (key, value) in fields {
+        let add = match key.as_str() {
+            "content" => content_tokens(encoding, value),
+            "name" => PER_NAME_TOKENS.saturating_add(text_tokens(encoding, Some(value))),
+            "role" | "tool_call_id" | "call_id" | "output" | "arguments" | "text" => {
+                text_tokens(encoding, Some(value))
+            }
+            "tool_calls" | "function_call" => json_tokens(encoding, Some(value)),
+            _ => 0,
+        };
+        tokens = tokens.saturating_add(add);
+    }
+    tokens
+}
+
+fn content_tokens(encoding: Encoding, content: &Value) -> u64 {
+    match content {
+        Value::Array(parts) => parts
+            .iter()
+            .map(|part| part_tokens(encoding, part))
+            .fold(0, u64::saturating_add),
+        other => text_tokens(encoding, Some(other)),
+    }
+}
+
+fn part_tokens(encoding: Encoding, part: &Value) -> u64 {
+    let kind = part.get("type").and_then(Value::as_str).unwrap_or_default();
+    if kind.contains("image") || part.get("image_url").is_some() {
+        let detail = part
+            .get("detail")
+            .or_else(|| part.get("image_url").and_then(|i| i.get("detail")))
+            .and_then(Value::as_str);
+        return if detail == Some("low") {
+            LOW_DETAIL_IMAGE_TOKENS
+        } else {
+            IMAGE_PART_TOKENS
+        };
+    }
+    match part.get("text") {
+        Some(text) => text_tokens(encoding, Some(text)),
+        None => text_tokens(encoding, Some(part)),
+    }
+}
+
+/// A `prompt` or `input`: a string, a list of strings, a list of token ids
+/// (already tokens: counted one each) or a list of such lists.
+fn prompt_tokens(encoding: Encoding, value: Option<&Value>) -> u64 {
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::Number(_) => 1,
+                other => prompt_tokens(encoding, Some(other)),
+            })
+            .fold(0, u64::saturating_add),
+        other => text_tokens(encoding, other),
+    }
+}
+
+/// Text the model reads: a string as it is; anything else by its JSON.
+fn text_tokens(encoding: Encoding, value: Option<&Value>) -> u64 {
+    match value {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(text)) => count(encoding, text),
+        Some(other) => json_tokens(encoding, Some(other)),
+    }
+}
+
+/// Schemas and tool definitions: the API renders them in a format of its
+/// own; their JSON is a slight over-count of it, on the safe side.
+fn json_tokens(encoding: Encoding, value: Option<&Value>) -> u64 {
+    match value {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(text)) => count(encoding, text),
+        Some(other) => count(encoding, &other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn need(endpoint: &str, body: Value) -> TokenNeed {
+        request_need(endpoint, &body, 4096)
+    }
+
+    #[test]
+    fn chat_prompt_follows_the_published_counting_rule() {
+        // "hello world" is 2 tokens, "user" 1: 3 + 1 + 2, plus 3 priming.
+        let n = need(
+            "/chat/completions",
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello world"}],
+                   "max_tokens": 100}),
+        );
+        assert_eq!(n.prompt, 9);
+        assert_eq!(n.max_output, 100);
+        assert!(!n.default_cap_used);
+        assert_eq!(n.total(), 109);
+    }
+
+    #[test]
+    fn the_newer_cap_wins_and_choices_multiply_it() {
+        let n = need(
+            "/chat/completions",
+            json!({"model": "gpt-4o", "messages": [], "max_completion_tokens": 50,
+                   "max_tokens": 9999, "n": 3}),
+        );
+        assert_eq!(n.max_output, 150);
+    }
+
+    #[test]
+    fn no_cap_takes_the_configured_default() {
+        let n = need(
+            "/chat/completions",
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(n.max_output, 4096);
+        assert!(n.default_cap_used);
+    }
+
+    #[test]
+    fn parts_images_names_and_tool_calls_all_count() {
+        let plain = need(
+            "/chat/completions",
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "describe"}],
+                   "max_tokens": 1}),
+        );
+        let rich = need(
+            "/chat/completions",
+            json!({"model": "gpt-4o", "max_tokens": 1, "messages": [
+                {"role": "user", "name": "ann", "content": [
+                    {"type": "text", "text": "describe"},
+                    {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+                {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                    "function": {"name": "lookup", "arguments": "{\"q\":\"weather\"}"}}]}],
+                "tools": [{"type": "function", "function": {"name": "lookup",
+                    "parameters": {"type": "object"}}}]}),
+        );
+        assert!(
+            rich.prompt > plain.prompt + IMAGE_PART_TOKENS + 10,
+            "{rich:?} vs {plain:?}"
+        );
+        let low = need(
+            "/chat/completions",
+            json!({"model": "gpt-4o", "max_tokens": 1, "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "x", "detail": "low"}}]}]}),
+        );
+        assert_eq!(low.prompt, 3 + 1 + LOW_DETAIL_IMAGE_TOKENS + 3);
+    }
+
+    #[test]
+    fn responses_count_input_and_instructions() {
+        let n = need(
+            "/responses",
+            json!({"model": "gpt-5", "instructions": "hello world", "input": "hello world",
+                   "max_output_tokens": 10}),
+        );
+        assert_eq!(n.prompt, 4);
+        assert_eq!(n.max_output, 10);
+        let items = need(
+            "/responses",
+            json!({"model": "gpt-5", "input": [{"role": "user", "content": [
+                {"type": "input_text", "text": "hello world"}]}]}),
+        );
+        assert_eq!(items.prompt, 3 + 1 + 2);
+        assert!(items.default_cap_used);
+    }
+
+    #[test]
+    fn completions_use_their_own_default_and_best_of() {
+        let n = need(
+            "/completions",
+            json!({"model": "gpt-3.5-turbo-instruct", "prompt": ["hello world", "hello"],
+                   "best_of": 3}),
+        );
+        assert_eq!(n.prompt, 3);
+        assert_eq!(n.max_output, COMPLETIONS_DEFAULT_MAX_TOKENS * 3);
+        let ids = need("/completions", json!({"prompt": [1, 2, 3, 4], "max_tokens": 0}));
+        assert_eq!(ids.total(), 4);
+    }
+
+    #[test]
+    fn embeddings_have_no_output_and_other_endpoints_need_nothing() {
+        let n = need(
+            "/embeddings",
+            json!({"model": "text-embedding-3-small", "input": ["hello world", [1, 2]]}),
+        );
+        assert_eq!(n, TokenNeed { prompt: 4, max_output: 0, default_cap_used: false });
+        assert_eq!(need("/moderations", json!({"input": "hello"})).total(), 0);
+        assert_eq!(need("/models", json!({})).total(), 0);
+    }
+
+    #[test]
+    fn hostile_numbers_saturate_instead_of_wrapping() {
+        let n = need(
+            "/chat/completions",
+            json!({"messages": [], "max_tokens": u64::MAX, "n": 128}),
+        );
+        assert_eq!(n.total(), u64::MAX);
+    }
+}
