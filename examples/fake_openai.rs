@@ -2,8 +2,11 @@
 //! fixture: see `tests/common/fake_openai.rs` for the behavioural fake).
 //!
 //! `POST /v1/chat/completions` answers at once with a fixed `chat.completion`
-//! (usage `total_tokens: 30`) and OpenAI's `x-ratelimit-*` headers; any other
-//! `/v1/*` path gets an empty list. The body and headers are built once.
+//! (usage `total_tokens: 30`) and OpenAI's `x-ratelimit-*` headers; with
+//! `"stream": true` in the body, with a whole SSE answer (role, five content
+//! chunks, the usage chunk, `[DONE]`) written at once, as an nginx mock
+//! serving a file would (so any delay a client sees is the proxy's). Any
+//! other `/v1/*` path gets an empty list. Bodies and headers are built once.
 //!
 //! ```text
 //! cargo run --release --features ssr --example fake_openai -- [PORT] [--threads N]
@@ -25,6 +28,19 @@ use std::net::SocketAddr;
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":10,"total_tokens":30},"system_fingerprint":"fp_bench"}"#;
 
+/// A streamed answer, all of it in one write.
+const STREAM: &str = concat!(
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" there\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\",\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" how\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" can I help?\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":10,\"total_tokens\":30}}\n\n",
+    "data: [DONE]\n\n",
+);
+
 const LIST: &str = r#"{"object":"list","data":[]}"#;
 
 const RATE_LIMIT_HEADERS: [(&str, &str); 6] = [
@@ -35,6 +51,21 @@ const RATE_LIMIT_HEADERS: [(&str, &str); 6] = [
     ("x-ratelimit-remaining-tokens", "9999970"),
     ("x-ratelimit-reset-tokens", "0s"),
 ];
+
+fn chat(request: &[u8]) -> Response<Body> {
+    // A byte search, not a JSON parse: the fake must cost the benchmark as
+    // little as possible. The load tools send `"stream":true` unspaced.
+    let streamed = request.windows(13).any(|w| w == b"\"stream\":true");
+    if !streamed {
+        return json(COMPLETION, true);
+    }
+    let mut response = json(STREAM, true);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}
 
 fn json(body: &'static str, rate_limits: bool) -> Response<Body> {
     let mut response = Response::new(Body::from(Bytes::from_static(body.as_bytes())));
@@ -108,7 +139,7 @@ fn main() {
         let app = Router::new()
             .route(
                 "/v1/chat/completions",
-                post(|| async { json(COMPLETION, true) }),
+                post(|body: Bytes| async move { chat(&body) }),
             )
             .route("/v1/{*rest}", any(|| async { json(LIST, false) }));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -117,6 +117,9 @@ async fn run() -> Result<(), RunError> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| RunError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     let service = start_service(config).await?;
+    // The tokenizer tables take a moment to build; off the start-up path, so
+    // `/readyz` is not held for them (a call that needs them first waits).
+    tokio::task::spawn_blocking(quota_alert::tokens::warm_up);
     service.spawn_ticker();
     service.start_alerts();
     if service.config().upstream.api_key.is_none() {

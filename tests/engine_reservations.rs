@@ -66,7 +66,10 @@ fn held_tokens_refuse_what_would_overshoot_and_show_in_the_snapshot() {
     assert_eq!(snapshot.tokens_per_minute.reserved, 900);
     assert_eq!(snapshot.tokens_per_day.reserved, 900);
     assert_eq!(snapshot.tokens_per_minute.current, 0, "nothing used yet");
-    assert_eq!(snapshot.requests_per_minute.current, 6, "refused ones not counted");
+    assert_eq!(
+        snapshot.requests_per_minute.current, 6,
+        "refused ones not counted"
+    );
     assert_eq!(snapshot.requests_per_minute.reserved, 0);
 }
 
@@ -76,7 +79,10 @@ fn a_refusal_says_when_enough_frees_up_and_settling_frees_it_at_once() {
     // 700 used at t=0 (settled), 200 held for a call in flight.
     assert!(admit(&engine, &hold(&clock, "a", 800)).check.allowed);
     engine
-        .complete("acme", &CallOutcome::success(700).settling(Some("a".into())))
+        .complete(
+            "acme",
+            &CallOutcome::success(700).settling(Some("a".into())),
+        )
         .unwrap();
     clock.advance_s(10);
     assert!(admit(&engine, &hold(&clock, "b", 200)).check.allowed);
@@ -97,7 +103,10 @@ fn a_refusal_says_when_enough_frees_up_and_settling_frees_it_at_once() {
     engine
         .complete("acme", &CallOutcome::success(20).settling(Some("b".into())))
         .unwrap();
-    assert!(admit(&engine, &hold(&clock, "c", 150)).check.allowed, "720 + 150 fits");
+    assert!(
+        admit(&engine, &hold(&clock, "c", 150)).check.allowed,
+        "720 + 150 fits"
+    );
     let snapshot = engine.snapshot("acme").unwrap();
     assert_eq!(snapshot.tokens_per_minute.current, 720);
     assert_eq!(snapshot.tokens_per_minute.reserved, 150);
@@ -141,7 +150,10 @@ fn settling_more_than_held_counts_the_real_usage() {
     let (engine, clock) = engine(tpm(1_000));
     assert!(admit(&engine, &hold(&clock, "a", 100)).check.allowed);
     engine
-        .complete("acme", &CallOutcome::success(400).settling(Some("a".into())))
+        .complete(
+            "acme",
+            &CallOutcome::success(400).settling(Some("a".into())),
+        )
         .unwrap();
     let snapshot = engine.snapshot("acme").unwrap();
     assert_eq!(snapshot.tokens_per_minute.current, 400);
@@ -170,7 +182,10 @@ fn a_released_hold_counts_nothing_but_its_request() {
     engine.release("acme", "a").unwrap();
     let snapshot = engine.snapshot("acme").unwrap();
     assert_eq!(
-        (snapshot.tokens_per_minute.current, snapshot.tokens_per_minute.reserved),
+        (
+            snapshot.tokens_per_minute.current,
+            snapshot.tokens_per_minute.reserved
+        ),
         (0, 0)
     );
     assert_eq!(snapshot.requests_per_minute.current, 1);
@@ -183,14 +198,21 @@ fn a_hold_never_settled_expires_after_its_bound() {
         tokens_per_day: 1_000,
         ..tpm(1_000)
     });
-    assert!(admit(&engine, &hold(&clock, "crashed", 1_000)).check.allowed);
+    assert!(
+        admit(&engine, &hold(&clock, "crashed", 1_000))
+            .check
+            .allowed
+    );
     assert_eq!(
         engine.snapshot("acme").unwrap().status,
         QuotaStatus::QuotaExceeded,
         "the day's tokens are all held: nothing else can pass"
     );
     clock.advance_ms(TTL_MS - 1);
-    assert!(!admit(&engine, &hold(&clock, "b", 1)).check.allowed, "still held");
+    assert!(
+        !admit(&engine, &hold(&clock, "b", 1)).check.allowed,
+        "still held"
+    );
     clock.advance_ms(1);
     let snapshot = engine.snapshot("acme").unwrap();
     assert_eq!(snapshot.tokens_per_day.reserved, 0, "expired");
@@ -201,7 +223,10 @@ fn a_hold_never_settled_expires_after_its_bound() {
 fn the_status_counts_held_tokens_as_used() {
     let (engine, clock) = engine(tpm(1_000));
     assert!(admit(&engine, &hold(&clock, "a", 850)).check.allowed);
-    assert_eq!(engine.snapshot("acme").unwrap().status, QuotaStatus::Warning);
+    assert_eq!(
+        engine.snapshot("acme").unwrap().status,
+        QuotaStatus::Warning
+    );
     engine
         .complete("acme", &CallOutcome::success(10).settling(Some("a".into())))
         .unwrap();
@@ -213,7 +238,10 @@ fn a_reset_drops_every_hold() {
     let (engine, clock) = engine(tpm(1_000));
     assert!(admit(&engine, &hold(&clock, "a", 900)).check.allowed);
     engine.reset("acme").unwrap();
-    assert_eq!(engine.snapshot("acme").unwrap().tokens_per_minute.reserved, 0);
+    assert_eq!(
+        engine.snapshot("acme").unwrap().tokens_per_minute.reserved,
+        0
+    );
 }
 
 // --- The property ----------------------------------------------------------

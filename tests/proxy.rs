@@ -342,7 +342,10 @@ async fn a_broken_stream_still_counts_with_estimated_tokens() {
         (108..200).contains(&tokens),
         "counted from the prompt and the text relayed: {tokens}"
     );
-    assert_eq!(snap["tokens_per_minute"]["reserved"], 0, "the hold was released");
+    assert_eq!(
+        snap["tokens_per_minute"]["reserved"], 0,
+        "the hold was released"
+    );
 }
 
 #[tokio::test]

@@ -86,7 +86,11 @@ pub async fn reserve(
             format!("tokens must be a whole number from 1 to {MAX_TOKENS_PER_CALL}"),
         ));
     }
-    if body.model.as_ref().is_some_and(|m| m.chars().count() > MAX_MODEL_LEN) {
+    if body
+        .model
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > MAX_MODEL_LEN)
+    {
         return Err(ApiError::bad_request(
             "invalid_body",
             format!("model must be at most {MAX_MODEL_LEN} characters"),
@@ -135,11 +139,7 @@ impl IntoResponse for Refused {
     }
 }
 
-fn refusal(
-    status: QuotaStatus,
-    retry_after_s: Option<f64>,
-    tokens: Option<TokenRoom>,
-) -> Refused {
+fn refusal(status: QuotaStatus, retry_after_s: Option<f64>, tokens: Option<TokenRoom>) -> Refused {
     let when = |s: Option<f64>| match s {
         Some(s) => format!(" Enough frees up in {s:.1}s."),
         None => String::new(),

@@ -113,13 +113,19 @@ pub(super) fn engine_config(
         anomaly_min_requests: defaults.anomaly_min_requests,
         anomaly_cooldown_ms: defaults.anomaly_cooldown_ms,
         reservation_ttl_ms: match env("QUOTA_RESERVATION_TTL_S") {
-            Some(raw) => check_range(
-                "QUOTA_RESERVATION_TTL_S",
-                parse_env("QUOTA_RESERVATION_TTL_S", &raw, "a number of seconds from 1 to 86400")?,
-                1,
-                86_400,
-                "a number of seconds from 1 to 86400",
-            )? * 1000,
+            Some(raw) => {
+                check_range(
+                    "QUOTA_RESERVATION_TTL_S",
+                    parse_env(
+                        "QUOTA_RESERVATION_TTL_S",
+                        &raw,
+                        "a number of seconds from 1 to 86400",
+                    )?,
+                    1,
+                    86_400,
+                    "a number of seconds from 1 to 86400",
+                )? * 1000
+            }
             None => defaults.reservation_ttl_ms,
         },
         default_output_reserve: match env("QUOTA_DEFAULT_MAX_OUTPUT_TOKENS") {

@@ -8,6 +8,23 @@ use super::rules::{token_room, TokenRoom, IN_FLIGHT_RETRY_MS};
 use super::{Admission, Effect, Engine, EngineError};
 use crate::wire::CheckResult;
 
+/// A call refused as RATE_LIMITED whose tokens do not fit either is refused
+/// *for its tokens* (the usual cause once holds fill a window), so it says
+/// so — as the shared store's refusal does under Redis.
+pub(super) fn refused_for_tokens(
+    ws: &super::workspace::WorkspaceState,
+    now: u64,
+    status: crate::wire::QuotaStatus,
+    tokens: Option<u64>,
+) -> Option<TokenRoom> {
+    match tokens {
+        Some(tokens) if status == crate::wire::QuotaStatus::RateLimited => {
+            Some(token_room(ws, now, tokens)).filter(|room| *room != TokenRoom::Fits)
+        }
+        _ => None,
+    }
+}
+
 impl Engine {
     /// Admits one request that reserves no tokens (see [`admit`](Self::admit)).
     pub fn try_admit(&self, id: &str) -> Result<Admission, EngineError> {
@@ -23,7 +40,8 @@ impl Engine {
         let (answer, effect) = self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
             if !verdict.allowed {
-                return ((check_result(&verdict), None), None);
+                let room = refused_for_tokens(ws, now, verdict.status, hold.map(|h| h.tokens));
+                return ((check_result(&verdict), room), None);
             }
             if let Some(hold) = hold {
                 let room = if ws.reservations.len() >= MAX_HOLDS_PER_WORKSPACE {

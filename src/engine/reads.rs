@@ -19,6 +19,26 @@ impl Engine {
         .map(|(check, _)| check)
     }
 
+    /// [`check`](Self::check) for a call that needs `tokens`: a refusal as
+    /// RATE_LIMITED comes with the token room that explains it, as
+    /// [`admit`](Self::admit) answers.
+    pub fn check_call(
+        &self,
+        id: &str,
+        tokens: Option<u64>,
+    ) -> Result<(CheckResult, Option<super::TokenRoom>), EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            let verdict = engine.refresh(ws, now);
+            let room = if verdict.allowed {
+                None
+            } else {
+                super::admission::refused_for_tokens(ws, now, verdict.status, tokens)
+            };
+            ((check_result(&verdict), room), None)
+        })
+        .map(|(answer, _)| answer)
+    }
+
     pub fn snapshot(&self, id: &str) -> Result<QuotaSnapshot, EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);

@@ -238,7 +238,10 @@ pub fn evaluate(
 pub enum TokenRoom {
     Fits,
     /// Enough frees up in this many milliseconds; `reason` says which window.
-    Wait { wait_ms: u64, reason: String },
+    Wait {
+        wait_ms: u64,
+        reason: String,
+    },
     /// The call alone needs more than a window's whole limit: it can never
     /// pass as asked (a smaller `max_tokens` might).
     TooLarge {
@@ -250,7 +253,10 @@ pub enum TokenRoom {
 
 pub fn token_room(ws: &WorkspaceState, now_ms: u64, need: u64) -> TokenRoom {
     let mut longest: Option<(u64, String)> = None;
-    for w in windows(ws).into_iter().filter(|w| w.metric == Metric::Tokens) {
+    for w in windows(ws)
+        .into_iter()
+        .filter(|w| w.metric == Metric::Tokens)
+    {
         match w.wait_for(now_ms, need) {
             None => {
                 return TokenRoom::TooLarge {

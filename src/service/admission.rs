@@ -15,8 +15,12 @@ pub const RESERVATION_ID_PREFIX: &str = "rsv_";
 /// Whether `id` is shaped like a reservation id this service makes
 /// (`rsv_` and 32 lowercase hex digits): what the API accepts back.
 pub fn is_reservation_id(id: &str) -> bool {
-    id.strip_prefix(RESERVATION_ID_PREFIX)
-        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    id.strip_prefix(RESERVATION_ID_PREFIX).is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 impl QuotaService {
@@ -69,9 +73,11 @@ impl QuotaService {
     /// first for what only it knows (the upstream's 429s and quota).
     async fn admit_shared(&self, id: &str, hold: Option<Hold>) -> Result<Admission, ServiceError> {
         let engine = &self.inner.engine;
-        let local = engine.check(id)?;
+        let (local, room) = engine.check_call(id, hold.as_ref().map(|h| h.tokens))?;
         if !local.allowed {
-            return Ok(refused(local));
+            let mut refusal = refused(local);
+            refusal.token_refusal = room;
+            return Ok(refusal);
         }
         let limits = engine
             .limits(id)
@@ -132,7 +138,11 @@ impl QuotaService {
                 });
                 let mut refusal = refused(CheckResult {
                     allowed: false,
-                    status: if token_refusal.is_some() { local.status } else { status },
+                    status: if token_refusal.is_some() {
+                        local.status
+                    } else {
+                        status
+                    },
                     retry_after_s: Some(1.0),
                 });
                 if matches!(token_refusal, Some(TokenRoom::TooLarge { .. })) {

@@ -41,6 +41,25 @@ impl QuotaService {
             stats.merged.load(Relaxed),
             background_tasks_in_flight(),
         );
+        if self.backend().redis().is_some() {
+            let r = self.inner.reconciliation.last();
+            let _ = write!(
+                text,
+                "# HELP quota_reconciliation_difference What the last reconciliation pass found between each workspace's shared running totals and the buckets and holds they sum (summed over workspaces, repaired by the pass; should be 0).\n\
+                 # TYPE quota_reconciliation_difference gauge\n\
+                 quota_reconciliation_difference{{counter=\"requests\"}} {}\n\
+                 quota_reconciliation_difference{{counter=\"tokens\"}} {}\n\
+                 quota_reconciliation_difference{{counter=\"reserved_tokens\"}} {}\n\
+                 quota_reconciliation_difference{{counter=\"orphan_holds\"}} {}\n\
+                 # HELP quota_reconciliation_passes_total Reconciliation passes finished.\n\
+                 # TYPE quota_reconciliation_passes_total counter\n\
+                 quota_reconciliation_passes_total {}\n\
+                 # HELP quota_reconciliation_failed_workspaces Workspaces the last pass could not check.\n\
+                 # TYPE quota_reconciliation_failed_workspaces gauge\n\
+                 quota_reconciliation_failed_workspaces {}\n",
+                r.requests, r.tokens, r.reserved_tokens, r.orphan_holds, r.passes, r.failed,
+            );
+        }
         text
     }
 }

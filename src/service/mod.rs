@@ -17,6 +17,7 @@ mod replication;
 mod restore;
 mod session_lifecycle;
 
+pub use admission::{is_reservation_id, RESERVATION_ID_PREFIX};
 pub use backend::{
     background_stats, background_tasks_in_flight, BackgroundStats, MAX_BACKGROUND_TASKS,
     USAGE_HORIZON_MS,
@@ -25,10 +26,9 @@ pub use bus::Bus;
 pub use connections::{ConnectionSlot, ConnectionSlots};
 pub use credentials::{presented, AuthError, Credential, Resolved};
 pub use lifecycle::SHUTDOWN_DRAIN;
-pub use admission::{is_reservation_id, RESERVATION_ID_PREFIX};
 pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
 pub use registry::Registry;
-pub use replication::{FailurePolicy, Shared};
+pub use replication::{FailurePolicy, ReconcileReport, Shared, RECONCILE_EVERY};
 pub use session_lifecycle::{OpenedSession, SessionView};
 
 use crate::alerts::Alerts;
@@ -78,6 +78,8 @@ struct Inner {
     /// one key and the store another (a restart would swap the working key),
     /// or both keys working. Admin actions are rare; one lock for all.
     key_changes: tokio::sync::Mutex<()>,
+    /// Under Redis: what the last reconciliation pass found.
+    reconciliation: replication::Reconciliation,
 }
 
 /// What a service operation can fail with.
@@ -153,6 +155,7 @@ impl QuotaService {
                 revocations: tokio::sync::broadcast::channel(64).0,
                 key_changes: tokio::sync::Mutex::new(()),
                 lookups: replication::KeyLookups::default(),
+                reconciliation: replication::Reconciliation::default(),
                 tasks: tokio_util::task::TaskTracker::new(),
                 stop_tasks: tokio_util::sync::CancellationToken::new(),
             }),

@@ -15,7 +15,7 @@ mod migrations;
 pub mod redis;
 mod sqlite;
 
-pub use self::redis::RedisShared;
+pub use self::redis::{Drift, RedisShared};
 pub use sqlite::SqliteStore;
 
 /// How long an `Idempotency-Key` is remembered (24 h).

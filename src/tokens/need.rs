@@ -77,11 +77,8 @@ fn chat_need(encoding: Encoding, body: &Value, default_cap: u64) -> TokenNeed {
         .saturating_add(json_tokens(encoding, body.get("tools")))
         .saturating_add(json_tokens(encoding, body.get("functions")))
         .saturating_add(json_tokens(encoding, body.get("response_format")));
-    let (cap, default_cap_used) = output_cap(
-        body,
-        &["max_completion_tokens", "max_tokens"],
-        default_cap,
-    );
+    let (cap, default_cap_used) =
+        output_cap(body, &["max_completion_tokens", "max_tokens"], default_cap);
     TokenNeed {
         prompt,
         max_output: cap.saturating_mul(choices(body, &["n"])),
@@ -324,7 +321,10 @@ mod tests {
         );
         assert_eq!(n.prompt, 3);
         assert_eq!(n.max_output, COMPLETIONS_DEFAULT_MAX_TOKENS * 3);
-        let ids = need("/completions", json!({"prompt": [1, 2, 3, 4], "max_tokens": 0}));
+        let ids = need(
+            "/completions",
+            json!({"prompt": [1, 2, 3, 4], "max_tokens": 0}),
+        );
         assert_eq!(ids.total(), 4);
     }
 
@@ -334,7 +334,14 @@ mod tests {
             "/embeddings",
             json!({"model": "text-embedding-3-small", "input": ["hello world", [1, 2]]}),
         );
-        assert_eq!(n, TokenNeed { prompt: 4, max_output: 0, default_cap_used: false });
+        assert_eq!(
+            n,
+            TokenNeed {
+                prompt: 4,
+                max_output: 0,
+                default_cap_used: false
+            }
+        );
         assert_eq!(need("/moderations", json!({"input": "hello"})).total(), 0);
         assert_eq!(need("/models", json!({})).total(), 0);
     }

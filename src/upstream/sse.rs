@@ -155,10 +155,9 @@ impl SseUsageTap {
                     }
                 }
             }
-        } else if let (Some(kind), Some(Value::String(delta))) = (
-            json.get("type").and_then(Value::as_str),
-            json.get("delta"),
-        ) {
+        } else if let (Some(kind), Some(Value::String(delta))) =
+            (json.get("type").and_then(Value::as_str), json.get("delta"))
+        {
             // The Responses API: `response.output_text.delta`,
             // `response.function_call_arguments.delta`, ...
             if kind.ends_with(".delta") {

@@ -7,7 +7,6 @@
 use super::{Backend, Kind};
 use crate::engine::Transition;
 use crate::service::ServiceError;
-use crate::store::StoreError;
 
 /// Usage older than the day window is never needed again; a minute of margin
 /// keeps the oldest day bucket whole.
@@ -37,21 +36,6 @@ impl Backend {
             }
             Ok(())
         });
-    }
-
-    /// Writes a workspace's merged upstream state (the flush task).
-    pub(super) async fn write_upstream_state(
-        &self,
-        id: &str,
-        json: &str,
-    ) -> Result<(), StoreError> {
-        let Kind::Sqlite(store) = &self.kind else {
-            return Ok(());
-        };
-        store
-            .save_upstream_state(id, json)
-            .await
-            .map_err(|e| self.failed(e))
     }
 
     /// Appends to the admin audit trail; awaited.

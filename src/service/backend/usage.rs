@@ -111,7 +111,12 @@ impl Backend {
         match shared.redis.add(id, now_ms, 1, 0, &guard).await {
             Ok(totals) if totals.code == AddCode::KeyChanged => SharedAdmission::KeyChanged,
             Ok(totals) if totals.admitted => {
-                self.announce(id, EventKind::Admitted { hold: hold.cloned() });
+                self.announce(
+                    id,
+                    EventKind::Admitted {
+                        hold: hold.cloned(),
+                    },
+                );
                 SharedAdmission::Admitted
             }
             Ok(totals) => SharedAdmission::Full(totals),

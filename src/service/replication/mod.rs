@@ -38,6 +38,7 @@
 //! everywhere, as it does its keys.
 
 mod apply;
+mod reconcile;
 mod reload;
 
 use super::backend::events::SharedEvent;
@@ -116,6 +117,8 @@ impl KeyLookups {
 }
 
 pub use crate::config::FailurePolicy;
+pub(crate) use reconcile::Reconciliation;
+pub use reconcile::{ReconcileReport, RECONCILE_EVERY};
 
 #[derive(Clone)]
 pub struct Shared {
@@ -162,6 +165,7 @@ impl QuotaService {
             .session_epoch
             .store(session_epoch, Ordering::Release);
         self.spawn_subscription(shared.clone());
+        self.spawn_reconciliation(shared.clone());
         self.spawn_epoch_poll(shared);
         Ok(workspaces.len())
     }

@@ -50,14 +50,16 @@ mod sessions;
 mod usage;
 mod workspaces;
 
-pub use scripts::{AddCode, AddGuard, SharedTotals};
+pub use scripts::{AddCode, AddGuard, Drift, SharedTotals};
 pub use sessions::SharedSession;
 pub use workspaces::SharedWorkspace;
 
 use super::StoreError;
 use redis::aio::ConnectionManager;
 use redis::Script;
-use scripts::{ADD_SCRIPT, DELETE_SESSIONS_SCRIPT, EXTEND_SESSION_SCRIPT, KEY_SCRIPT};
+use scripts::{
+    ADD_SCRIPT, DELETE_SESSIONS_SCRIPT, EXTEND_SESSION_SCRIPT, KEY_SCRIPT, RECONCILE_SCRIPT,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -78,6 +80,7 @@ pub struct RedisShared {
     client: redis::Client,
     connection: ConnectionManager,
     add_script: Script,
+    reconcile_script: Script,
     key_script: Script,
     extend_session_script: Script,
     delete_sessions_script: Script,
@@ -110,6 +113,7 @@ impl RedisShared {
             client,
             connection,
             add_script: Script::new(ADD_SCRIPT),
+            reconcile_script: Script::new(RECONCILE_SCRIPT),
             key_script: Script::new(KEY_SCRIPT),
             extend_session_script: Script::new(EXTEND_SESSION_SCRIPT),
             delete_sessions_script: Script::new(DELETE_SESSIONS_SCRIPT),

@@ -190,6 +190,90 @@ end
 return {1, mr + requests, mt + tokens, dr + requests, dt + tokens, held}
 "#;
 
+/// Reconciliation of one workspace: the running totals admission decides
+/// by (`tot`: mr, mt, dr, dt, rsv) against what they are the sum of — the
+/// second and minute buckets and the holds — and holds without an expiry
+/// (which would never be released). Buckets past their window count on both
+/// sides until the next admission evicts them, so no clock is needed. With
+/// ARGV[1] = '1' a difference is repaired (totals set to the sums, orphan
+/// holds released), atomically, so admission is exact again.
+/// Returns {mr, mt, dr, dt, rsv, orphans}: totals minus sums, and the count
+/// of orphan holds.
+pub(super) const RECONCILE_SCRIPT: &str = r#"
+local sec, min, tot, rsv, rsvexp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local repair = ARGV[1] == '1'
+local function sums(hash)
+  local r, t = 0, 0
+  for _, v in ipairs(redis.call('HVALS', hash)) do
+    local a, b = string.match(v, '(%d+):(%d+)')
+    r, t = r + (tonumber(a) or 0), t + (tonumber(b) or 0)
+  end
+  return r, t
+end
+local sr, st = sums(sec)
+local mr, mt = sums(min)
+local held, orphans = 0, {}
+local holds = redis.call('HGETALL', rsv)
+for i = 1, #holds, 2 do
+  if redis.call('ZSCORE', rsvexp, holds[i]) then
+    held = held + (tonumber(holds[i + 1]) or 0)
+  else
+    orphans[#orphans + 1] = holds[i]
+  end
+end
+local t = redis.call('HMGET', tot, 'mr', 'mt', 'dr', 'dt', 'rsv')
+local function n(v) return tonumber(v or 0) or 0 end
+local diff = {n(t[1]) - sr, n(t[2]) - st, n(t[3]) - mr, n(t[4]) - mt, n(t[5]) - held, #orphans}
+if repair and (diff[1] ~= 0 or diff[2] ~= 0 or diff[3] ~= 0 or diff[4] ~= 0 or diff[5] ~= 0 or #orphans > 0) then
+  for _, id in ipairs(orphans) do redis.call('HDEL', rsv, id) end
+  if redis.call('EXISTS', tot) == 1 then
+    redis.call('HSET', tot, 'mr', sr, 'mt', st, 'dr', mr, 'dt', mt, 'rsv', held)
+  end
+end
+return diff
+"#;
+
+/// What a reconciliation pass found for one workspace (totals minus the
+/// sums they should equal; 0 everywhere when all is well).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drift {
+    pub minute_requests: i64,
+    pub minute_tokens: i64,
+    pub day_requests: i64,
+    pub day_tokens: i64,
+    pub reserved_tokens: i64,
+    /// Holds with no expiry (never released on their own).
+    pub orphan_holds: i64,
+}
+
+impl Drift {
+    pub(super) fn decode(reply: &[i64]) -> Self {
+        let get = |i: usize| reply.get(i).copied().unwrap_or(0);
+        Self {
+            minute_requests: get(0),
+            minute_tokens: get(1),
+            day_requests: get(2),
+            day_tokens: get(3),
+            reserved_tokens: get(4),
+            orphan_holds: get(5),
+        }
+    }
+
+    /// Requests off, in either direction, across both windows.
+    pub fn requests(&self) -> u64 {
+        self.minute_requests.unsigned_abs() + self.day_requests.unsigned_abs()
+    }
+
+    /// Tokens off, in either direction, across both windows.
+    pub fn tokens(&self) -> u64 {
+        self.minute_tokens.unsigned_abs() + self.day_tokens.unsigned_abs()
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// What one [`RedisShared::add`](super::RedisShared::add) should do besides adding usage.
 #[derive(Clone, Debug, Default)]
 pub struct AddGuard {

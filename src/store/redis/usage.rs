@@ -1,7 +1,7 @@
 //! The shared usage counters: per-second and per-minute buckets with running
 //! totals, changed only by the admission script.
 
-use super::scripts::decode_add_reply;
+use super::scripts::{decode_add_reply, Drift};
 use super::{AddGuard, RedisShared, SharedTotals};
 use crate::store::{StoreError, IDEMPOTENCY_TTL_MS};
 use crate::wire::Limits;
@@ -52,7 +52,12 @@ impl RedisShared {
             .arg(guard.expected_key.as_deref().unwrap_or(""))
             .arg(fingerprint)
             .arg(IDEMPOTENCY_TTL_MS)
-            .arg(guard.hold.as_ref().map_or("", |h| h.reservation_id.as_str()))
+            .arg(
+                guard
+                    .hold
+                    .as_ref()
+                    .map_or("", |h| h.reservation_id.as_str()),
+            )
             .arg(guard.hold.as_ref().map_or(0, |h| h.tokens))
             .arg(guard.hold.as_ref().map_or(0, |h| h.expires_at_ms))
             .arg(guard.settles.join(","))
@@ -81,6 +86,26 @@ impl RedisShared {
             .collect();
         buckets.sort_unstable();
         Ok(buckets)
+    }
+
+    /// Compares the workspace's running totals with the buckets and holds
+    /// they sum, and with `repair` sets them right (see
+    /// [`RECONCILE_SCRIPT`](super::scripts::RECONCILE_SCRIPT)); what differed.
+    pub async fn reconcile(&self, workspace: &str, repair: bool) -> Result<Drift, StoreError> {
+        let mut con = self.connection.clone();
+        let k = |suffix: &str| format!("qa:{{{workspace}}}:{suffix}");
+        let reply: Vec<i64> = self
+            .reconcile_script
+            .key(k("sec"))
+            .key(k("min"))
+            .key(k("tot"))
+            .key(k("rsv"))
+            .key(k("rsvexp"))
+            .arg(if repair { "1" } else { "0" })
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.failed("reconcile usage", e))?;
+        Ok(Drift::decode(&reply))
     }
 
     pub async fn clear_usage(&self, workspace: &str) -> Result<(), StoreError> {

@@ -5,6 +5,11 @@ use super::SqliteStore;
 use crate::store::StoreError;
 use rusqlite::params;
 
+/// Replaces a workspace's upstream state (shared with the write-behind batch).
+pub(super) const SAVE_UPSTREAM_STATE: &str =
+    "INSERT INTO upstream_state (workspace_id, state) VALUES (?1, ?2)
+     ON CONFLICT (workspace_id) DO UPDATE SET state = excluded.state";
+
 impl SqliteStore {
     /// Stores the workspace's upstream state, replacing the previous one. The
     /// text is opaque to the store (the engine serialises it, as JSON).
@@ -15,11 +20,8 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let (id, json) = (workspace_id.to_string(), json.to_string());
         self.write("save upstream state", move |c| {
-            c.prepare_cached(
-                "INSERT INTO upstream_state (workspace_id, state) VALUES (?1, ?2)
-                 ON CONFLICT (workspace_id) DO UPDATE SET state = excluded.state",
-            )?
-            .execute(params![id, json])?;
+            c.prepare_cached(SAVE_UPSTREAM_STATE)?
+                .execute(params![id, json])?;
             Ok(())
         })
         .await

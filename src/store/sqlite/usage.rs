@@ -1,6 +1,7 @@
 //! Per-second usage (`usage` table), the admin reset that clears it, and the
 //! `Idempotency-Key` claims that guard a record (`idempotency_keys` table).
 
+use super::upstream::SAVE_UPSTREAM_STATE;
 use super::values::{get_u64, sat};
 use super::SqliteStore;
 use crate::store::{ClaimOutcome, IdempotencyClaim, StoreError, UsageRow};
@@ -38,6 +39,38 @@ impl SqliteStore {
                 sat(requests),
                 sat(tokens)
             ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes a batch of the background's usage rows and upstream states in
+    /// ONE transaction (one fsync): the group commit of the proxy's
+    /// write-behind, however many workspaces and seconds it holds. Rows are
+    /// summed into what is there ([`UsageRow::second`] is a second, not ms);
+    /// states replace the workspace's previous one.
+    pub async fn write_behind_batch(
+        &self,
+        usage: Vec<UsageRow>,
+        upstream_states: Vec<(String, String)>,
+    ) -> Result<(), StoreError> {
+        if usage.is_empty() && upstream_states.is_empty() {
+            return Ok(());
+        }
+        self.write("write-behind batch", move |c| {
+            let mut add = c.prepare_cached(ADD_USAGE)?;
+            for row in usage.iter().filter(|r| r.requests > 0 || r.tokens > 0) {
+                add.execute(params![
+                    row.workspace_id,
+                    sat(row.second),
+                    sat(row.requests),
+                    sat(row.tokens)
+                ])?;
+            }
+            let mut save = c.prepare_cached(SAVE_UPSTREAM_STATE)?;
+            for (id, json) in &upstream_states {
+                save.execute(params![id, json])?;
+            }
             Ok(())
         })
         .await

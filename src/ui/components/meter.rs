@@ -19,6 +19,17 @@ pub fn fill_level(usage: &WindowUsage) -> &'static str {
     }
 }
 
+/// The share of the limit held by reservations, in percent, drawn after
+/// the used share and never past the end of the bar.
+pub fn reserved_share(usage: &WindowUsage) -> f64 {
+    if usage.limit == 0 || usage.reserved == 0 {
+        return 0.0;
+    }
+    let used = usage.percentage.clamp(0.0, 100.0);
+    let held = usage.reserved as f64 * 100.0 / usage.limit as f64;
+    held.min(100.0 - used).max(0.0)
+}
+
 fn level_text(level: &str) -> &'static str {
     match level {
         "full" => "at the limit",
@@ -79,6 +90,11 @@ pub fn Meter(
                     {move || format!("{} / {}", count(usage.get().current), count(usage.get().limit))}
                 </span>
             </div>
+            // Tokens held for calls still in flight: they count against the
+            // limit (a call that would not fit is refused) but are not used yet.
+            <div class="meter-reserved-note" data-testid="meter-reserved" hidden=move || usage.get().reserved == 0>
+                {move || format!("+ {} reserved for calls in flight", count(usage.get().reserved))}
+            </div>
             <div
                 class="meter-track"
                 role="meter"
@@ -88,7 +104,12 @@ pub fn Meter(
                 aria-valuenow=move || usage.get().current.min(usage.get().limit).to_string()
                 aria-valuetext=move || {
                     let u = usage.get();
-                    format!("{} of {} {} ({:.0}%)", count(u.current), count(u.limit), kind.unit(), u.percentage)
+                    let held = if u.reserved > 0 {
+                        format!(", {} more reserved", count(u.reserved))
+                    } else {
+                        String::new()
+                    };
+                    format!("{} of {} {} ({:.0}%){held}", count(u.current), count(u.limit), kind.unit(), u.percentage)
                 }
             >
                 // An SVG width attribute rather than a `style`: the page's CSP
@@ -100,6 +121,14 @@ pub fn Meter(
                         y="0"
                         height="1"
                         width=move || format!("{:.1}", usage.get().percentage.clamp(0.0, 100.0))
+                    ></rect>
+                    <rect
+                        class="meter-held"
+                        data-testid="meter-held"
+                        y="0"
+                        height="1"
+                        x=move || format!("{:.1}", usage.get().percentage.clamp(0.0, 100.0))
+                        width=move || format!("{:.1}", reserved_share(&usage.get()))
                     ></rect>
                 </svg>
             </div>
@@ -116,5 +145,29 @@ pub fn Meter(
                 <span class="meter-reset">{resets}</span>
             </div>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(current: u64, reserved: u64, limit: u64) -> WindowUsage {
+        WindowUsage {
+            current,
+            reserved,
+            limit,
+            percentage: current as f64 * 100.0 / limit as f64,
+            resets_in_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_reserved_share_follows_the_used_one_and_stops_at_the_end() {
+        assert_eq!(reserved_share(&usage(200, 300, 1000)), 30.0);
+        assert_eq!(reserved_share(&usage(800, 500, 1000)), 20.0);
+        assert_eq!(reserved_share(&usage(1200, 500, 1000)), 0.0);
+        assert_eq!(reserved_share(&usage(0, 0, 1000)), 0.0);
+        assert_eq!(reserved_share(&usage(0, 10, 0)), 0.0);
     }
 }
