@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/quota/notifications", &["get"]),
     ("/api/quota/usage", &["get"]),
     ("/api/quota/record", &["post"]),
+    ("/api/quota/reserve", &["post"]),
     ("/api/quota/record/batch", &["post"]),
     ("/api/quota/reset", &["post"]),
     ("/api/quota/ws", &["get"]),
