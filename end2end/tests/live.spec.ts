@@ -141,3 +141,32 @@ test('toasts do not move when the person prefers reduced motion', async ({ page,
   await expect(toast).toHaveCount(1);
   expect(await toast.evaluate((el) => getComputedStyle(el).animationName)).toBe('toast-in');
 });
+
+test('tokens reserved for a call in flight show on the meter beside the used ones, and go when it settles', async ({
+  page,
+  consoleErrors,
+}) => {
+  const id = uid('held');
+  const key = await createWorkspace(page.request, id, { tokens_per_minute: 1000 });
+  await openWorkspace(page, key);
+  const meter = page.locator('[data-testid="meter"][data-window="tokens-per-minute"]');
+  await expect(meter.getByTestId('meter-reserved')).toBeHidden();
+
+  // An app that calls OpenAI itself reserves first…
+  const res = await page.request.post('/api/quota/reserve', {
+    headers: { authorization: `Bearer ${key}` },
+    data: { tokens: 300, model: 'gpt-4o' },
+  });
+  expect(res.status(), await res.text()).toBe(200);
+  const { reservation_id } = await res.json();
+  await expect(meter.getByTestId('meter-reserved')).toBeVisible();
+  await expect(meter.getByTestId('meter-reserved')).toContainText('300 reserved');
+  await expect(meter.getByTestId('meter-held')).toHaveAttribute('width', '30.0');
+  await expect(meter).toContainText('0 / 1,000');
+
+  // …and settles to what the call really used.
+  await record(page.request, key, { success: true, tokens_used: 120, reservation_id });
+  await expect(meter).toContainText('120 / 1,000');
+  await expect(meter.getByTestId('meter-reserved')).toBeHidden();
+  await expect(meter.getByTestId('meter-held')).toHaveAttribute('width', '0.0');
+});
