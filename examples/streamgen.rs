@@ -79,6 +79,8 @@ struct Stats {
     first_byte_us: Vec<u64>,
     complete_us: Vec<u64>,
     errors: u64,
+    /// The first error seen, to say what went wrong.
+    first_error: Option<String>,
 }
 
 /// One streamed call: (time to the first body byte, time to the end), µs.
@@ -166,7 +168,10 @@ async fn run(options: Options) {
                                 s.first_byte_us.push(first);
                                 s.complete_us.push(done);
                             }
-                            Err(_) => s.errors += 1,
+                            Err(e) => {
+                                s.errors += 1;
+                                s.first_error.get_or_insert(e);
+                            }
                         }
                     }
                     turn = 1 - turn;
@@ -192,6 +197,9 @@ async fn run(options: Options) {
         p50[i] = percentile(c, 50.0);
         first_p50[i] = percentile(f, 50.0);
         let rate = c.len() as f64 / seconds;
+        if let Some(e) = &s.first_error {
+            eprintln!("[streamgen] {label}: {} errors, the first: {e}", s.errors);
+        }
         if options.markdown {
             println!(
                 "| {label} | {rate:.0} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",

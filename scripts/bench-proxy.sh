@@ -123,6 +123,7 @@ start_server() {
   QUOTA_DATABASE_URL="sqlite://$WORK/quota-alert.db" \
   OPENAI_BASE_URL="http://127.0.0.1:$FAKE_PORT/v1" \
   OPENAI_API_KEY=sk-bench \
+  QUOTA_API_RATE_PER_KEY=1000000 \
   RUST_LOG=warn \
     nice -n "$NICE" "$SERVER_BIN" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!

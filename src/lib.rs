@@ -27,6 +27,8 @@ pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
+pub mod pricing;
+#[cfg(feature = "ssr")]
 pub mod server;
 pub mod server_fns;
 #[cfg(feature = "ssr")]
