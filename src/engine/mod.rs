@@ -27,6 +27,7 @@ mod records;
 mod reservations;
 mod restore;
 mod rules;
+pub mod spend;
 mod transitions;
 mod upstream_limits;
 mod window;
