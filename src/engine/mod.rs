@@ -27,6 +27,7 @@ mod records;
 mod reservations;
 mod restore;
 mod rules;
+pub mod settings;
 pub mod spend;
 mod transitions;
 mod upstream_limits;

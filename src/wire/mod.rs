@@ -6,6 +6,7 @@ mod chat;
 mod error;
 mod notification;
 mod record;
+mod settings;
 mod snapshot;
 mod status;
 mod usage;
@@ -16,6 +17,9 @@ pub use chat::{ChatMessage, ChatOutcome, ChatRole};
 pub use error::{ErrorBody, ErrorDetail};
 pub use notification::{Notification, NotificationLevel};
 pub use record::{RecordBatch, RecordRequest, UpstreamErrorReport};
+pub use settings::{
+    BudgetKindSpec, BudgetPeriod, BudgetSpec, ScopedLimits, SettingsPatch, UserLimitsSpec,
+};
 pub use snapshot::{CheckResult, LastError, QuotaSnapshot, UpstreamLimits, WindowUsage};
 pub use status::QuotaStatus;
 pub use usage::{MinuteUsage, UsageReport};
