@@ -25,6 +25,23 @@ pub(super) fn refused_for_tokens(
     }
 }
 
+/// The refusal of a call refused by the verdict, with the token room that
+/// explains it: its retry hint is when *its* tokens fit (a window that frees
+/// one token in 20 s may free this call's 500 only in 50 s, and a retry at
+/// 20 s is refused again), and none when they never can.
+pub(super) fn refused_check(verdict: &super::Verdict, room: Option<&TokenRoom>) -> CheckResult {
+    let mut check = check_result(verdict);
+    match room {
+        Some(TokenRoom::Wait { wait_ms, .. }) => {
+            let wait_s = *wait_ms as f64 / 1000.0;
+            check.retry_after_s = Some(check.retry_after_s.map_or(wait_s, |s| s.max(wait_s)));
+        }
+        Some(TokenRoom::TooLarge { .. }) => check.retry_after_s = None,
+        Some(TokenRoom::Fits) | None => {}
+    }
+    check
+}
+
 impl Engine {
     /// Admits one request that reserves no tokens (see [`admit`](Self::admit)).
     pub fn try_admit(&self, id: &str) -> Result<Admission, EngineError> {
@@ -41,7 +58,7 @@ impl Engine {
             let verdict = engine.refresh(ws, now);
             if !verdict.allowed {
                 let room = refused_for_tokens(ws, now, verdict.status, hold.map(|h| h.tokens));
-                return ((check_result(&verdict), room), None);
+                return ((refused_check(&verdict, room.as_ref()), room), None);
             }
             if let Some(hold) = hold {
                 let room = if ws.reservations.len() >= MAX_HOLDS_PER_WORKSPACE {

@@ -29,12 +29,17 @@ impl Engine {
     ) -> Result<(CheckResult, Option<super::TokenRoom>), EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
-            let room = if verdict.allowed {
-                None
-            } else {
-                super::admission::refused_for_tokens(ws, now, verdict.status, tokens)
-            };
-            ((check_result(&verdict), room), None)
+            if verdict.allowed {
+                return ((check_result(&verdict), None), None);
+            }
+            let room = super::admission::refused_for_tokens(ws, now, verdict.status, tokens);
+            (
+                (
+                    super::admission::refused_check(&verdict, room.as_ref()),
+                    room,
+                ),
+                None,
+            )
         })
         .map(|(answer, _)| answer)
     }
