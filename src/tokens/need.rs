@@ -123,14 +123,27 @@ fn completions_need(encoding: Encoding, body: &Value) -> TokenNeed {
 fn output_cap(body: &Value, fields: &[&str], default: u64) -> (u64, bool) {
     fields
         .iter()
-        .find_map(|field| body.get(*field).and_then(Value::as_u64))
+        .find_map(|field| body.get(*field).and_then(count_of))
         .map_or((default, true), |cap| (cap, false))
+}
+
+/// A count as a tenant may write it: `100`, or `100.0` / `1e5`, which JSON
+/// parsers upstream may read as the same integer (read as "no cap", a
+/// tenant's `"max_tokens": 100000.0` would be held at the default cap and
+/// overshoot). Fractions round up; negative numbers are not counts.
+fn count_of(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f.ceil() as u64)
+    })
 }
 
 fn choices(body: &Value, fields: &[&str]) -> u64 {
     fields
         .iter()
-        .filter_map(|field| body.get(*field).and_then(Value::as_u64))
+        .filter_map(|field| body.get(*field).and_then(count_of))
         .max()
         .unwrap_or(1)
         .max(1)
@@ -344,6 +357,27 @@ mod tests {
         );
         assert_eq!(need("/moderations", json!({"input": "hello"})).total(), 0);
         assert_eq!(need("/models", json!({})).total(), 0);
+    }
+
+    #[test]
+    fn caps_and_choices_written_as_floats_still_count() {
+        let n = need(
+            "/chat/completions",
+            json!({"messages": [], "max_tokens": 100000.0, "n": 2.0}),
+        );
+        assert_eq!(n.max_output, 200_000);
+        assert!(!n.default_cap_used);
+        let n = need(
+            "/responses",
+            json!({"input": "hi", "max_output_tokens": 1e5}),
+        );
+        assert_eq!(n.max_output, 100_000);
+        // Not a count: the default cap stands in, as for a missing one.
+        let n = need(
+            "/chat/completions",
+            json!({"messages": [], "max_tokens": -5}),
+        );
+        assert!(n.default_cap_used);
     }
 
     #[test]
