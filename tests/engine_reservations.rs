@@ -190,6 +190,35 @@ fn a_rate_limited_refusal_waits_for_the_calls_tokens_not_one() {
 }
 
 #[test]
+fn holds_admitted_elsewhere_are_capped_at_the_next_check_too() {
+    use quota_alert::engine::MAX_HOLDS_PER_WORKSPACE;
+    // Under Redis the shared store admits and the engine only checks first
+    // (`check_call`) and counts after (`count_admitted`): the cap on holds,
+    // which bounds a workspace's memory on every instance, must hold there
+    // as it does in `admit`.
+    let (engine, clock) = engine(Limits {
+        requests_per_minute: 1_000_000,
+        requests_per_day: 10_000_000,
+        tokens_per_minute: 1_000_000,
+        tokens_per_day: 10_000_000,
+    });
+    for i in 0..MAX_HOLDS_PER_WORKSPACE {
+        engine
+            .count_admitted("acme", Some(&hold(&clock, &format!("r{i}"), 1)))
+            .unwrap();
+    }
+    let (check, room) = engine.check_call("acme", Some(1)).unwrap();
+    assert!(!check.allowed, "{check:?}");
+    assert!(
+        matches!(&room, Some(TokenRoom::Wait { reason, .. }) if reason.contains("in flight")),
+        "{room:?}"
+    );
+    assert!(check.retry_after_s.is_some());
+    // A call that holds nothing is not held back by them.
+    assert!(engine.check_call("acme", None).unwrap().0.allowed);
+}
+
+#[test]
 fn settling_more_than_held_counts_the_real_usage() {
     let (engine, clock) = engine(tpm(1_000));
     assert!(admit(&engine, &hold(&clock, "a", 100)).check.allowed);

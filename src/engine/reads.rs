@@ -30,7 +30,17 @@ impl Engine {
         self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
             if verdict.allowed {
-                return ((check_result(&verdict), None), None);
+                // Holds admitted by the shared store are counted here after
+                // (`count_admitted`), so their bound is checked here before.
+                let full = tokens.and_then(|_| super::admission::holds_full(ws));
+                let check = match &full {
+                    None => check_result(&verdict),
+                    Some(room) => CheckResult {
+                        allowed: false,
+                        ..super::admission::refused_check(&verdict, Some(room))
+                    },
+                };
+                return ((check, full), None);
             }
             let room = super::admission::refused_for_tokens(ws, now, verdict.status, tokens);
             (
