@@ -146,6 +146,79 @@ fn a_call_larger_than_the_whole_limit_is_too_large_not_a_wait() {
 }
 
 #[test]
+fn a_rate_limited_refusal_waits_for_the_calls_tokens_not_one() {
+    let (engine, clock) = engine(tpm(1_000));
+    // 10 used at t=0, 990 at t=30 s: the window is full (RATE_LIMITED).
+    assert!(admit(&engine, &hold(&clock, "a", 10)).check.allowed);
+    engine
+        .complete("acme", &CallOutcome::success(10).settling(Some("a".into())))
+        .unwrap();
+    clock.advance_s(30);
+    assert!(admit(&engine, &hold(&clock, "b", 990)).check.allowed);
+    engine
+        .complete(
+            "acme",
+            &CallOutcome::success(990).settling(Some("b".into())),
+        )
+        .unwrap();
+    clock.advance_s(10);
+    // One token frees up in 20 s (the 10 slide out), but 500 fit only
+    // once the 990 slide out too, 50 s from now: retrying at 20 s would
+    // only be refused again.
+    let refused = admit(&engine, &hold(&clock, "c", 500));
+    assert!(!refused.check.allowed);
+    assert_eq!(refused.check.status, QuotaStatus::RateLimited);
+    assert!(
+        matches!(
+            &refused.token_refusal,
+            Some(TokenRoom::Wait {
+                wait_ms: 50_000,
+                ..
+            })
+        ),
+        "{:?}",
+        refused.token_refusal
+    );
+    assert_eq!(refused.check.retry_after_s, Some(50.0));
+    // A call that can never fit is not told to wait either.
+    let too_large = admit(&engine, &hold(&clock, "d", 1_001));
+    assert!(matches!(
+        too_large.token_refusal,
+        Some(TokenRoom::TooLarge { .. })
+    ));
+    assert_eq!(too_large.check.retry_after_s, None, "waiting cannot help");
+}
+
+#[test]
+fn holds_admitted_elsewhere_are_capped_at_the_next_check_too() {
+    use quota_alert::engine::MAX_HOLDS_PER_WORKSPACE;
+    // Under Redis the shared store admits and the engine only checks first
+    // (`check_call`) and counts after (`count_admitted`): the cap on holds,
+    // which bounds a workspace's memory on every instance, must hold there
+    // as it does in `admit`.
+    let (engine, clock) = engine(Limits {
+        requests_per_minute: 1_000_000,
+        requests_per_day: 10_000_000,
+        tokens_per_minute: 1_000_000,
+        tokens_per_day: 10_000_000,
+    });
+    for i in 0..MAX_HOLDS_PER_WORKSPACE {
+        engine
+            .count_admitted("acme", Some(&hold(&clock, &format!("r{i}"), 1)))
+            .unwrap();
+    }
+    let (check, room) = engine.check_call("acme", Some(1)).unwrap();
+    assert!(!check.allowed, "{check:?}");
+    assert!(
+        matches!(&room, Some(TokenRoom::Wait { reason, .. }) if reason.contains("in flight")),
+        "{room:?}"
+    );
+    assert!(check.retry_after_s.is_some());
+    // A call that holds nothing is not held back by them.
+    assert!(engine.check_call("acme", None).unwrap().0.allowed);
+}
+
+#[test]
 fn settling_more_than_held_counts_the_real_usage() {
     let (engine, clock) = engine(tpm(1_000));
     assert!(admit(&engine, &hold(&clock, "a", 100)).check.allowed);

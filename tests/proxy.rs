@@ -349,6 +349,36 @@ async fn a_broken_stream_still_counts_with_estimated_tokens() {
 }
 
 #[tokio::test]
+async fn a_call_the_client_abandons_still_counts_what_the_upstream_answered() {
+    // A hostile tenant's way to spend the shared organisation's tokens for
+    // nothing: send, then hang up before the answer. The upstream answers
+    // (and bills) the call anyway, so its usage must still count here.
+    let (s, fake) = setup(&[]).await;
+    let key = s.workspace("acme").await;
+    let request = s
+        .http
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "hold", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}))
+        .send();
+    let abandoned = tokio::spawn(request);
+    fake.wait_held(1).await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    // The client is gone; the upstream now answers.
+    fake.release();
+    let snap = common::eventually(&s, &key, |snap| {
+        snap["tokens_per_minute"]["current"] == USAGE_TOKENS
+    })
+    .await;
+    assert_eq!(
+        snap["tokens_per_minute"]["reserved"], 0,
+        "settled, not held"
+    );
+    assert_eq!(snap["requests_per_minute"]["current"], 1);
+}
+
+#[tokio::test]
 async fn proxy_auth_errors_use_openais_shape() {
     let (s, fake) = setup(&[]).await;
     let res = s

@@ -302,3 +302,49 @@ async fn a_session_kept_alive_on_one_instance_stays_alive_on_the_other() {
         "Redis holds the later expiry (an extension from elsewhere never revives)"
     );
 }
+
+#[tokio::test]
+async fn a_settle_that_fails_to_reach_redis_is_retried_not_left_holding() {
+    // An unlucky second: the write that settles a proxied call fails (here
+    // scripts are refused for a moment). Dropped, the hold would stay in
+    // Redis until it expires (10 min), filling the workspace's shared
+    // windows for every instance, and the call's tokens would never count.
+    let redis = start_redis(free_port()).await;
+    let (service, a) = instance(redis.port).await;
+    a.workspace_with_limits("acme", serde_json::from_str(BIG).unwrap())
+        .await;
+    let hold = service.new_hold(500);
+    let id = hold.reservation_id.clone();
+    assert!(
+        service
+            .admit("acme", Some(hold))
+            .await
+            .unwrap()
+            .check
+            .allowed
+    );
+    let rsv = || async {
+        match redis.command(&["HLEN", "qa:{acme}:rsv"]).await {
+            redis::Value::Int(n) => n,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(rsv().await, 1);
+
+    redis
+        .command(&["ACL", "SETUSER", "default", "-eval", "-evalsha"])
+        .await;
+    service
+        .complete(
+            "acme",
+            &quota_alert::engine::CallOutcome::success(120).settling(Some(id)),
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.command(&["ACL", "SETUSER", "default", "+@all"]).await;
+
+    let settled = common::holds_within(common::WAIT, || async { rsv().await == 0 }).await;
+    assert!(settled, "the hold was never released in Redis");
+    let tokens = redis.command(&["HGET", "qa:{acme}:tot", "mt"]).await;
+    assert_eq!(tokens, redis::Value::BulkString(b"120".to_vec()));
+}

@@ -25,6 +25,32 @@ pub(super) fn refused_for_tokens(
     }
 }
 
+/// A call that would hold tokens waits while the workspace already has
+/// [`MAX_HOLDS_PER_WORKSPACE`] holds open (the bound on its map of holds).
+pub(super) fn holds_full(ws: &super::workspace::WorkspaceState) -> Option<TokenRoom> {
+    (ws.reservations.len() >= MAX_HOLDS_PER_WORKSPACE).then(|| TokenRoom::Wait {
+        wait_ms: IN_FLIGHT_RETRY_MS,
+        reason: format!("{MAX_HOLDS_PER_WORKSPACE} calls of this workspace are in flight."),
+    })
+}
+
+/// The refusal of a call refused by the verdict, with the token room that
+/// explains it: its retry hint is when *its* tokens fit (a window that frees
+/// one token in 20 s may free this call's 500 only in 50 s, and a retry at
+/// 20 s is refused again), and none when they never can.
+pub(super) fn refused_check(verdict: &super::Verdict, room: Option<&TokenRoom>) -> CheckResult {
+    let mut check = check_result(verdict);
+    match room {
+        Some(TokenRoom::Wait { wait_ms, .. }) => {
+            let wait_s = *wait_ms as f64 / 1000.0;
+            check.retry_after_s = Some(check.retry_after_s.map_or(wait_s, |s| s.max(wait_s)));
+        }
+        Some(TokenRoom::TooLarge { .. }) => check.retry_after_s = None,
+        Some(TokenRoom::Fits) | None => {}
+    }
+    check
+}
+
 impl Engine {
     /// Admits one request that reserves no tokens (see [`admit`](Self::admit)).
     pub fn try_admit(&self, id: &str) -> Result<Admission, EngineError> {
@@ -41,19 +67,10 @@ impl Engine {
             let verdict = engine.refresh(ws, now);
             if !verdict.allowed {
                 let room = refused_for_tokens(ws, now, verdict.status, hold.map(|h| h.tokens));
-                return ((check_result(&verdict), room), None);
+                return ((refused_check(&verdict, room.as_ref()), room), None);
             }
             if let Some(hold) = hold {
-                let room = if ws.reservations.len() >= MAX_HOLDS_PER_WORKSPACE {
-                    TokenRoom::Wait {
-                        wait_ms: IN_FLIGHT_RETRY_MS,
-                        reason: format!(
-                            "{MAX_HOLDS_PER_WORKSPACE} calls of this workspace are in flight."
-                        ),
-                    }
-                } else {
-                    token_room(ws, now, hold.tokens)
-                };
+                let room = holds_full(ws).unwrap_or_else(|| token_room(ws, now, hold.tokens));
                 let retry_after_ms = match &room {
                     TokenRoom::Fits => None,
                     TokenRoom::Wait { wait_ms, .. } => Some(*wait_ms),

@@ -29,12 +29,27 @@ impl Engine {
     ) -> Result<(CheckResult, Option<super::TokenRoom>), EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
-            let room = if verdict.allowed {
-                None
-            } else {
-                super::admission::refused_for_tokens(ws, now, verdict.status, tokens)
-            };
-            ((check_result(&verdict), room), None)
+            if verdict.allowed {
+                // Holds admitted by the shared store are counted here after
+                // (`count_admitted`), so their bound is checked here before.
+                let full = tokens.and_then(|_| super::admission::holds_full(ws));
+                let check = match &full {
+                    None => check_result(&verdict),
+                    Some(room) => CheckResult {
+                        allowed: false,
+                        ..super::admission::refused_check(&verdict, Some(room))
+                    },
+                };
+                return ((check, full), None);
+            }
+            let room = super::admission::refused_for_tokens(ws, now, verdict.status, tokens);
+            (
+                (
+                    super::admission::refused_check(&verdict, room.as_ref()),
+                    room,
+                ),
+                None,
+            )
         })
         .map(|(answer, _)| answer)
     }

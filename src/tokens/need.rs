@@ -17,11 +17,50 @@ const PER_MESSAGE_TOKENS: u64 = 3;
 const PER_NAME_TOKENS: u64 = 1;
 const REPLY_PRIMING_TOKENS: u64 = 3;
 
-/// An image part held at the cost of a 1024×1024 image in high detail
-/// (85 base + 4 tiles × 170); `detail: "low"` is 85. Settled to the real
-/// count when the answer comes.
-pub const IMAGE_PART_TOKENS: u64 = 765;
+/// An image part is held at the most an image can cost in high detail
+/// (OpenAI's published rule: fitted into 2048×2048, shortest side 768, so
+/// at most 768×2048 = 8 tiles of 512): 85 base + 8 × 170 for the gpt-4o
+/// family; `detail: "low"` is the base alone. Settled to the real count when
+/// the answer comes. (A 1024×1024 image, 765, was held before: a tenant's
+/// tall images, many to a request, overshot the limit by the difference.)
+pub const IMAGE_PART_TOKENS: u64 = 85 + 8 * 170;
 const LOW_DETAIL_IMAGE_TOKENS: u64 = 85;
+/// gpt-4o-mini counts images at 2 833 base + 5 667 a tile (its usage says
+/// so), some 33 times gpt-4o's.
+const MINI_IMAGE_TOKENS: u64 = 2_833 + 8 * 5_667;
+const MINI_LOW_DETAIL_IMAGE_TOKENS: u64 = 2_833;
+/// The models that count images in 32-pixel patches (at most 1 536) times a
+/// multiplier of up to 2.46, whatever the detail.
+const PATCH_MODEL_PREFIXES: &[&str] = &[
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "o4-mini",
+    "gpt-5-mini",
+    "gpt-5-nano",
+];
+const PATCH_IMAGE_TOKENS: u64 = 3_779;
+
+/// What one image part is held at for `model`: (high or auto detail, low).
+fn image_costs(model: Option<&str>) -> (u64, u64) {
+    let model = model.unwrap_or_default().to_ascii_lowercase();
+    let base = model.strip_prefix("ft:").unwrap_or(&model);
+    if base.starts_with("gpt-4o-mini") {
+        (MINI_IMAGE_TOKENS, MINI_LOW_DETAIL_IMAGE_TOKENS)
+    } else if PATCH_MODEL_PREFIXES.iter().any(|p| base.starts_with(p)) {
+        (PATCH_IMAGE_TOKENS, PATCH_IMAGE_TOKENS)
+    } else {
+        (IMAGE_PART_TOKENS, LOW_DETAIL_IMAGE_TOKENS)
+    }
+}
+
+/// How a request's text and images are counted: the model's encoding and
+/// its image costs.
+#[derive(Clone, Copy)]
+struct Counting {
+    encoding: Encoding,
+    /// (high or auto detail, low detail), see [`image_costs`].
+    images: (u64, u64),
+}
 
 /// The legacy Completions endpoint's own default `max_tokens`.
 pub const COMPLETIONS_DEFAULT_MAX_TOKENS: u64 = 16;
@@ -48,15 +87,16 @@ impl TokenNeed {
 /// moderations, files) need nothing; `default_output_cap` stands in for an
 /// output cap the request does not give.
 pub fn request_need(endpoint: &str, body: &Value, default_output_cap: u64) -> TokenNeed {
-    let encoding = body
-        .get("model")
-        .and_then(Value::as_str)
-        .map(encoding_for_model)
-        .unwrap_or(Encoding::O200k);
+    let model = body.get("model").and_then(Value::as_str);
+    let counting = Counting {
+        encoding: model.map(encoding_for_model).unwrap_or(Encoding::O200k),
+        images: image_costs(model),
+    };
+    let encoding = counting.encoding;
     let endpoint = endpoint.trim_end_matches('/');
     match endpoint {
-        "/chat/completions" => chat_need(encoding, body, default_output_cap),
-        "/responses" => responses_need(encoding, body, default_output_cap),
+        "/chat/completions" => chat_need(counting, body, default_output_cap),
+        "/responses" => responses_need(counting, body, default_output_cap),
         "/completions" => completions_need(encoding, body),
         "/embeddings" => TokenNeed {
             prompt: prompt_tokens(encoding, body.get("input")),
@@ -66,11 +106,12 @@ pub fn request_need(endpoint: &str, body: &Value, default_output_cap: u64) -> To
     }
 }
 
-fn chat_need(encoding: Encoding, body: &Value, default_cap: u64) -> TokenNeed {
+fn chat_need(counting: Counting, body: &Value, default_cap: u64) -> TokenNeed {
+    let encoding = counting.encoding;
     let mut prompt = REPLY_PRIMING_TOKENS;
     if let Some(messages) = body.get("messages").and_then(Value::as_array) {
         for message in messages {
-            prompt = prompt.saturating_add(message_tokens(encoding, message));
+            prompt = prompt.saturating_add(message_tokens(counting, message));
         }
     }
     prompt = prompt
@@ -86,12 +127,13 @@ fn chat_need(encoding: Encoding, body: &Value, default_cap: u64) -> TokenNeed {
     }
 }
 
-fn responses_need(encoding: Encoding, body: &Value, default_cap: u64) -> TokenNeed {
+fn responses_need(counting: Counting, body: &Value, default_cap: u64) -> TokenNeed {
+    let encoding = counting.encoding;
     let mut prompt = text_tokens(encoding, body.get("instructions"));
     match body.get("input") {
         Some(Value::Array(items)) => {
             for item in items {
-                prompt = prompt.saturating_add(message_tokens(encoding, item));
+                prompt = prompt.saturating_add(message_tokens(counting, item));
             }
         }
         other => prompt = prompt.saturating_add(text_tokens(encoding, other)),
@@ -123,14 +165,27 @@ fn completions_need(encoding: Encoding, body: &Value) -> TokenNeed {
 fn output_cap(body: &Value, fields: &[&str], default: u64) -> (u64, bool) {
     fields
         .iter()
-        .find_map(|field| body.get(*field).and_then(Value::as_u64))
+        .find_map(|field| body.get(*field).and_then(count_of))
         .map_or((default, true), |cap| (cap, false))
+}
+
+/// A count as a tenant may write it: `100`, or `100.0` / `1e5`, which JSON
+/// parsers upstream may read as the same integer (read as "no cap", a
+/// tenant's `"max_tokens": 100000.0` would be held at the default cap and
+/// overshoot). Fractions round up; negative numbers are not counts.
+fn count_of(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f.ceil() as u64)
+    })
 }
 
 fn choices(body: &Value, fields: &[&str]) -> u64 {
     fields
         .iter()
-        .filter_map(|field| body.get(*field).and_then(Value::as_u64))
+        .filter_map(|field| body.get(*field).and_then(count_of))
         .max()
         .unwrap_or(1)
         .max(1)
@@ -138,14 +193,15 @@ fn choices(body: &Value, fields: &[&str]) -> u64 {
 
 /// One chat message or Responses input item: its framing, role, name,
 /// content (a string or a list of parts) and any tool calls it carries.
-fn message_tokens(encoding: Encoding, message: &Value) -> u64 {
+fn message_tokens(counting: Counting, message: &Value) -> u64 {
+    let encoding = counting.encoding;
     let Some(fields) = message.as_object() else {
         return text_tokens(encoding, Some(message));
     };
     let mut tokens = PER_MESSAGE_TOKENS;
     for (key, value) in fields {
         let add = match key.as_str() {
-            "content" => content_tokens(encoding, value),
+            "content" => content_tokens(counting, value),
             "name" => PER_NAME_TOKENS.saturating_add(text_tokens(encoding, Some(value))),
             "role" | "tool_call_id" | "call_id" | "output" | "arguments" | "text" => {
                 text_tokens(encoding, Some(value))
@@ -158,28 +214,26 @@ fn message_tokens(encoding: Encoding, message: &Value) -> u64 {
     tokens
 }
 
-fn content_tokens(encoding: Encoding, content: &Value) -> u64 {
+fn content_tokens(counting: Counting, content: &Value) -> u64 {
     match content {
         Value::Array(parts) => parts
             .iter()
-            .map(|part| part_tokens(encoding, part))
+            .map(|part| part_tokens(counting, part))
             .fold(0, u64::saturating_add),
-        other => text_tokens(encoding, Some(other)),
+        other => text_tokens(counting.encoding, Some(other)),
     }
 }
 
-fn part_tokens(encoding: Encoding, part: &Value) -> u64 {
+fn part_tokens(counting: Counting, part: &Value) -> u64 {
+    let encoding = counting.encoding;
     let kind = part.get("type").and_then(Value::as_str).unwrap_or_default();
     if kind.contains("image") || part.get("image_url").is_some() {
         let detail = part
             .get("detail")
             .or_else(|| part.get("image_url").and_then(|i| i.get("detail")))
             .and_then(Value::as_str);
-        return if detail == Some("low") {
-            LOW_DETAIL_IMAGE_TOKENS
-        } else {
-            IMAGE_PART_TOKENS
-        };
+        let (high, low) = counting.images;
+        return if detail == Some("low") { low } else { high };
     }
     match part.get("text") {
         Some(text) => text_tokens(encoding, Some(text)),
@@ -295,6 +349,28 @@ mod tests {
     }
 
     #[test]
+    fn an_image_is_held_at_the_most_it_can_cost_on_its_model() {
+        let image = |model: &str, detail: &str| {
+            need(
+                "/chat/completions",
+                json!({"model": model, "max_tokens": 0, "messages": [{"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": "x", "detail": detail}}]}]}),
+            )
+            .prompt
+                - (3 + 1 + 3)
+        };
+        // A 768×2048 image in high detail: 8 tiles.
+        assert_eq!(image("gpt-4o", "high"), 85 + 8 * 170);
+        assert_eq!(image("gpt-4o", "low"), 85);
+        // gpt-4o-mini's usage counts images 33 times as many tokens.
+        assert_eq!(image("gpt-4o-mini", "high"), 2_833 + 8 * 5_667);
+        assert_eq!(image("gpt-4o-mini-2024-07-18", "low"), 2_833);
+        // Patch-counted models ignore `detail`.
+        assert_eq!(image("gpt-4.1-nano", "low"), 3_779);
+        assert_eq!(image("o4-mini", "high"), 3_779);
+    }
+
+    #[test]
     fn responses_count_input_and_instructions() {
         let n = need(
             "/responses",
@@ -344,6 +420,27 @@ mod tests {
         );
         assert_eq!(need("/moderations", json!({"input": "hello"})).total(), 0);
         assert_eq!(need("/models", json!({})).total(), 0);
+    }
+
+    #[test]
+    fn caps_and_choices_written_as_floats_still_count() {
+        let n = need(
+            "/chat/completions",
+            json!({"messages": [], "max_tokens": 100000.0, "n": 2.0}),
+        );
+        assert_eq!(n.max_output, 200_000);
+        assert!(!n.default_cap_used);
+        let n = need(
+            "/responses",
+            json!({"input": "hi", "max_output_tokens": 1e5}),
+        );
+        assert_eq!(n.max_output, 100_000);
+        // Not a count: the default cap stands in, as for a missing one.
+        let n = need(
+            "/chat/completions",
+            json!({"messages": [], "max_tokens": -5}),
+        );
+        assert!(n.default_cap_used);
     }
 
     #[test]

@@ -136,7 +136,13 @@ impl TrackedClient {
             .unwrap_or_default()
             .to_string();
         let default_cap = self.service.engine().config().default_output_reserve;
-        let prepared = prepare_body(request.body, &endpoint, default_cap);
+        let ForwardRequest {
+            method,
+            path_and_query,
+            headers,
+            body,
+        } = request;
+        let prepared = prepare_body(body, &endpoint, default_cap);
         // Reserve the worst case (prompt + output cap) at admission, so
         // concurrent calls cannot overshoot a token window; settled below to
         // the real usage. Calls that use no tokens (models, moderations)
@@ -165,20 +171,49 @@ impl TrackedClient {
                 tokens: admission.token_refusal,
             });
         }
-        // Released if this future is dropped (the client went away) before
-        // the call settles.
-        let mut hold = HoldGuard {
+        // Released if the call is dropped before it settles.
+        let hold = HoldGuard {
             service: self.service.clone(),
             workspace: workspace.to_string(),
             reservation_id,
             settled: false,
         };
+        // Sent from a task of its own, so that a client going away (its
+        // handler's future dropped) does not cancel the call here: once sent,
+        // the upstream answers and bills it anyway, and hanging up before the
+        // answer would otherwise spend the shared organisation's tokens for
+        // nothing counted. The task reads the answer's usage and settles to
+        // it; it is bounded by the upstream timeout. A stream nobody reads is
+        // dropped with the task's result, which settles it as a stream cut off.
+        let client = self.clone();
+        let workspace = workspace.to_string();
+        tokio::spawn(async move {
+            client
+                .send(
+                    &workspace,
+                    (method, path_and_query, headers),
+                    prepared,
+                    hold,
+                )
+                .await
+        })
+        .await
+        .unwrap_or_else(|_| Err(ForwardError::Unreachable("the call was cut off".into())))
+    }
 
-        let url = format!("{}{}", self.config.base_url, request.path_and_query);
+    /// Sends an admitted call and settles `hold` to its outcome.
+    async fn send(
+        &self,
+        workspace: &str,
+        (method, path_and_query, headers): (Method, String, HeaderMap),
+        prepared: PreparedBody,
+        mut hold: HoldGuard,
+    ) -> Result<Forwarded, ForwardError> {
+        let url = format!("{}{}", self.config.base_url, path_and_query);
         let mut builder = self
             .http
-            .request(request.method, url)
-            .headers(forwardable_request_headers(&request.headers, workspace))
+            .request(method, url)
+            .headers(forwardable_request_headers(&headers, workspace))
             .body(prepared.body);
         if let Some(key) = &self.config.api_key {
             builder = builder.bearer_auth(key.expose());
@@ -441,8 +476,9 @@ fn returnable_response_headers(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// A call's hold until it settles: settled once with the call's outcome,
-/// or released when dropped unsettled (the caller went away before an
-/// answer, so nothing the upstream reported is there to count).
+/// or released when dropped unsettled (the call never got an answer, so
+/// nothing the upstream reported is there to count; a client going away
+/// does not drop it, see [`TrackedClient::forward`]).
 struct HoldGuard {
     service: QuotaService,
     workspace: String,

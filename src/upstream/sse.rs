@@ -202,7 +202,9 @@ pub fn usage_total(json: &Value) -> Option<u64> {
                 .or_else(|| usage.get("completion_tokens"))
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            Some(input + output)
+            // The upstream's numbers: summed without overflow (a panic on
+            // the response path otherwise).
+            Some(input.saturating_add(output))
         })
 }
 
@@ -302,5 +304,7 @@ mod tests {
             serde_json::from_str(r#"{"usage":{"input_tokens":3,"output_tokens":4}}"#).unwrap();
         assert_eq!(usage_total(&responses), Some(7));
         assert_eq!(usage_total(&serde_json::json!({"usage": null})), None);
+        let huge = serde_json::json!({"usage": {"input_tokens": u64::MAX, "output_tokens": 1}});
+        assert_eq!(usage_total(&huge), Some(u64::MAX));
     }
 }

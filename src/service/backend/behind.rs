@@ -6,7 +6,8 @@
 //! Usage (per workspace and second) and upstream state (the latest per
 //! workspace wins) are never dropped: they are merged into pending maps and
 //! written by ONE flush task, so a burst while the store is slow makes the
-//! writes larger, not more numerous. Under SQLite that task gathers for
+//! writes larger, not more numerous; under Redis a write that failed is
+//! put back and tried again (see `keep_for_retry`). Under SQLite that task gathers for
 //! [`FLUSH_INTERVAL`] and commits everything in one transaction (group
 //! commit: a handful of fsyncs a second at any request rate, and after a
 //! `kill -9` at most that interval of proxied usage missing; the record API
@@ -34,6 +35,10 @@ use tokio_util::task::TaskTracker;
 /// at 1 000 proxied requests a second it is ~4 commits a second instead of
 /// one per request.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long the flush task waits before it tries again the Redis writes
+/// that failed (see [`Backend::flush_pending`]).
+pub const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// Background tasks running at once, per process (see the module docs).
 pub const MAX_BACKGROUND_TASKS: usize = 1024;
@@ -231,7 +236,11 @@ impl Backend {
                     let _ =
                         tokio::time::timeout(FLUSH_INTERVAL, backend.behind.now.notified()).await;
                 }
-                backend.flush_pending().await;
+                if backend.flush_pending().await {
+                    // Kept for another try: not at once against a store
+                    // that just failed (cut short by `drain`).
+                    let _ = tokio::time::timeout(RETRY_DELAY, backend.behind.now.notified()).await;
+                }
                 backend.behind.flushing.store(false, Ordering::Release);
                 // Anything added after the last take but before the flag
                 // dropped saw `flushing` set and left it to us.
@@ -251,11 +260,13 @@ impl Backend {
         self.behind.tasks.spawn_on(task, &handle);
     }
 
-    async fn flush_pending(&self) {
+    /// Writes everything pending; whether some of it failed and was kept
+    /// for another try.
+    async fn flush_pending(&self) -> bool {
         let usage = std::mem::take(&mut *lock(&self.behind.usage));
         let upstream = std::mem::take(&mut *lock(&self.behind.upstream));
         match &self.kind {
-            Kind::Memory(_) => {}
+            Kind::Memory(_) => false,
             Kind::Sqlite(store) => {
                 let rows = usage
                     .into_iter()
@@ -274,6 +285,7 @@ impl Backend {
                     let error = self.failed(error);
                     self.report(&error);
                 }
+                false
             }
             Kind::Redis(_) => {
                 // One script per workspace and second, all in flight at once
@@ -286,15 +298,55 @@ impl Backend {
                             second * 1000,
                             pending.requests,
                             pending.tokens,
-                            pending.settles,
+                            pending.settles.clone(),
                         )
                         .await;
-                    if let Err(error) = written {
-                        self.report(&error);
+                    match written {
+                        Ok(()) => None,
+                        Err(error) => {
+                            self.report(&error);
+                            Some(((id, second), pending))
+                        }
                     }
                 });
-                futures_util::future::join_all(writes).await;
+                let failed: Vec<_> = futures_util::future::join_all(writes)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                self.keep_for_retry(failed)
             }
         }
+    }
+
+    /// Puts back the Redis writes that failed, for the flush task to try
+    /// again: dropped, the holds they release would fill the workspace's
+    /// shared windows on every instance until they expire, and their tokens
+    /// would never count there. Kept as long as those holds would still be
+    /// held (the reservation bound), not past shutdown; whether any was kept.
+    fn keep_for_retry(&self, failed: Vec<((String, u64), PendingUsage)>) -> bool {
+        let Some(inner) = self.service.upgrade() else {
+            return false;
+        };
+        if failed.is_empty() || self.behind.tasks.is_closed() {
+            return false;
+        }
+        let engine = &inner.engine;
+        let oldest_ms = engine
+            .now_ms()
+            .saturating_sub(engine.config().reservation_ttl_ms);
+        let mut usage = lock(&self.behind.usage);
+        let mut kept = false;
+        for (key, failed) in failed {
+            if key.1 * 1000 < oldest_ms {
+                continue;
+            }
+            let pending = usage.entry(key).or_default();
+            pending.requests = pending.requests.saturating_add(failed.requests);
+            pending.tokens = pending.tokens.saturating_add(failed.tokens);
+            pending.settles.extend(failed.settles);
+            kept = true;
+        }
+        kept
     }
 }
