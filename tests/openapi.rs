@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/quota/usage", &["get"]),
     ("/api/quota/record", &["post"]),
     ("/api/quota/reserve", &["post"]),
+    ("/api/admin/workspaces/{id}", &["get", "patch"]),
     ("/api/quota/record/batch", &["post"]),
     ("/api/quota/reset", &["post"]),
     ("/api/quota/ws", &["get"]),

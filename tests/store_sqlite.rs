@@ -275,12 +275,14 @@ async fn workspaces_transitions_audit_and_upstream_state_round_trip() {
                 key_digest: [9; 32],
                 limits: limits(10),
                 created_at_ms: T0,
+                settings: None,
             },
             StoredWorkspace {
                 id: "beta".into(),
                 key_digest: [2; 32],
                 limits: limits(21),
                 created_at_ms: T0 + 1,
+                settings: None,
             },
         ]
     );

@@ -14,6 +14,7 @@ pub mod quota;
 pub mod rate_limit;
 pub mod record;
 pub mod reserve;
+pub mod settings;
 pub mod sign_in;
 pub mod ws;
 
@@ -87,6 +88,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/{*path}", any(proxy::proxy));
     Router::<AppState>::new()
         .route("/api/admin/workspaces", post(admin::create_workspace))
+        .route(
+            "/api/admin/workspaces/{id}",
+            get(settings::workspace_settings).patch(settings::update_workspace_settings),
+        )
         .route(
             "/api/admin/workspaces/{id}/rotate-key",
             post(admin::rotate_key),

@@ -32,6 +32,8 @@ Requests that change something with the cookie (any method but GET, HEAD and OPT
         super::quota::notifications,
         super::quota::usage,
         super::reserve::reserve,
+        super::settings::workspace_settings,
+        super::settings::update_workspace_settings,
         super::record::record,
         super::record::record_batch,
         super::quota::reset,

@@ -21,6 +21,7 @@ mod admission;
 mod classify;
 mod clock;
 mod config;
+mod configure;
 pub mod periods;
 mod reads;
 mod records;

@@ -5,7 +5,7 @@
 
 use super::periods::Period;
 use super::spend::{Budget, BudgetKind};
-use crate::pricing::usd_to_nano;
+use crate::pricing::{nano_to_usd, usd_to_nano};
 use crate::wire::{
     BudgetKindSpec, BudgetPeriod, BudgetSpec, ScopedLimits, SettingsPatch, UserLimitsSpec,
 };
@@ -103,6 +103,68 @@ impl WorkspaceSettings {
             })
             .max_by_key(|(name, _)| name.len())
             .map(|(name, rule)| (name.as_str(), rule))
+    }
+
+    /// The settings as an admin writes them (every field set): what the API
+    /// answers and the store keeps. [`patched`](Self::patched) of the
+    /// defaults with it gives these settings back.
+    pub fn to_patch(&self) -> SettingsPatch {
+        let scoped = |rule: &ScopedRule| ScopedLimits {
+            requests_per_minute: rule.requests_per_minute,
+            requests_per_day: rule.requests_per_day,
+            tokens_per_minute: rule.tokens_per_minute,
+            tokens_per_day: rule.tokens_per_day,
+            budget_usd: rule.budget_nano_per_day.map(nano_to_usd),
+        };
+        SettingsPatch {
+            limits: None,
+            time_zone: Some(self.time_zone.name().to_string()),
+            budgets: Some(
+                self.budgets
+                    .iter()
+                    .map(|b| {
+                        let (period, anchor, length_days) = match b.period {
+                            Period::Day => (BudgetPeriod::Day, None, None),
+                            Period::Week => (BudgetPeriod::Week, None, None),
+                            Period::Month => (BudgetPeriod::Month, None, None),
+                            Period::Custom {
+                                anchor,
+                                length_days,
+                            } => (
+                                BudgetPeriod::Custom,
+                                Some(anchor.format("%Y-%m-%d").to_string()),
+                                Some(length_days),
+                            ),
+                        };
+                        BudgetSpec {
+                            period,
+                            amount_usd: nano_to_usd(b.amount_nano),
+                            kind: match b.kind {
+                                BudgetKind::Hard => BudgetKindSpec::Hard,
+                                BudgetKind::Soft => BudgetKindSpec::Soft,
+                            },
+                            anchor,
+                            length_days,
+                        }
+                    })
+                    .collect(),
+            ),
+            model_limits: Some(
+                self.model_limits
+                    .iter()
+                    .map(|(name, rule)| (name.clone(), scoped(rule)))
+                    .collect(),
+            ),
+            user_limits: Some(UserLimitsSpec {
+                default: self.user_limits.default.as_ref().map(scoped),
+                overrides: self
+                    .user_limits
+                    .overrides
+                    .iter()
+                    .map(|(user, rule)| (user.clone(), scoped(rule)))
+                    .collect(),
+            }),
+        }
     }
 
     /// These settings with `patch` applied; a field left out stays as is.
@@ -308,6 +370,27 @@ mod tests {
         assert_eq!(second.budgets, first.budgets, "kept");
         let cleared = second.patched(&patch(json!({"budgets": []}))).unwrap();
         assert!(cleared.budgets.is_empty());
+    }
+
+    #[test]
+    fn settings_written_out_read_back_the_same() {
+        let settings = WorkspaceSettings::default()
+            .patched(&patch(json!({
+                "time_zone": "America/New_York",
+                "budgets": [
+                    {"period": "week", "amount_usd": 0.000001, "kind": "soft"},
+                    {"period": "custom", "amount_usd": 99.99, "kind": "hard", "anchor": "2026-03-01", "length_days": 30}
+                ],
+                "model_limits": {"o3": {"tokens_per_day": 50000, "budget_usd": 12.5}},
+                "user_limits": {"default": {"requests_per_minute": 10}, "overrides": {"alice": {"budget_usd": 3}}}
+            })))
+            .unwrap();
+        let written = serde_json::to_value(settings.to_patch()).unwrap();
+        let read: SettingsPatch = serde_json::from_value(written).unwrap();
+        assert_eq!(
+            WorkspaceSettings::default().patched(&read).unwrap(),
+            settings
+        );
     }
 
     #[test]

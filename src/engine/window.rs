@@ -72,8 +72,8 @@ impl SlidingWindow {
             if oldest.index + self.bucket_count > now_index {
                 break;
             }
-            self.requests -= oldest.requests;
-            self.tokens -= oldest.tokens;
+            self.requests = self.requests.saturating_sub(oldest.requests);
+            self.tokens = self.tokens.saturating_sub(oldest.tokens);
             self.buckets.pop_front();
         }
     }
@@ -85,8 +85,9 @@ impl SlidingWindow {
             // Clocks may step back a little (NTP); count such usage in the newest
             // bucket rather than reorder the deque.
             Some(newest) if newest.index >= index => {
-                newest.requests += requests;
-                newest.tokens += tokens;
+                // Saturating like the totals: the upstream's numbers reach here.
+                newest.requests = newest.requests.saturating_add(requests);
+                newest.tokens = newest.tokens.saturating_add(tokens);
             }
             _ => self.buckets.push_back(Bucket {
                 index,
@@ -133,8 +134,8 @@ impl SlidingWindow {
         }
         let mut remaining = total;
         for bucket in &self.buckets {
-            remaining -= bucket.get(metric);
-            if remaining + cost <= limit {
+            remaining = remaining.saturating_sub(bucket.get(metric));
+            if remaining.saturating_add(cost) <= limit {
                 return Some(self.expiry_ms(bucket).saturating_sub(now_ms));
             }
         }

@@ -61,6 +61,10 @@ pub struct WorkspaceState {
     pub anomaly: Option<(String, u64)>,
     /// A flag raised by the current operation, for its `Effect`.
     pub pending_anomaly: Option<Transition>,
+    /// Time zone, budgets, per-model and per-user limits; `None` for the
+    /// defaults (UTC, none), which most workspaces keep: boxed so that they
+    /// cost one pointer.
+    pub settings: Option<Box<super::settings::WorkspaceSettings>>,
 }
 
 impl UpstreamState {
@@ -94,6 +98,7 @@ impl WorkspaceState {
             updated_at_ms: now_ms,
             anomaly: None,
             pending_anomaly: None,
+            settings: None,
         }
     }
 

@@ -288,7 +288,7 @@ impl PriceTable {
         let price = self.price(model, at_ms)?;
         let pico = u128::from(prompt) * u128::from(price.input)
             + u128::from(max_output) * u128::from(price.output.max(price.reasoning));
-        Some(u64::try_from((pico + 999) / 1000).unwrap_or(u64::MAX))
+        Some(u64::try_from(pico.div_ceil(1000)).unwrap_or(u64::MAX))
     }
 }
 

@@ -16,6 +16,7 @@ mod registry;
 mod replication;
 mod restore;
 mod session_lifecycle;
+mod settings;
 
 pub use admission::{is_reservation_id, RESERVATION_ID_PREFIX};
 pub use backend::{
@@ -30,6 +31,7 @@ pub use records::{Idempotency, Recorded, MAX_IDEMPOTENCY_KEYS_IN_MEMORY};
 pub use registry::Registry;
 pub use replication::{FailurePolicy, ReconcileReport, Shared, RECONCILE_EVERY};
 pub use session_lifecycle::{OpenedSession, SessionView};
+pub use settings::SettingsError;
 
 use crate::alerts::Alerts;
 use crate::browser_session::SessionIndex;

@@ -21,6 +21,10 @@ impl QuotaService {
             // Already present only if restored twice; either way the stored
             // limits are the truth.
             let _ = engine.create_workspace(&w.id, &exact);
+            if w.settings.is_some() {
+                let settings = super::settings::parse_stored(&w.id, w.settings.as_deref());
+                let _ = engine.configure(&w.id, w.limits, settings);
+            }
             if w.key_digest != [0; 32] {
                 self.inner.registry.restore(w.key_digest, &w.id);
             }

@@ -109,6 +109,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at_ms = max(expires_at_ms - 604800000, 0),
         absolute_expires_at_ms = max(expires_at_ms - 604800000, 0) + 2592000000;
     "#,
+    // 5: a workspace's settings beyond its limits (time zone, budgets, per
+    // model and per user limits), as the JSON an admin sent
+    // (`wire::SettingsPatch`, every field set); NULL keeps the defaults.
+    r#"
+    ALTER TABLE workspaces ADD COLUMN settings TEXT;
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the problem as text for the caller to

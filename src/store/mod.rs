@@ -65,6 +65,8 @@ pub struct StoredWorkspace {
     pub key_digest: [u8; 32],
     pub limits: Limits,
     pub created_at_ms: u64,
+    /// `wire::SettingsPatch` as JSON, if the workspace has settings.
+    pub settings: Option<String>,
 }
 
 /// Usage of one workspace during one second (`second` = Unix time in seconds,

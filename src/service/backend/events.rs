@@ -44,6 +44,13 @@ pub(in crate::service) enum EventKind {
         key_digest: String,
         limits: Limits,
     },
+    /// The workspace's limits and settings (`wire::SettingsPatch` JSON,
+    /// `None` for the defaults) were changed.
+    SettingsChanged {
+        limits: Limits,
+        #[serde(default)]
+        settings: Option<String>,
+    },
     /// The workspace's keys were replaced (`Some`) or revoked (`None`).
     KeyChanged {
         key_digest: Option<String>,

@@ -33,6 +33,7 @@ impl Backend {
                     id: id.to_string(),
                     key_digest: hex::encode(digest),
                     limits,
+                    settings: None,
                 };
                 let created = shared
                     .redis
@@ -91,6 +92,42 @@ impl Backend {
                 self.announce_now(id, changed).await;
                 Ok(())
             }
+        }
+    }
+
+    /// Keeps a workspace's new limits and settings (JSON, `None` for the
+    /// defaults); awaited, so the admin's answer means they are kept. Under
+    /// Redis the other instances are told before this returns.
+    pub(in crate::service) async fn save_settings(
+        &self,
+        id: &str,
+        limits: Limits,
+        settings: Option<String>,
+    ) -> Result<(), ServiceError> {
+        let failed = |e| ServiceError::Store(self.failed(e));
+        let found = match &self.kind {
+            Kind::Memory(_) => true,
+            Kind::Sqlite(store) => store
+                .update_workspace_settings(id, limits, settings)
+                .await
+                .map_err(failed)?,
+            Kind::Redis(shared) => {
+                let found = shared
+                    .redis
+                    .set_workspace_settings(id, limits, settings.clone())
+                    .await
+                    .map_err(failed)?;
+                if found {
+                    self.announce_now(id, EventKind::SettingsChanged { limits, settings })
+                        .await;
+                }
+                found
+            }
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(ServiceError::Engine(EngineError::NotFound(id.to_string())))
         }
     }
 }

@@ -48,6 +48,10 @@ impl QuotaService {
                 self.apply_key_change(id, key_digest.as_deref());
                 return;
             }
+            EventKind::SettingsChanged { limits, settings } => {
+                self.apply_settings(id, limits, settings.as_deref());
+                return;
+            }
             EventKind::SessionOpened {
                 session_digest,
                 expires_at_ms,

@@ -135,6 +135,9 @@ impl QuotaService {
         let workspaces = shared.redis.load_workspaces().await?;
         for w in &workspaces {
             self.apply_created(&w.id, &w.key_digest, w.limits);
+            if w.settings.is_some() {
+                self.apply_settings(&w.id, w.limits, w.settings.as_deref());
+            }
             for (minute, requests, tokens) in shared.redis.load_day_buckets(&w.id).await? {
                 let _ = self
                     .engine()

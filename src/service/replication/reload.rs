@@ -68,6 +68,9 @@ impl QuotaService {
     pub(super) async fn learn_workspace(&self, redis: &RedisShared, w: &SharedWorkspace) {
         if !self.engine().contains(&w.id) {
             self.apply_created(&w.id, &w.key_digest, w.limits);
+            if w.settings.is_some() {
+                self.apply_settings(&w.id, w.limits, w.settings.as_deref());
+            }
             if let Ok(buckets) = redis.load_day_buckets(&w.id).await {
                 for (minute, requests, tokens) in buckets {
                     let _ = self
@@ -78,6 +81,13 @@ impl QuotaService {
             let _ = self.engine().settle(&w.id);
             self.inner.lookups.forget_unknown();
             return;
+        }
+        // Settings changed while this instance was not listening.
+        if let Ok((limits, settings)) = self.engine().settings(&w.id) {
+            if limits != w.limits || crate::service::settings::stored_form(&settings) != w.settings
+            {
+                self.apply_settings(&w.id, w.limits, w.settings.as_deref());
+            }
         }
         if self.expected_key(&w.id) != w.key_digest {
             let digest = (w.key_digest != REVOKED_DIGEST_HEX).then_some(w.key_digest.as_str());

@@ -13,7 +13,20 @@ pub struct SharedWorkspace {
     pub id: String,
     pub key_digest: String,
     pub limits: Limits,
+    /// `wire::SettingsPatch` as JSON text (kept as text, so that no Lua
+    /// script re-encodes it); absent for the defaults and from older
+    /// instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
+
+/// Replaces a workspace's JSON only if it is still what the caller read
+/// (compare and set): a key rotated meanwhile is never overwritten.
+const REPLACE_IF_SCRIPT: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"#;
 
 impl RedisShared {
     /// Creates the workspace (`false` if the id is taken) with its key, its
@@ -99,6 +112,46 @@ impl RedisShared {
             .await
             .map_err(|e| self.failed("load workspace", e))?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    /// Replaces a workspace's limits and settings, keeping its key. `false`
+    /// if there is no such workspace.
+    pub async fn set_workspace_settings(
+        &self,
+        id: &str,
+        limits: Limits,
+        settings: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let mut con = self.connection.clone();
+        // A rotation between the read and the write makes the write miss;
+        // read again (rotations are rare, a few tries are plenty).
+        for _ in 0..8 {
+            let raw: Option<String> = con
+                .hget(WORKSPACES_KEY, id)
+                .await
+                .map_err(|e| self.failed("update settings", e))?;
+            let Some(raw) = raw else { return Ok(false) };
+            let Ok(mut workspace) = serde_json::from_str::<SharedWorkspace>(&raw) else {
+                return Ok(false);
+            };
+            workspace.limits = limits;
+            workspace.settings = settings.clone();
+            let json = serde_json::to_string(&workspace).unwrap_or_default();
+            let replaced: i64 = redis::Script::new(REPLACE_IF_SCRIPT)
+                .key(WORKSPACES_KEY)
+                .arg(id)
+                .arg(&raw)
+                .arg(&json)
+                .invoke_async(&mut con)
+                .await
+                .map_err(|e| self.failed("update settings", e))?;
+            if replaced == 1 {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Closed {
+            path: format!("redis: workspace {id} kept changing").into(),
+        })
     }
 
     /// Replaces a workspace's key digest (rotation) or, with `None`, marks it

@@ -43,6 +43,35 @@ impl SqliteStore {
         .await
     }
 
+    /// Replaces the workspace's limits and settings (JSON, `None` for the
+    /// defaults). `false` if there is no such workspace.
+    pub async fn update_workspace_settings(
+        &self,
+        id: &str,
+        limits: Limits,
+        settings: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write("update workspace settings", move |c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE workspaces SET requests_per_minute = ?2, requests_per_day = ?3,
+                        tokens_per_minute = ?4, tokens_per_day = ?5, settings = ?6
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    sat(limits.requests_per_minute),
+                    sat(limits.requests_per_day),
+                    sat(limits.tokens_per_minute),
+                    sat(limits.tokens_per_day),
+                    settings
+                ])?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
     /// Replaces the workspace's key digest and, in the same transaction, ends
     /// its browser sessions (they were opened with a key that no longer
     /// works). `false` if there is no such workspace.
@@ -90,7 +119,7 @@ impl SqliteStore {
         self.read("load workspaces", |c| {
             let mut stmt = c.prepare(
                 "SELECT id, key_digest, requests_per_minute, requests_per_day,
-                        tokens_per_minute, tokens_per_day, created_at_ms
+                        tokens_per_minute, tokens_per_day, created_at_ms, settings
                  FROM workspaces ORDER BY id",
             )?;
             let rows = stmt.query_map([], |row| {
@@ -108,6 +137,7 @@ impl SqliteStore {
                         tokens_per_day: get_u64(row, 5)?,
                     },
                     created_at_ms: get_u64(row, 6)?,
+                    settings: row.get(7)?,
                 })
             })?;
             rows.collect()

@@ -1,0 +1,46 @@
+//! Changing a workspace's limits and settings after it was created.
+
+use super::settings::WorkspaceSettings;
+use super::{Effect, Engine, EngineError};
+use crate::wire::{LimitOverrides, Limits};
+
+impl Engine {
+    /// A workspace's limits and settings.
+    pub fn settings(&self, id: &str) -> Result<(Limits, WorkspaceSettings), EngineError> {
+        let ws = self
+            .workspaces
+            .get(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        Ok((
+            ws.limits,
+            ws.settings.as_deref().cloned().unwrap_or_default(),
+        ))
+    }
+
+    /// The limits `overrides` would give the workspace (what is left out
+    /// stays as it is), without changing anything.
+    pub fn limits_with(&self, id: &str, overrides: &LimitOverrides) -> Result<Limits, EngineError> {
+        self.limits(id)
+            .map(|limits| limits.with_overrides(overrides))
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+    }
+
+    /// Sets the workspace's limits and settings; its status is evaluated
+    /// again at once (a lower limit can rate-limit it, a higher one end
+    /// that).
+    pub fn configure(
+        &self,
+        id: &str,
+        limits: Limits,
+        settings: WorkspaceSettings,
+    ) -> Result<Effect, EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            ws.limits = limits;
+            ws.settings = (settings != WorkspaceSettings::default()).then(|| Box::new(settings));
+            ws.version += 1;
+            engine.refresh(ws, now);
+            ((), engine.transition_if_changed(id, ws, now))
+        })
+        .map(|(_, effect)| effect)
+    }
+}
