@@ -33,6 +33,35 @@ impl Engine {
         .map(|(_, effect)| effect)
     }
 
+    /// The ids of the workspace's holds (for the sweep of holds the shared
+    /// store no longer has).
+    pub fn hold_ids(&self, id: &str) -> Vec<String> {
+        self.workspaces
+            .get(id)
+            .map(|ws| ws.reservations.ids())
+            .unwrap_or_default()
+    }
+
+    /// Releases each of `reservation_ids` still held (settled elsewhere,
+    /// where the event saying so never arrived); how many went.
+    pub fn drop_holds(
+        &self,
+        id: &str,
+        reservation_ids: &[String],
+    ) -> Result<(usize, Effect), EngineError> {
+        self.with_workspace(id, |ws, now, engine| {
+            ws.advance(now, engine.config.degraded_window_ms);
+            let dropped = reservation_ids
+                .iter()
+                .filter(|r| ws.reservations.release(r).is_some())
+                .count();
+            if dropped > 0 {
+                ws.version += 1;
+            }
+            (dropped, engine.transition_if_changed(id, ws, now))
+        })
+    }
+
     /// Records a call an app made itself: counts the request, its tokens and
     /// its outcome. A call reserved first (`POST /api/quota/reserve`) names
     /// its reservation: its request was counted then, so this settles it

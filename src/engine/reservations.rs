@@ -88,6 +88,11 @@ impl Reservations {
         before - self.held.len()
     }
 
+    /// The ids held now.
+    pub fn ids(&self) -> Vec<String> {
+        self.held.keys().cloned().collect()
+    }
+
     /// The earliest instant a hold expires, if any is held.
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.held.values().map(|(_, expires)| *expires).min()

@@ -51,13 +51,14 @@ impl QuotaService {
                  quota_reconciliation_difference{{counter=\"tokens\"}} {}\n\
                  quota_reconciliation_difference{{counter=\"reserved_tokens\"}} {}\n\
                  quota_reconciliation_difference{{counter=\"orphan_holds\"}} {}\n\
+                 quota_reconciliation_difference{{counter=\"ghost_holds\"}} {}\n\
                  # HELP quota_reconciliation_passes_total Reconciliation passes finished.\n\
                  # TYPE quota_reconciliation_passes_total counter\n\
                  quota_reconciliation_passes_total {}\n\
                  # HELP quota_reconciliation_failed_workspaces Workspaces the last pass could not check.\n\
                  # TYPE quota_reconciliation_failed_workspaces gauge\n\
                  quota_reconciliation_failed_workspaces {}\n",
-                r.requests, r.tokens, r.reserved_tokens, r.orphan_holds, r.passes, r.failed,
+                r.requests, r.tokens, r.reserved_tokens, r.orphan_holds, r.ghost_holds, r.passes, r.failed,
             );
         }
         text

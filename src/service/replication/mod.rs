@@ -187,11 +187,12 @@ impl QuotaService {
                 if let Ok(mut pubsub) = client.get_async_pubsub().await {
                     if pubsub.subscribe(EVENTS_CHANNEL).await.is_ok() {
                         let Some(inner) = weak.upgrade() else { return };
-                        if let Err(e) = (QuotaService { inner }).shared_reload().await {
-                            if let Some(inner) = weak.upgrade() {
-                                QuotaService { inner }.backend().report(&e);
-                            }
+                        let service = QuotaService { inner };
+                        if let Err(e) = service.shared_reload().await {
+                            service.backend().report(&e);
                         }
+                        service.sweep_all_ghost_holds(&shared).await;
+                        drop(service);
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
                             let Some(inner) = weak.upgrade() else { return };

@@ -34,6 +34,9 @@ pub struct ReconcileReport {
     pub reserved_tokens: u64,
     /// Holds found without an expiry (released by the pass).
     pub orphan_holds: u64,
+    /// Holds this instance kept that Redis no longer has (settled on
+    /// another instance whose event never arrived): released here.
+    pub ghost_holds: u64,
 }
 
 /// The last report; read by `/metrics`.
@@ -65,8 +68,10 @@ impl QuotaService {
                 Err(error) => {
                     report.failed += 1;
                     self.backend().report(&error);
+                    continue;
                 }
             }
+            report.ghost_holds += self.sweep_ghost_holds(shared, &id).await as u64;
         }
         let mut last = self
             .inner
@@ -77,6 +82,48 @@ impl QuotaService {
         report.passes = last.passes + 1;
         *last = report;
         report
+    }
+
+    /// Releases the holds this instance keeps for `id` that Redis no longer
+    /// has. The local ids are read *before* Redis: each of those was in
+    /// Redis before it was here (this instance's admission script, or
+    /// another's whose event followed its script), so one missing there now
+    /// was released there; holds arriving meanwhile are not touched.
+    pub(super) async fn sweep_ghost_holds(&self, shared: &Shared, id: &str) -> usize {
+        let local = self.engine().hold_ids(id);
+        if local.is_empty() {
+            return 0;
+        }
+        let Ok(remote) = shared.redis.hold_ids(id).await else {
+            return 0;
+        };
+        let ghosts: Vec<String> = local.into_iter().filter(|h| !remote.contains(h)).collect();
+        if ghosts.is_empty() {
+            return 0;
+        }
+        match self.engine().drop_holds(id, &ghosts) {
+            Ok((dropped, effect)) => {
+                if dropped > 0 {
+                    tracing::warn!(
+                        workspace = id,
+                        dropped,
+                        "released holds settled on another instance whose events were missed"
+                    );
+                    self.keep_effect(id, &effect, false);
+                    self.publish(id, &effect);
+                }
+                dropped
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// [`sweep_ghost_holds`](Self::sweep_ghost_holds) for every workspace:
+    /// after a resubscription, for the events missed while away.
+    pub(super) async fn sweep_all_ghost_holds(&self, shared: &Shared) {
+        for id in self.engine().workspace_ids() {
+            self.sweep_ghost_holds(shared, &id).await;
+        }
     }
 
     pub(super) fn spawn_reconciliation(&self, shared: Shared) {

@@ -108,6 +108,18 @@ impl RedisShared {
         Ok(Drift::decode(&reply))
     }
 
+    /// The ids of the workspace's holds as Redis has them (expired ones
+    /// not yet evicted included: they are expired everywhere alike).
+    pub async fn hold_ids(
+        &self,
+        workspace: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut con = self.connection.clone();
+        con.hkeys(format!("qa:{{{workspace}}}:rsv"))
+            .await
+            .map_err(|e| self.failed("load holds", e))
+    }
+
     pub async fn clear_usage(&self, workspace: &str) -> Result<(), StoreError> {
         let mut con = self.connection.clone();
         let keys: Vec<String> = ["sec", "secidx", "min", "minidx", "tot", "rsv", "rsvexp"]
