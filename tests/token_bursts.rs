@@ -352,6 +352,23 @@ async fn a_reserve_burst_over_two_instances_sharing_redis_holds_exactly_what_fit
         "{metrics}"
     );
     assert_reconciled(&service).await;
+
+    // A hold this instance keeps that Redis does not have (settled on the
+    // other instance, the event that said so missed) is released by the
+    // pass, so this instance stops refusing for it.
+    let ghost = quota_alert::engine::Hold {
+        reservation_id: "rsv_ghost".into(),
+        tokens: 400,
+        expires_at_ms: service.engine().now_ms() + 600_000,
+    };
+    service
+        .engine()
+        .count_admitted("acme", Some(&ghost))
+        .unwrap();
+    assert_eq!(status(&a, &key).await["tokens_per_minute"]["reserved"], 400);
+    let found = service.reconcile_now().await.expect("redis");
+    assert_eq!(found.ghost_holds, 1, "{found:?}");
+    assert_eq!(status(&a, &key).await["tokens_per_minute"]["reserved"], 0);
 }
 
 /// A reconciliation pass over the shared counters finds nothing to repair.
