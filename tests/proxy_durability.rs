@@ -220,3 +220,35 @@ async fn sigterm_under_proxy_load_keeps_every_answered_call() {
     drop(restarted);
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_reservation_survives_kill_9() {
+    let fake = fake_openai::start().await;
+    let env = env(&fake);
+    let db = db_path("reserve-crash");
+    let mut server = spawn(&db, &env).await;
+    let key = workspace(&server).await;
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let res = http
+            .post(format!("{}/api/quota/reserve", server.base))
+            .bearer_auth(&key)
+            .json(&json!({"tokens": 100}))
+            .send()
+            .await
+            .expect("reserve");
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+    }
+    // At once: well inside the write-behind interval, so only a write made
+    // before answering is on disk.
+    server.child.kill().expect("SIGKILL");
+    let _ = reap(server).await;
+    let restarted = spawn(&db, &env).await;
+    let (requests, _) = day_counts(&restarted.base, &key).await;
+    assert_eq!(
+        requests, 5,
+        "every acknowledged reservation's request is kept"
+    );
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}

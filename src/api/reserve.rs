@@ -97,7 +97,9 @@ pub async fn reserve(
         ));
     }
     let hold = service.new_hold(body.tokens);
-    let admission = service.admit(&id, Some(hold.clone())).await?;
+    // Kept before it is answered: an acknowledged reservation's request is
+    // never lost to a crash, like a record's.
+    let admission = service.admit_kept(&id, hold.clone()).await?;
     if !admission.check.allowed {
         return Ok(refusal(
             admission.check.status,

@@ -51,13 +51,40 @@ impl QuotaService {
     /// engine, exactly, under its lock. Settle with [`complete`](Self::complete)
     /// (an outcome naming the hold) or [`release`](Self::release).
     pub async fn admit(&self, id: &str, hold: Option<Hold>) -> Result<Admission, ServiceError> {
+        self.admit_with(id, hold, false).await
+    }
+
+    /// Like [`admit`](Self::admit), answered only once the request is kept
+    /// (`POST /api/quota/reserve`: an acknowledged reservation's request
+    /// survives a `kill -9`, as a record does). Under Redis the admission
+    /// script is that write already. If the write fails the hold is
+    /// released and the failure returned (the store is then unhealthy).
+    pub async fn admit_kept(&self, id: &str, hold: Hold) -> Result<Admission, ServiceError> {
+        self.admit_with(id, Some(hold), true).await
+    }
+
+    async fn admit_with(
+        &self,
+        id: &str,
+        hold: Option<Hold>,
+        kept: bool,
+    ) -> Result<Admission, ServiceError> {
         let admission = if self.backend().redis().is_some() {
             self.admit_shared(id, hold).await?
         } else {
             let admission = self.inner.engine.admit(id, hold.as_ref())?;
             if admission.check.allowed {
                 let now = self.inner.engine.now_ms();
-                self.backend().usage_behind(id, now, (1, 0), None);
+                if kept {
+                    if let Err(e) = self.backend().write_usage_now(id, now, 1).await {
+                        if let Some(hold) = &hold {
+                            let _ = self.inner.engine.release(id, &hold.reservation_id);
+                        }
+                        return Err(ServiceError::Store(e));
+                    }
+                } else {
+                    self.backend().usage_behind(id, now, (1, 0), None);
+                }
             }
             admission
         };

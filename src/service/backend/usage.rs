@@ -129,6 +129,20 @@ impl Backend {
 
     /// Writes merged proxied usage (the flush task of `behind.rs`), and
     /// under Redis releases the holds those calls settled.
+    /// Writes `requests` at once and waits for them to be kept (memory:
+    /// nothing to keep; Redis counts requests in its admission script).
+    pub(in crate::service) async fn write_usage_now(
+        &self,
+        id: &str,
+        at_ms: u64,
+        requests: u64,
+    ) -> Result<(), StoreError> {
+        match &self.kind {
+            Kind::Sqlite(_) => self.write_usage(id, at_ms, requests, 0, Vec::new()).await,
+            Kind::Memory(_) | Kind::Redis(_) => Ok(()),
+        }
+    }
+
     pub(super) async fn write_usage(
         &self,
         id: &str,
