@@ -577,7 +577,7 @@ async fn bad_values_on_disk_are_errors_not_panics() {
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO workspaces VALUES ('short', x'0102', 1, 1, 1, 1, 0)",
+            "INSERT INTO workspaces VALUES ('short', x'0102', 1, 1, 1, 1, 0, NULL)",
             [],
         )
         .unwrap();
