@@ -178,16 +178,18 @@ impl TrackedClient {
             reservation_id,
             settled: false,
         };
-        // Sent from a task of its own, so that a client going away (its
-        // handler's future dropped) does not cancel the call here: once sent,
-        // the upstream answers and bills it anyway, and hanging up before the
-        // answer would otherwise spend the shared organisation's tokens for
-        // nothing counted. The task reads the answer's usage and settles to
-        // it; it is bounded by the upstream timeout. A stream nobody reads is
-        // dropped with the task's result, which settles it as a stream cut off.
+        // Finished even if the client goes away (its handler's future
+        // dropped): once sent, the upstream answers and bills the call
+        // anyway, and hanging up before the answer would otherwise spend
+        // the shared organisation's tokens for nothing counted. The call
+        // runs in place; only if it is dropped unfinished is the rest moved
+        // to a task of its own (`FinishOnDrop`), which reads the
+        // answer's usage and settles to it, bounded by the upstream
+        // timeout. A stream nobody reads is dropped with the result, which
+        // settles it as a stream cut off.
         let client = self.clone();
         let workspace = workspace.to_string();
-        tokio::spawn(async move {
+        super::finish_on_drop::FinishOnDrop::new(async move {
             client
                 .send(
                     &workspace,
@@ -198,7 +200,6 @@ impl TrackedClient {
                 .await
         })
         .await
-        .unwrap_or_else(|_| Err(ForwardError::Unreachable("the call was cut off".into())))
     }
 
     /// Sends an admitted call and settles `hold` to its outcome.

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod error_body;
+mod finish_on_drop;
 pub mod headers;
 pub mod policy;
 pub mod sse;
