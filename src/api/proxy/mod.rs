@@ -260,27 +260,37 @@ pub async fn proxy(
 /// shares. SDKs and apps that pace themselves on them pace on what this
 /// workspace may still send. Resets are Go-style durations, as OpenAI's.
 pub fn own_rate_limit_headers(headers: &mut HeaderMap, snapshot: &crate::wire::QuotaSnapshot) {
-    let windows = [
-        ("requests", &snapshot.requests_per_minute),
-        ("tokens", &snapshot.tokens_per_minute),
+    // Names built once, numbers written without a format string: these run
+    // on every proxied answer.
+    const NAMES: [[&str; 3]; 2] = [
+        [
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ],
+        [
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ],
     ];
-    for (what, window) in windows {
-        let values = [
-            ("limit", window.limit.to_string()),
-            (
-                "remaining",
-                window.limit.saturating_sub(window.current).to_string(),
-            ),
-            ("reset", format!("{:.3}s", window.resets_in_s.max(0.0))),
-        ];
-        for (kind, value) in values {
-            let name = format!("x-ratelimit-{kind}-{what}");
-            if let (Ok(name), Ok(value)) = (
-                header::HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                headers.insert(name, value);
-            }
+    let windows = [&snapshot.requests_per_minute, &snapshot.tokens_per_minute];
+    for (names, window) in NAMES.iter().zip(windows) {
+        // What the next call can still have: tokens held for calls in
+        // flight are spoken for.
+        let remaining = window
+            .limit
+            .saturating_sub(window.current.saturating_add(window.reserved));
+        headers.insert(
+            header::HeaderName::from_static(names[0]),
+            HeaderValue::from(window.limit),
+        );
+        headers.insert(
+            header::HeaderName::from_static(names[1]),
+            HeaderValue::from(remaining),
+        );
+        if let Ok(reset) = HeaderValue::from_str(&format!("{:.3}s", window.resets_in_s.max(0.0))) {
+            headers.insert(header::HeaderName::from_static(names[2]), reset);
         }
     }
 }
