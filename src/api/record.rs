@@ -234,10 +234,27 @@ pub async fn record_batch(
     ))
 }
 
+/// Most one call may say it cost: $1 000 000.
+const MAX_COST_NANO_PER_CALL: u64 = 1_000_000 * 1_000_000_000;
+
 /// Validates a record body and turns it into an engine outcome. Error messages
 /// start with the offending field's name.
 pub fn outcome_from_record(body: RecordRequest) -> Result<CallOutcome, ApiError> {
-    let outcome = outcome_of(body.clone())?;
+    let cost_nano = match body.cost_usd {
+        None => None,
+        Some(usd) => Some(
+            crate::pricing::usd_to_nano(usd)
+                .filter(|nano| *nano <= MAX_COST_NANO_PER_CALL)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_body",
+                        "cost_usd must be a dollar amount from 0 to 1000000",
+                    )
+                })?,
+        ),
+    };
+    let mut outcome = outcome_of(body.clone())?;
+    outcome.cost_nano = cost_nano;
     match body.reservation_id {
         None => Ok(outcome),
         Some(id) if is_reservation_id(&id) => Ok(outcome.settling(Some(id))),

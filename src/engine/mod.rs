@@ -18,6 +18,7 @@
 //! `with_workspace`, the one way an operation reaches a workspace.
 
 mod admission;
+mod budget_rules;
 mod classify;
 mod clock;
 mod config;
@@ -71,6 +72,10 @@ pub struct CallOutcome {
     /// The hold this call settles (its tokens reserved at admission), if any.
     #[serde(default)]
     pub reservation_id: Option<String>,
+    /// What the call cost, in nano-dollars, when known (priced from its
+    /// usage, or reported by the app); added to the workspace's spend.
+    #[serde(default)]
+    pub cost_nano: Option<u64>,
 }
 
 impl CallOutcome {

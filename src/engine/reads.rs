@@ -169,6 +169,7 @@ fn build_snapshot(
         tokens_per_day: window_usage(&ws.day, M::Tokens, ws.limits.tokens_per_day, held, now),
         retry_after_s: verdict.retry_after_ms.map(ms_to_s),
         last_error: ws.last_error.clone(),
+        budgets: super::budget_rules::usage(ws, now),
         upstream_limits: ws.upstream.observed_limits.map(|(h, at)| UpstreamLimits {
             requests_limit: h.limit_requests,
             requests_remaining: h.remaining_requests,

@@ -76,6 +76,7 @@ impl Engine {
             ws.minute.clear();
             ws.day.clear();
             ws.reservations.clear();
+            ws.spend.clear();
             ws.upstream = Default::default();
             ws.last_error = None;
             ws.version += 1;
@@ -101,6 +102,10 @@ impl Engine {
             if requests > 0 || outcome.tokens > 0 {
                 ws.minute.add(now, requests, outcome.tokens);
                 ws.day.add(now, requests, outcome.tokens);
+            }
+            if let Some(cost) = outcome.cost_nano {
+                let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
+                ws.spend.add(super::periods::local_day(zone, now), cost);
             }
             engine.apply_outcome(ws, outcome, now);
             if count_request {

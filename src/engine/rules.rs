@@ -151,6 +151,21 @@ pub fn evaluate(
         }
     }
 
+    // Spend budgets: a hard one spent blocks like a day window, until its
+    // period resets; a soft one crossed (or any past the warning share) warns.
+    let budgets = super::budget_rules::evaluate(ws, now_ms, config.warning_threshold);
+    if let Some((wait, reason)) = &budgets.block {
+        if quota_wait.is_none_or(|q| *wait > q) {
+            quota_reason = Some(reason.clone());
+        }
+        quota_wait = Some(quota_wait.map_or(*wait, |q| q.max(*wait)));
+    }
+    if let Some((share, reason)) = budgets.warning {
+        if warning.as_ref().is_none_or(|(s, _)| share > *s) {
+            warning = Some((share, reason));
+        }
+    }
+
     let up = &ws.upstream;
     let mut probe_allowed = false;
     if up.quota_exhausted_at_ms.is_some() {
@@ -189,6 +204,7 @@ pub fn evaluate(
         .any(|w| !w.short && w.wait_for(now_ms, 1) != Some(0));
     let rate_blocks = rate_wait.is_some_and(|r| r > 0);
     let allowed = !local_quota_blocks
+        && budgets.block.is_none()
         && !rate_blocks
         && (up.quota_exhausted_at_ms.is_none() || probe_allowed);
     let retry_after_ms = if allowed { None } else { blocking_wait };

@@ -65,6 +65,8 @@ pub struct WorkspaceState {
     /// defaults (UTC, none), which most workspaces keep: boxed so that they
     /// cost one pointer.
     pub settings: Option<Box<super::settings::WorkspaceSettings>>,
+    /// Money spent per local day (empty, and free, until a call is priced).
+    pub spend: super::spend::SpendLedger,
 }
 
 impl UpstreamState {
@@ -99,6 +101,7 @@ impl WorkspaceState {
             anomaly: None,
             pending_anomaly: None,
             settings: None,
+            spend: super::spend::SpendLedger::default(),
         }
     }
 
@@ -137,5 +140,6 @@ impl WorkspaceState {
             + self.reservations.heap_bytes()
             + self.upstream.recent_failures_ms.capacity() * 8
             + self.history.capacity() * std::mem::size_of::<Transition>()
+            + self.spend.heap_bytes()
     }
 }

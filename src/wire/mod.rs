@@ -18,7 +18,8 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use notification::{Notification, NotificationLevel};
 pub use record::{RecordBatch, RecordRequest, UpstreamErrorReport};
 pub use settings::{
-    BudgetKindSpec, BudgetPeriod, BudgetSpec, ScopedLimits, SettingsPatch, UserLimitsSpec,
+    BudgetKindSpec, BudgetPeriod, BudgetSpec, BudgetUsage, ScopedLimits, SettingsPatch,
+    UserLimitsSpec,
 };
 pub use snapshot::{CheckResult, LastError, QuotaSnapshot, UpstreamLimits, WindowUsage};
 pub use status::QuotaStatus;

@@ -34,6 +34,10 @@ pub struct RecordRequest {
     /// the request itself was counted at the reserve, so it is not again.
     #[serde(default)]
     pub reservation_id: Option<String>,
+    /// What the call cost, in US dollars (0 to 1 000 000), added to the
+    /// workspace's spend and its budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Body of `POST /api/quota/record/batch`.

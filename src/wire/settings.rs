@@ -102,3 +102,18 @@ pub struct SettingsPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_limits: Option<UserLimitsSpec>,
 }
+
+/// One budget's standing, in a status snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BudgetUsage {
+    pub period: BudgetPeriod,
+    pub kind: BudgetKindSpec,
+    pub amount_usd: f64,
+    /// Spent in the current period (settled calls).
+    pub spent_usd: f64,
+    /// `spent / amount` in percent, one decimal.
+    pub percentage: f64,
+    /// RFC 3339 time the period ends (midnight in the workspace's zone).
+    pub resets_at: String,
+}

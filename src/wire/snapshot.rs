@@ -57,6 +57,10 @@ pub struct QuotaSnapshot {
     /// headers; null until a response carried them.
     #[serde(default)]
     pub upstream_limits: Option<UpstreamLimits>,
+    /// The workspace's spend budgets and where each stands (empty without
+    /// budgets).
+    #[serde(default)]
+    pub budgets: Vec<super::BudgetUsage>,
     /// RFC 3339 time this snapshot was taken.
     pub updated_at: String,
     /// Monotonic per workspace; lets clients drop out-of-order snapshots.

@@ -55,6 +55,7 @@ mod tests {
             tokens_per_day: window,
             retry_after_s: None,
             last_error: None,
+            budgets: Vec::new(),
             upstream_limits: None,
             updated_at: String::new(),
             version,
