@@ -209,3 +209,60 @@ async fn a_change_on_one_instance_reaches_the_other_through_redis() {
     let (_, read) = c.get("/api/admin/workspaces/acme", Some(ADMIN)).await;
     assert_eq!(read, view, "loaded from Redis with the rotated key");
 }
+
+#[tokio::test]
+async fn recorded_cost_counts_against_a_hard_budget_shown_in_the_snapshot() {
+    let s = start().await;
+    let key = s.workspace("acme").await;
+    let (code, _) = patch(
+        &s,
+        "acme",
+        ADMIN,
+        json!({"time_zone": "Asia/Tokyo", "budgets": [{"period": "day", "amount_usd": 1, "kind": "hard"}]}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let snap = s
+        .record(
+            &key,
+            json!({"success": true, "tokens_used": 10, "cost_usd": 0.6}),
+        )
+        .await;
+    assert_eq!(snap["budgets"][0]["spent_usd"], 0.6);
+    assert_eq!(snap["budgets"][0]["period"], "day");
+    assert_eq!(snap["budgets"][0]["kind"], "hard");
+    assert_eq!(snap["status"], "NORMAL", "60% is below the warning share");
+    let snap = s
+        .record(
+            &key,
+            json!({"success": true, "tokens_used": 10, "cost_usd": 0.4}),
+        )
+        .await;
+    assert_eq!(snap["status"], "QUOTA_EXCEEDED", "{snap}");
+    let message = snap["message"].as_str().unwrap();
+    assert!(message.contains("Daily budget of $1.00 spent"), "{message}");
+    assert!(
+        message.contains("JST"),
+        "resets at Tokyo's midnight: {message}"
+    );
+    let (_, check) = s.get("/api/quota/check", Some(&key)).await;
+    assert_eq!(check["allowed"], false, "refused until it resets");
+
+    for bad in [json!(-1), json!(2_000_000), json!("1.0")] {
+        let (code, answer) = s
+            .post(
+                "/api/quota/record",
+                Some(&key),
+                json!({"success": true, "tokens_used": 1, "cost_usd": bad}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("cost_usd"),
+            "{bad}: {answer}"
+        );
+    }
+}

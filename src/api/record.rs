@@ -367,6 +367,7 @@ fn outcome_of(body: RecordRequest) -> Result<CallOutcome, ApiError> {
                 headers,
                 tokens_estimated: false,
                 reservation_id: None,
+                cost_nano: None,
             })
         }
     }
