@@ -236,6 +236,13 @@ fn amount(usd: f64, field: &str) -> Result<u64, FieldError> {
 
 fn budget(spec: &BudgetSpec, field: &str) -> Result<Budget, FieldError> {
     let amount_nano = amount(spec.amount_usd, &format!("{field}.amount_usd"))?;
+    // A budget of nothing would be spent before the first call, forever.
+    if amount_nano == 0 {
+        return Err(refuse(
+            format!("{field}.amount_usd"),
+            "must be more than 0 (at least $0.000000001); remove the budget instead",
+        ));
+    }
     let period = match spec.period {
         BudgetPeriod::Day => Period::Day,
         BudgetPeriod::Week => Period::Week,

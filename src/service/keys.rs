@@ -50,7 +50,7 @@ impl QuotaService {
         Ok(())
     }
 
-    async fn audit_best_effort(&self, action: &str, id: &str, detail: &str) {
+    pub(super) async fn audit_best_effort(&self, action: &str, id: &str, detail: &str) {
         if let Err(error) = self.audit(action, Some(id), detail).await {
             tracing::error!(%error, workspace_id = id, action, "audit entry not stored");
         }

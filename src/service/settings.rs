@@ -76,8 +76,10 @@ impl QuotaService {
             .map_err(ServiceError::from)?;
         self.keep_effect(id, &effect, false);
         self.publish(id, &effect);
+        // Best effort, as for key changes: the change is kept and applied by
+        // now, and answering 503 would tell the admin it was not.
         let detail = serde_json::to_string(patch).unwrap_or_default();
-        self.audit("update_settings", Some(id), &detail).await?;
+        self.audit_best_effort("update_settings", id, &detail).await;
         tracing::info!(workspace_id = id, "workspace settings changed");
         Ok((limits, next.to_patch()))
     }

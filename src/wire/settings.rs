@@ -41,8 +41,9 @@ pub struct BudgetSpec {
     /// US dollars per period, 0 to 1 000 000 000.
     pub amount_usd: f64,
     pub kind: BudgetKindSpec,
-    /// `custom` only: the first day of the first period (`YYYY-MM-DD`, in
-    /// the workspace's time zone).
+    /// `custom` only: a day a period starts on (`YYYY-MM-DD`, in the
+    /// workspace's time zone); periods of `length_days` repeat from it both
+    /// ways, so one is in force before the anchor too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor: Option<String>,
     /// `custom` only: days per period, 1 to 366.
