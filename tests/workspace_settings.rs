@@ -266,3 +266,51 @@ async fn recorded_cost_counts_against_a_hard_budget_shown_in_the_snapshot() {
         );
     }
 }
+
+#[tokio::test]
+async fn spend_survives_a_restart_and_a_spent_budget_stays_spent() {
+    let path = temp_dir("spend").join("state.db");
+    let config = || test_config(&[]);
+    let first = QuotaService::with_store(
+        config(),
+        Arc::new(SystemClock),
+        SqliteStore::open(&path).unwrap(),
+    )
+    .await
+    .unwrap();
+    let server = serve(first.clone()).await;
+    let key = server.workspace("acme").await;
+    let budgets = json!({"budgets": [{"period": "month", "amount_usd": 2, "kind": "hard"}]});
+    assert_eq!(
+        patch(&server, "acme", ADMIN, budgets).await.0,
+        StatusCode::OK
+    );
+    for _ in 0..2 {
+        server
+            .record(
+                &key,
+                json!({"success": true, "tokens_used": 5, "cost_usd": 1.25}),
+            )
+            .await;
+    }
+    let (_, before) = server.get("/api/quota/status", Some(&key)).await;
+    assert_eq!(before["status"], "QUOTA_EXCEEDED", "{before}");
+    // A clean stop writes what is behind.
+    assert!(first.shutdown(std::time::Duration::from_secs(5)).await);
+
+    let second = QuotaService::with_store(
+        config(),
+        Arc::new(SystemClock),
+        SqliteStore::open(&path).unwrap(),
+    )
+    .await
+    .unwrap();
+    let restarted = serve(second).await;
+    let (_, after) = restarted.get("/api/quota/status", Some(&key)).await;
+    assert_eq!(after["budgets"][0]["spent_usd"], 2.5, "{after}");
+    assert_eq!(
+        after["status"], "QUOTA_EXCEEDED",
+        "still spent after the restart"
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

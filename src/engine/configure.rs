@@ -43,4 +43,26 @@ impl Engine {
         })
         .map(|(_, effect)| effect)
     }
+
+    /// Today in the workspace's time zone: the day spend is added to now.
+    pub fn local_day_now(&self, id: &str) -> Option<chrono::NaiveDate> {
+        let ws = self.workspaces.get(id)?;
+        let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
+        Some(super::periods::local_day(zone, self.clock.now_ms()))
+    }
+
+    /// Puts back spend kept by the store (at start); no status change is
+    /// published (`settle` after restoring everything).
+    pub fn restore_spend(
+        &self,
+        id: &str,
+        day: chrono::NaiveDate,
+        nano: u64,
+    ) -> Result<(), EngineError> {
+        self.with_workspace(id, |ws, _, _| {
+            ws.spend.add(day, nano);
+            ((), None)
+        })
+        .map(|_| ())
+    }
 }

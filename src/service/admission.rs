@@ -24,6 +24,18 @@ pub fn is_reservation_id(id: &str) -> bool {
 }
 
 impl QuotaService {
+    /// Keeps what a counted call cost (written behind, merged per
+    /// workspace and local day).
+    pub(super) fn spend_behind(&self, id: &str, outcome: &CallOutcome) {
+        let Some(cost) = outcome.cost_nano.filter(|c| *c > 0) else {
+            return;
+        };
+        if let Some(day) = self.inner.engine.local_day_now(id) {
+            self.backend()
+                .spend_behind(id, day.format("%Y-%m-%d").to_string(), cost);
+        }
+    }
+
     /// A new hold of `tokens` for one call: a random, unguessable id (128
     /// bits, so instances sharing Redis never collide), expiring after the
     /// configured bound (`QUOTA_RESERVATION_TTL_S`).
@@ -194,6 +206,7 @@ impl QuotaService {
     /// stream's drop guard).
     pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
         let effect = self.inner.engine.complete(id, outcome)?;
+        self.spend_behind(id, outcome);
         let now = self.inner.engine.now_ms();
         self.backend().usage_behind(
             id,

@@ -203,6 +203,7 @@ impl QuotaService {
         };
         for outcome in outcomes {
             let effect = engine.record(id, outcome)?;
+            self.spend_behind(id, outcome);
             self.publish(id, &effect);
             self.keep_effect(
                 id,

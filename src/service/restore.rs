@@ -42,6 +42,17 @@ impl QuotaService {
             );
         }
 
+        for (id, day, nano) in store.load_spend().await? {
+            match chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d") {
+                Ok(day) => {
+                    let _ = engine.restore_spend(&id, day, nano);
+                }
+                Err(_) => {
+                    tracing::error!(workspace_id = %id, %day, "stored spend day unreadable; skipped")
+                }
+            }
+        }
+
         for (id, json) in store.load_upstream_states().await? {
             if let Ok(state) = serde_json::from_str::<DurableUpstreamState>(&json) {
                 let _ = engine.restore_upstream(&id, &state);

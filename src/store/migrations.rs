@@ -115,6 +115,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE workspaces ADD COLUMN settings TEXT;
     "#,
+    // 6: money spent per workspace and local day of its time zone
+    // (`YYYY-MM-DD`), in nano-dollars: what budgets are checked against.
+    r#"
+    CREATE TABLE spend (
+        workspace_id TEXT NOT NULL,
+        day          TEXT NOT NULL,
+        nano_usd     INTEGER NOT NULL CHECK (nano_usd >= 0),
+        PRIMARY KEY (workspace_id, day)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the problem as text for the caller to

@@ -88,6 +88,8 @@ pub(super) struct Behind {
     usage: Mutex<HashMap<(String, u64), PendingUsage>>,
     /// workspace → its latest durable upstream state (JSON).
     upstream: Mutex<HashMap<String, String>>,
+    /// (workspace, local day `YYYY-MM-DD`) → nano-dollars to add (SQLite).
+    spend: Mutex<HashMap<(String, String), u64>>,
     flushing: AtomicBool,
     /// Wakes the flush task before its interval is up (shutdown).
     now: tokio::sync::Notify,
@@ -96,7 +98,9 @@ pub(super) struct Behind {
 
 impl Behind {
     fn is_empty(&self) -> bool {
-        lock(&self.usage).is_empty() && lock(&self.upstream).is_empty()
+        lock(&self.usage).is_empty()
+            && lock(&self.upstream).is_empty()
+            && lock(&self.spend).is_empty()
     }
 
     /// Stops taking new tasks and waits for the running ones, at most `limit`.
@@ -192,6 +196,20 @@ impl Backend {
         self.schedule_flush();
     }
 
+    /// Money spent on a workspace's local `day`, to write behind, merged
+    /// (SQLite only for now: under Redis spend is not yet shared).
+    pub(in crate::service) fn spend_behind(&self, id: &str, day: String, nano: u64) {
+        if !matches!(self.kind, Kind::Sqlite(_)) || nano == 0 {
+            return;
+        }
+        {
+            let mut spend = lock(&self.behind.spend);
+            let entry = spend.entry((id.to_string(), day)).or_default();
+            *entry = entry.saturating_add(nano);
+        }
+        self.schedule_flush();
+    }
+
     /// A workspace's upstream state to write behind (SQLite only: under
     /// Redis every instance learns the upstream's answers from the events).
     pub(in crate::service) fn upstream_state_behind(
@@ -265,6 +283,7 @@ impl Backend {
     async fn flush_pending(&self) -> bool {
         let usage = std::mem::take(&mut *lock(&self.behind.usage));
         let upstream = std::mem::take(&mut *lock(&self.behind.upstream));
+        let spend = std::mem::take(&mut *lock(&self.behind.spend));
         match &self.kind {
             Kind::Memory(_) => false,
             Kind::Sqlite(store) => {
@@ -278,8 +297,12 @@ impl Backend {
                     })
                     .collect();
                 let _timer = self.store_timer();
+                let spend = spend
+                    .into_iter()
+                    .map(|((id, day), nano)| (id, day, nano))
+                    .collect();
                 let written = store
-                    .write_behind_batch(rows, upstream.into_iter().collect())
+                    .write_behind_batch(rows, upstream.into_iter().collect(), spend)
                     .await;
                 if let Err(error) = written {
                     let error = self.failed(error);

@@ -17,7 +17,24 @@ const ADD_USAGE: &str = "INSERT INTO usage (workspace_id, second, requests, toke
         tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
                  THEN 9223372036854775807 ELSE tokens + excluded.tokens END";
 
+/// Adds to a workspace's spend on one local day (saturating).
+const ADD_SPEND: &str = "INSERT INTO spend (workspace_id, day, nano_usd) VALUES (?1, ?2, ?3)
+     ON CONFLICT (workspace_id, day) DO UPDATE SET
+        nano_usd = CASE WHEN nano_usd > 9223372036854775807 - excluded.nano_usd
+                   THEN 9223372036854775807 ELSE nano_usd + excluded.nano_usd END";
+
 impl SqliteStore {
+    /// Every workspace's spend per local day: (workspace, `YYYY-MM-DD`, nano-dollars).
+    pub async fn load_spend(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.read("load spend", |c| {
+            let mut stmt = c.prepare("SELECT workspace_id, day, nano_usd FROM spend")?;
+            let rows =
+                stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, get_u64(row, 2)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Adds `requests` and `tokens` to the workspace's row for the second
     /// `at_ms / 1000`. Resolves once the sum is committed to disk. Counts
     /// saturate at `i64::MAX` instead of overflowing.
@@ -53,8 +70,9 @@ impl SqliteStore {
         &self,
         usage: Vec<UsageRow>,
         upstream_states: Vec<(String, String)>,
+        spend: Vec<(String, String, u64)>,
     ) -> Result<(), StoreError> {
-        if usage.is_empty() && upstream_states.is_empty() {
+        if usage.is_empty() && upstream_states.is_empty() && spend.is_empty() {
             return Ok(());
         }
         self.write("write-behind batch", move |c| {
@@ -70,6 +88,10 @@ impl SqliteStore {
             let mut save = c.prepare_cached(SAVE_UPSTREAM_STATE)?;
             for (id, json) in &upstream_states {
                 save.execute(params![id, json])?;
+            }
+            let mut spent = c.prepare_cached(ADD_SPEND)?;
+            for (id, day, nano) in &spend {
+                spent.execute(params![id, day, sat(*nano)])?;
             }
             Ok(())
         })
@@ -180,6 +202,7 @@ impl SqliteStore {
             for sql in [
                 "DELETE FROM usage WHERE workspace_id = ?1",
                 "DELETE FROM upstream_state WHERE workspace_id = ?1",
+                "DELETE FROM spend WHERE workspace_id = ?1",
             ] {
                 c.prepare_cached(sql)?.execute([&id])?;
             }

@@ -100,6 +100,7 @@ impl SqliteStore {
         self.write("delete workspace", move |c| {
             for sql in [
                 "DELETE FROM usage WHERE workspace_id = ?1",
+                "DELETE FROM spend WHERE workspace_id = ?1",
                 "DELETE FROM transitions WHERE workspace_id = ?1",
                 "DELETE FROM upstream_state WHERE workspace_id = ?1",
                 "DELETE FROM sessions WHERE workspace_id = ?1",
