@@ -340,7 +340,16 @@ async fn a_settle_that_fails_to_reach_redis_is_retried_not_left_holding() {
             &quota_alert::engine::CallOutcome::success(120).settling(Some(id)),
         )
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The settle's first write has failed once the store is reported down.
+    wait_for("the settle's write to fail", || {
+        std::future::ready(!service.engine().store_healthy())
+    })
+    .await;
+    assert_eq!(
+        rsv().await,
+        1,
+        "the hold is still in Redis after the failure"
+    );
     redis.command(&["ACL", "SETUSER", "default", "+@all"]).await;
 
     let settled = common::holds_within(common::WAIT, || async { rsv().await == 0 }).await;

@@ -219,26 +219,59 @@ async fn a_send_message_burst_never_admits_more_tokens_than_the_limit() {
     burst(Path::SendMessage, &[&server], &key, &fake).await;
 }
 
-#[tokio::test]
-async fn a_proxy_burst_over_two_instances_sharing_redis_stays_within_the_limit() {
+/// Two instances on one Redis, with the fake upstream and the workspace
+/// both know; `service` is instance `a`'s.
+struct Shared {
+    redis: common::redis::RedisServer,
+    fake: FakeOpenAi,
+    service: quota_alert::service::QuotaService,
+    a: Server,
+    b: Server,
+    key: String,
+}
+
+async fn two_instances() -> Shared {
     let redis = start_redis(free_port()).await;
     let fake = fake_openai::start().await;
     let env = env(&fake);
     let (service, a) = instance_with(redis.port, Arc::new(SystemClock), &as_pairs(&env)).await;
     let (_, b) = instance_with(redis.port, Arc::new(SystemClock), &as_pairs(&env)).await;
     let key = shared_workspace(&a, &b, "acme", limits()).await;
+    Shared {
+        redis,
+        fake,
+        service,
+        a,
+        b,
+        key,
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_burst_over_two_instances_sharing_redis_stays_within_the_limit() {
+    let Shared {
+        redis: _redis,
+        fake,
+        service,
+        a,
+        b,
+        key,
+    } = two_instances().await;
     burst(Path::Proxy, &[&a, &b], &key, &fake).await;
     assert_reconciled(&service).await;
 }
 
 #[tokio::test]
 async fn a_send_message_burst_over_two_instances_sharing_redis_stays_within_the_limit() {
-    let redis = start_redis(free_port()).await;
-    let fake = fake_openai::start().await;
-    let env = env(&fake);
-    let (_, a) = instance_with(redis.port, Arc::new(SystemClock), &as_pairs(&env)).await;
-    let (_, b) = instance_with(redis.port, Arc::new(SystemClock), &as_pairs(&env)).await;
-    let key = shared_workspace(&a, &b, "acme", limits()).await;
+    // Bound, not `..`: the Redis server lives as long as its binding.
+    let Shared {
+        redis: _redis,
+        service: _service,
+        fake,
+        a,
+        b,
+        key,
+    } = two_instances().await;
     burst(Path::SendMessage, &[&a, &b], &key, &fake).await;
 }
 
@@ -330,12 +363,14 @@ async fn a_reserve_burst_holds_exactly_what_fits_and_settles_to_the_recorded_usa
 
 #[tokio::test]
 async fn a_reserve_burst_over_two_instances_sharing_redis_holds_exactly_what_fits() {
-    let redis = start_redis(free_port()).await;
-    let fake = fake_openai::start().await;
-    let env = env(&fake);
-    let (service, a) = instance_with(redis.port, Arc::new(SystemClock), &as_pairs(&env)).await;
-    let (_, b) = instance_with(redis.port, Arc::new(SystemClock), &as_pairs(&env)).await;
-    let key = shared_workspace(&a, &b, "acme", limits()).await;
+    let Shared {
+        redis,
+        fake: _fake,
+        service,
+        a,
+        b,
+        key,
+    } = two_instances().await;
     reserve_burst(&[&a, &b], &key).await;
     assert_reconciled(&service).await;
 

@@ -147,30 +147,25 @@ async fn each_bad_setting_is_a_400_naming_its_field_and_changes_nothing() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
+/// A service on the SQLite file at `path`, restored from it.
+async fn sqlite_service(path: &std::path::Path) -> QuotaService {
+    let store = SqliteStore::open(path).expect("open the store");
+    QuotaService::with_store(test_config(&[]), Arc::new(SystemClock), store)
+        .await
+        .expect("restore")
+}
+
 #[tokio::test]
 async fn settings_survive_a_restart() {
     let path = temp_dir("settings").join("state.db");
-    let config = || test_config(&[]);
-    let first = QuotaService::with_store(
-        config(),
-        Arc::new(SystemClock),
-        SqliteStore::open(&path).unwrap(),
-    )
-    .await
-    .unwrap();
+    let first = sqlite_service(&path).await;
     let server = serve(first.clone()).await;
     server.workspace("acme").await;
     let (code, view) = patch(&server, "acme", ADMIN, full_settings()).await;
     assert_eq!(code, StatusCode::OK, "{view}");
     assert!(first.shutdown(std::time::Duration::from_secs(5)).await);
 
-    let second = QuotaService::with_store(
-        config(),
-        Arc::new(SystemClock),
-        SqliteStore::open(&path).unwrap(),
-    )
-    .await
-    .unwrap();
+    let second = sqlite_service(&path).await;
     let restarted = serve(second).await;
     let (code, read) = restarted
         .get("/api/admin/workspaces/acme", Some(ADMIN))
@@ -270,14 +265,7 @@ async fn recorded_cost_counts_against_a_hard_budget_shown_in_the_snapshot() {
 #[tokio::test]
 async fn spend_survives_a_restart_and_a_spent_budget_stays_spent() {
     let path = temp_dir("spend").join("state.db");
-    let config = || test_config(&[]);
-    let first = QuotaService::with_store(
-        config(),
-        Arc::new(SystemClock),
-        SqliteStore::open(&path).unwrap(),
-    )
-    .await
-    .unwrap();
+    let first = sqlite_service(&path).await;
     let server = serve(first.clone()).await;
     let key = server.workspace("acme").await;
     let budgets = json!({"budgets": [{"period": "month", "amount_usd": 2, "kind": "hard"}]});
@@ -298,13 +286,7 @@ async fn spend_survives_a_restart_and_a_spent_budget_stays_spent() {
     // A clean stop writes what is behind.
     assert!(first.shutdown(std::time::Duration::from_secs(5)).await);
 
-    let second = QuotaService::with_store(
-        config(),
-        Arc::new(SystemClock),
-        SqliteStore::open(&path).unwrap(),
-    )
-    .await
-    .unwrap();
+    let second = sqlite_service(&path).await;
     let restarted = serve(second).await;
     let (_, after) = restarted.get("/api/quota/status", Some(&key)).await;
     assert_eq!(after["budgets"][0]["spent_usd"], 2.5, "{after}");

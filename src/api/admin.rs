@@ -16,6 +16,20 @@ use utoipa::ToSchema;
 /// Largest limit accepted for any window.
 pub const MAX_LIMIT: u64 = 1_000_000_000_000;
 
+/// The first of `limits` (as `limits.<window>`) outside 1 to [`MAX_LIMIT`],
+/// if any: creating a workspace and changing one check them alike.
+pub(super) fn limit_out_of_range(limits: &LimitOverrides) -> Option<&'static str> {
+    [
+        ("limits.requests_per_minute", limits.requests_per_minute),
+        ("limits.requests_per_day", limits.requests_per_day),
+        ("limits.tokens_per_minute", limits.tokens_per_minute),
+        ("limits.tokens_per_day", limits.tokens_per_day),
+    ]
+    .into_iter()
+    .find(|(_, value)| value.is_some_and(|v| !(1..=MAX_LIMIT).contains(&v)))
+    .map(|(name, _)| name)
+}
+
 /// Body of `POST /api/admin/workspaces`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,21 +79,11 @@ pub async fn create_workspace(
     ApiJson(body): ApiJson<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
     validate_workspace_id(&body.id)?;
-    for (name, value) in [
-        (
-            "limits.requests_per_minute",
-            body.limits.requests_per_minute,
-        ),
-        ("limits.requests_per_day", body.limits.requests_per_day),
-        ("limits.tokens_per_minute", body.limits.tokens_per_minute),
-        ("limits.tokens_per_day", body.limits.tokens_per_day),
-    ] {
-        if value.is_some_and(|v| !(1..=MAX_LIMIT).contains(&v)) {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                format!("{name} must be from 1 to {MAX_LIMIT}"),
-            ));
-        }
+    if let Some(name) = limit_out_of_range(&body.limits) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("{name} must be from 1 to {MAX_LIMIT}"),
+        ));
     }
     let (api_key, limits) = service.create_workspace(&body.id, &body.limits).await?;
     Ok((

@@ -4,7 +4,7 @@
 //! message starts with the field's path (`budgets[0].anchor: …`), so a form
 //! can show it beside that field.
 
-use super::admin::MAX_LIMIT;
+use super::admin::{limit_out_of_range, MAX_LIMIT};
 use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{validate_workspace_id, AdminAuth, ApiJson};
@@ -100,20 +100,11 @@ pub async fn update_workspace_settings(
     ApiJson(patch): ApiJson<SettingsPatch>,
 ) -> Result<Json<WorkspaceSettingsView>, ApiError> {
     validate_workspace_id(&id)?;
-    if let Some(limits) = &patch.limits {
-        for (name, value) in [
-            ("limits.requests_per_minute", limits.requests_per_minute),
-            ("limits.requests_per_day", limits.requests_per_day),
-            ("limits.tokens_per_minute", limits.tokens_per_minute),
-            ("limits.tokens_per_day", limits.tokens_per_day),
-        ] {
-            if value.is_some_and(|v| !(1..=MAX_LIMIT).contains(&v)) {
-                return Err(ApiError::bad_request(
-                    "invalid_field",
-                    format!("{name}: must be from 1 to {MAX_LIMIT}"),
-                ));
-            }
-        }
+    if let Some(name) = patch.limits.as_ref().and_then(limit_out_of_range) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{name}: must be from 1 to {MAX_LIMIT}"),
+        ));
     }
     let (limits, settings) = service.update_settings(&id, &patch).await?;
     Ok(Json(WorkspaceSettingsView {

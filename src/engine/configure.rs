@@ -2,7 +2,7 @@
 
 use super::settings::WorkspaceSettings;
 use super::{Effect, Engine, EngineError};
-use crate::wire::{LimitOverrides, Limits};
+use crate::wire::Limits;
 
 impl Engine {
     /// A workspace's limits and settings.
@@ -15,14 +15,6 @@ impl Engine {
             ws.limits,
             ws.settings.as_deref().cloned().unwrap_or_default(),
         ))
-    }
-
-    /// The limits `overrides` would give the workspace (what is left out
-    /// stays as it is), without changing anything.
-    pub fn limits_with(&self, id: &str, overrides: &LimitOverrides) -> Result<Limits, EngineError> {
-        self.limits(id)
-            .map(|limits| limits.with_overrides(overrides))
-            .ok_or_else(|| EngineError::NotFound(id.to_string()))
     }
 
     /// Sets the workspace's limits and settings; its status is evaluated

@@ -56,13 +56,6 @@ pub struct UserRules {
     pub overrides: BTreeMap<String, ScopedRule>,
 }
 
-impl UserRules {
-    /// The rule `user` is held to, if any.
-    pub fn for_user(&self, user: &str) -> Option<&ScopedRule> {
-        self.overrides.get(user).or(self.default.as_ref())
-    }
-}
-
 /// Everything a workspace is configured with besides its four limits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkspaceSettings {

@@ -99,7 +99,7 @@ impl SpendLedger {
             .fold(0u64, |sum, (_, nano)| sum.saturating_add(*nano))
     }
 
-    /// Spend per day, oldest first (persistence and the dashboard).
+    /// Spend per day, oldest first.
     pub fn days(&self) -> impl Iterator<Item = (NaiveDate, u64)> + '_ {
         self.days.iter().map(|(d, n)| (*d, *n))
     }

@@ -216,11 +216,6 @@ impl PriceTable {
         self
     }
 
-    /// Model names the table prices.
-    pub fn models(&self) -> impl Iterator<Item = &str> {
-        self.models.keys().map(String::as_str)
-    }
-
     /// The table entry that prices `model`: the name itself, or the longest
     /// name it extends at a `-` (`gpt-4o-mini-2024-07-18` is `gpt-4o-mini`,
     /// not `gpt-4o`); a fine-tuned `ft:<base>:…` is priced as its base.
