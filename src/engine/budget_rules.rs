@@ -55,45 +55,55 @@ fn local_time(zone: Tz, ms: u64) -> String {
 }
 
 pub(super) fn evaluate(ws: &WorkspaceState, now_ms: u64, warning_share: f64) -> BudgetVerdict {
-    let mut verdict = BudgetVerdict::default();
-    let zone = zone(ws);
+    // Numbers first; the text only for the budget that decides, since this
+    // runs on every evaluation (twice per admission) of a budgeted workspace.
+    let mut block: Option<(u64, BudgetStanding)> = None;
+    let mut warning: Option<(f64, BudgetStanding)> = None;
     for standing in standings(ws, now_ms) {
-        let name = period_name(&standing);
-        let (amount, spent) = (
-            format_usd(standing.budget.amount_nano),
-            format_usd(standing.spent_nano),
-        );
-        let resets = local_time(zone, standing.bounds.end_ms);
         let share = standing.percentage() / 100.0;
         if standing.budget.kind == BudgetKind::Hard && standing.is_spent() {
             let wait = standing.bounds.end_ms.saturating_sub(now_ms);
-            if verdict.block.as_ref().is_none_or(|(w, _)| wait > *w) {
-                verdict.block = Some((
-                    wait,
-                    format!(
-                        "{name} budget of {amount} spent ({spent}); calls are refused until it resets at {resets}."
-                    ),
-                ));
+            if block.as_ref().is_none_or(|(w, _)| wait > *w) {
+                block = Some((wait, standing));
             }
-            continue;
-        }
-        let warn = match standing.budget.kind {
-            BudgetKind::Soft if standing.is_spent() => Some(format!(
-                "{name} soft budget of {amount} crossed ({spent} spent); it resets at {resets}."
-            )),
-            _ if share >= warning_share => Some(format!(
-                "{name} budget at {:.0}% ({spent} of {amount}); it resets at {resets}.",
-                share * 100.0
-            )),
-            _ => None,
-        };
-        if let Some(reason) = warn {
-            if verdict.warning.as_ref().is_none_or(|(s, _)| share > *s) {
-                verdict.warning = Some((share, reason));
+        } else if (standing.budget.kind == BudgetKind::Soft && standing.is_spent())
+            || share >= warning_share
+        {
+            if warning.as_ref().is_none_or(|(s, _)| share > *s) {
+                warning = Some((share, standing));
             }
         }
     }
-    verdict
+    let zone = zone(ws);
+    let text = |standing: &BudgetStanding| {
+        (
+            period_name(standing),
+            format_usd(standing.budget.amount_nano),
+            format_usd(standing.spent_nano),
+            local_time(zone, standing.bounds.end_ms),
+        )
+    };
+    BudgetVerdict {
+        block: block.map(|(wait, standing)| {
+            let (name, amount, spent, resets) = text(&standing);
+            (
+                wait,
+                format!("{name} budget of {amount} spent ({spent}); calls are refused until it resets at {resets}."),
+            )
+        }),
+        warning: warning.map(|(share, standing)| {
+            let (name, amount, spent, resets) = text(&standing);
+            let reason = if standing.budget.kind == BudgetKind::Soft && standing.is_spent() {
+                format!("{name} soft budget of {amount} crossed ({spent} spent); it resets at {resets}.")
+            } else {
+                format!(
+                    "{name} budget at {:.0}% ({spent} of {amount}); it resets at {resets}.",
+                    share * 100.0
+                )
+            };
+            (share, reason)
+        }),
+    }
 }
 
 /// The budgets as the snapshot shows them.
