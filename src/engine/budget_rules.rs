@@ -66,12 +66,11 @@ pub(super) fn evaluate(ws: &WorkspaceState, now_ms: u64, warning_share: f64) -> 
             if block.as_ref().is_none_or(|(w, _)| wait > *w) {
                 block = Some((wait, standing));
             }
-        } else if (standing.budget.kind == BudgetKind::Soft && standing.is_spent())
-            || share >= warning_share
+        } else if ((standing.budget.kind == BudgetKind::Soft && standing.is_spent())
+            || share >= warning_share)
+            && warning.as_ref().is_none_or(|(s, _)| share > *s)
         {
-            if warning.as_ref().is_none_or(|(s, _)| share > *s) {
-                warning = Some((share, standing));
-            }
+            warning = Some((share, standing));
         }
     }
     let zone = zone(ws);
