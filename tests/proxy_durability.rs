@@ -147,10 +147,19 @@ async fn kill_9_under_proxy_load_loses_at_most_the_last_second() {
     let key = workspace(&server).await;
     let load = start_load(&server.base, &key);
     until_answered(&load, ANSWERED_BEFORE_THE_STOP).await;
-    // Let the load run past a few flush intervals, then kill: no shutdown
-    // code runs.
-    let started = load.answered.lock().unwrap().len();
-    until_answered(&load, started * 2).await;
+    // Let the load run past several flush intervals — until its first
+    // answer is over 1.5 s old, so some answers are older than the second
+    // the kill may lose — then kill: no shutdown code runs.
+    wait_for("the load to run for 1.5 s", || {
+        std::future::ready(
+            load.answered
+                .lock()
+                .unwrap()
+                .first()
+                .is_some_and(|first| first.elapsed() > Duration::from_millis(1500)),
+        )
+    })
+    .await;
     server.child.kill().expect("SIGKILL");
     let killed_at = Instant::now();
     let _ = reap(server).await;
