@@ -1,4 +1,4 @@
-//! What a call cost: the price table (shipped in `data/prices.json`, with the
+//! What a call cost: the price table (shipped in `config/prices.json`, with the
 //! date it was taken; an operator's file overrides or extends it) and the
 //! arithmetic from an upstream `usage` to money.
 //!
@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// The table shipped with this release.
-const BUILTIN: &str = include_str!("../../data/prices.json");
+const BUILTIN: &str = include_str!("../../config/prices.json");
 
 /// Highest price accepted, USD per 1M tokens (far above any model's).
 const MAX_PRICE_PER_MILLION: f64 = 100_000.0;
@@ -122,7 +122,7 @@ fn date_ms(date: &str, what: &str) -> Result<u64, PriceError> {
 }
 
 impl PriceTable {
-    /// The table shipped in `data/prices.json` (checked by a unit test, so
+    /// The table shipped in `config/prices.json` (checked by a unit test, so
     /// it always parses).
     pub fn builtin() -> &'static PriceTable {
         static TABLE: OnceLock<PriceTable> = OnceLock::new();
@@ -135,7 +135,7 @@ impl PriceTable {
         })
     }
 
-    /// Reads a table in the `data/prices.json` format.
+    /// Reads a table in the `config/prices.json` format.
     pub fn parse(json: &str) -> Result<PriceTable, PriceError> {
         let raw: RawTable =
             serde_json::from_str(json).map_err(|e| PriceError(format!("not valid: {e}")))?;

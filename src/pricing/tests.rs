@@ -18,7 +18,7 @@ fn usage(prompt: u64, cached: u64, completion: u64, reasoning: u64) -> TokenUsag
 
 #[test]
 fn the_shipped_table_parses_and_prices_the_current_families() {
-    let table = PriceTable::parse(BUILTIN).expect("data/prices.json parses");
+    let table = PriceTable::parse(BUILTIN).expect("config/prices.json parses");
     assert!(!table.taken.is_empty());
     for model in [
         "gpt-5",
