@@ -178,6 +178,7 @@ impl ConversationStore {
                         "Not sent: this message needs up to {need} tokens, more than the workspace's whole {} limit ({limit}).",
                         label.to_lowercase()
                     ),
+                    Some(TokenRoom::Limited(limited)) => format!("Not sent: {}", limited.reason),
                     Some(TokenRoom::Wait { .. }) => format!(
                         "Not sent: not enough tokens free for this message right now.{}",
                         retry_after_s
@@ -202,6 +203,11 @@ impl ConversationStore {
             Err(ChatError::Forward(ForwardError::KeyRevoked)) => ChatOutcome::Failed {
                 message: "This workspace's key was rotated or revoked; sign in again.".into(),
             },
+            Err(ChatError::Forward(ForwardError::BadUser { param, problem })) => {
+                ChatOutcome::Failed {
+                    message: format!("Not sent: {param} {problem}."),
+                }
+            }
             Err(ChatError::Forward(ForwardError::UnknownWorkspace)) => ChatOutcome::Failed {
                 message: "This workspace no longer exists.".into(),
             },

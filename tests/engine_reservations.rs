@@ -43,6 +43,8 @@ fn hold(clock: &ManualClock, id: &str, tokens: u64) -> Hold {
         reservation_id: id.into(),
         tokens,
         expires_at_ms: clock.now_ms() + TTL_MS,
+        cost_nano: 0,
+        scope: Default::default(),
     }
 }
 
@@ -207,7 +209,9 @@ fn holds_admitted_elsewhere_are_capped_at_the_next_check_too() {
             .count_admitted("acme", Some(&hold(&clock, &format!("r{i}"), 1)))
             .unwrap();
     }
-    let (check, room) = engine.check_call("acme", Some(1)).unwrap();
+    let (check, room) = engine
+        .check_call("acme", Some(&hold(&clock, "next", 1)))
+        .unwrap();
     assert!(!check.allowed, "{check:?}");
     assert!(
         matches!(&room, Some(TokenRoom::Wait { reason, .. }) if reason.contains("in flight")),

@@ -395,6 +395,8 @@ async fn a_reserve_burst_over_two_instances_sharing_redis_holds_exactly_what_fit
         reservation_id: "rsv_ghost".into(),
         tokens: 400,
         expires_at_ms: service.engine().now_ms() + 600_000,
+        cost_nano: 0,
+        scope: Default::default(),
     };
     service
         .engine()

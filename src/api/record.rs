@@ -3,6 +3,7 @@
 
 use super::doc_text as text;
 use super::error::ApiError;
+use super::reserve::MAX_MODEL_LEN;
 use super::extract::{target_workspace, ApiJson, ApiQuery, Auth, WorkspaceQuery};
 use crate::engine::CallOutcome;
 use crate::service::{is_reservation_id, Idempotency, QuotaService, Recorded, ServiceError};
@@ -62,7 +63,7 @@ pub async fn record(
     ApiJson(body): ApiJson<RecordRequest>,
 ) -> Result<Response, ApiError> {
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
-    let outcome = outcome_from_record(body)?;
+    let outcome = outcome_from_record(body, &service)?;
     let outcomes = [outcome];
     let recorded =
         record_outcomes(&service, &headers, &query, id.clone(), "record", &outcomes).await?;
@@ -216,7 +217,7 @@ pub async fn record_batch(
         .into_iter()
         .enumerate()
         .map(|(i, record)| {
-            outcome_from_record(record).map_err(|mut e| {
+            outcome_from_record(record, &service).map_err(|mut e| {
                 e.message = format!("records[{i}].{}", e.message);
                 e
             })
@@ -239,9 +240,49 @@ const MAX_COST_NANO_PER_CALL: u64 = 1_000_000 * 1_000_000_000;
 
 /// Validates a record body and turns it into an engine outcome. Error messages
 /// start with the offending field's name.
-pub fn outcome_from_record(body: RecordRequest) -> Result<CallOutcome, ApiError> {
-    let cost_nano = match body.cost_usd {
+pub fn outcome_from_record(
+    body: RecordRequest,
+    service: &QuotaService,
+) -> Result<CallOutcome, ApiError> {
+    let invalid = |message: String| ApiError::bad_request("invalid_body", message);
+    if body
+        .model
+        .as_ref()
+        .is_some_and(|m| m.is_empty() || m.chars().count() > MAX_MODEL_LEN)
+    {
+        return Err(invalid(format!(
+            "model must be 1 to {MAX_MODEL_LEN} characters"
+        )));
+    }
+    if let Some(user) = &body.user {
+        crate::engine::scopes::check_user_label(user)
+            .map_err(|problem| invalid(format!("user {problem}")))?;
+    }
+    let usage = match &body.usage {
         None => None,
+        Some(usage) if usage.is_object() => {
+            let wrapped = serde_json::json!({ "usage": usage });
+            let parsed = crate::pricing::usage_from_response(&wrapped).unwrap_or_default();
+            if [parsed.prompt, parsed.completion, parsed.cached, parsed.reasoning]
+                .iter()
+                .any(|n| *n > MAX_TOKENS_PER_CALL)
+            {
+                return Err(invalid(format!(
+                    "usage counts must be at most {MAX_TOKENS_PER_CALL} each"
+                )));
+            }
+            Some(parsed)
+        }
+        Some(_) => {
+            return Err(invalid(
+                "usage must be an object, as OpenAI answers it (prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens; or input_tokens / output_tokens)".into(),
+            ))
+        }
+    };
+    let cost_nano = match body.cost_usd {
+        // Priced from the usage at the model's price in force now, when
+        // the app did not say what the call cost.
+        None => usage.and_then(|usage| service.price_call(body.model.as_deref(), &usage)),
         Some(usd) => Some(
             crate::pricing::usd_to_nano(usd)
                 .filter(|nano| *nano <= MAX_COST_NANO_PER_CALL)
@@ -255,6 +296,13 @@ pub fn outcome_from_record(body: RecordRequest) -> Result<CallOutcome, ApiError>
     };
     let mut outcome = outcome_of(body.clone())?;
     outcome.cost_nano = cost_nano;
+    if outcome.tokens == 0 {
+        outcome.tokens = usage.map_or(0, |u| u.total());
+    }
+    outcome.scope = crate::engine::CallScope {
+        model: body.model.clone(),
+        user: body.user.clone(),
+    };
     match body.reservation_id {
         None => Ok(outcome),
         Some(id) if is_reservation_id(&id) => Ok(outcome.settling(Some(id))),
@@ -368,6 +416,7 @@ fn outcome_of(body: RecordRequest) -> Result<CallOutcome, ApiError> {
                 tokens_estimated: false,
                 reservation_id: None,
                 cost_nano: None,
+                scope: Default::default(),
             })
         }
     }

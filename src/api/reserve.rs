@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Longest `model` accepted (OpenAI's names are far shorter).
-const MAX_MODEL_LEN: usize = 200;
+pub const MAX_MODEL_LEN: usize = 200;
 
 /// Body of `POST /api/quota/reserve`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -28,10 +28,15 @@ pub struct ReserveRequest {
     /// The most tokens the call can use: its prompt plus its output cap
     /// (`max_tokens`), 1 to 100 000 000.
     pub tokens: u64,
-    /// The model the call is for (informational: named in logs), at most
-    /// 200 characters.
+    /// The model the call is for, at most 200 characters: its per-model
+    /// limits apply, and its worst-case cost (every token at the model's
+    /// output price) is held against hard budgets.
     #[serde(default)]
     pub model: Option<String>,
+    /// The end user the call is for (a label, 1 to 200 characters): their
+    /// per-user limits apply.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// A hold on a workspace's token windows for one call.
@@ -63,11 +68,11 @@ pub struct Reservation {
     request_body = ReserveRequest,
     responses(
         (status = 200, description = "Reserved: the hold to settle.", body = Reservation),
-        (status = 400, description = "`invalid_json`, `invalid_body` (`tokens` must be 1 to 100000000, `model` at most 200 characters), `invalid_query`, `invalid_workspace_id` or `missing_workspace_id`.", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_body` (`tokens` must be 1 to 100000000, `model` and `user` at most 200 characters), `invalid_query`, `invalid_workspace_id` or `missing_workspace_id`.", body = ErrorBody),
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
         (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
-        (status = 429, description = "Not reserved, nothing counted. `insufficient_tokens`: the tokens do not fit beside those used and held now (`retry-after` says when enough frees up). `request_too_large`: `tokens` is over a token window's whole limit, so it never fits. `rate_limited` / `quota_exceeded`: the workspace is RATE_LIMITED or QUOTA_EXCEEDED (`retry-after` when known). `too_many_requests`: over the API's own rate limit.", body = ErrorBody,
+        (status = 429, description = "Not reserved, nothing counted. `insufficient_tokens`: the tokens do not fit beside those used and held now (`retry-after` says when enough frees up). `request_too_large`: `tokens` is over a token window's whole limit, so it never fits. `budget_exceeded`: its worst-case cost would take a hard budget (or a per-model or per-user daily budget) over. `rate_limited` also for a per-model or per-user request limit. `rate_limited` / `quota_exceeded`: the workspace is RATE_LIMITED or QUOTA_EXCEEDED (`retry-after` when known). `too_many_requests`: over the API's own rate limit.", body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds until the reservation would fit (rounded up)."))),
         (status = 503, description = "`store_unavailable`: the shared store (Redis) is unreachable and the failure policy is closed.", body = ErrorBody),
     ),
@@ -96,7 +101,21 @@ pub async fn reserve(
             format!("model must be at most {MAX_MODEL_LEN} characters"),
         ));
     }
-    let hold = service.new_hold(body.tokens);
+    if let Some(user) = &body.user {
+        crate::engine::scopes::check_user_label(user).map_err(|problem| {
+            ApiError::bad_request("invalid_body", format!("user {problem}"))
+        })?;
+    }
+    // The split between prompt and output is unknown here, so every token
+    // is held at the dearest rate: the most the call can cost.
+    let hold = service.hold_for_call(
+        0,
+        body.tokens,
+        crate::engine::CallScope {
+            model: body.model.clone(),
+            user: body.user.clone(),
+        },
+    );
     // Kept before it is answered: an acknowledged reservation's request is
     // never lost to a crash, like a record's.
     let admission = service.admit_kept(&id, hold.clone()).await?;
@@ -153,6 +172,14 @@ fn refusal(status: QuotaStatus, retry_after_s: Option<f64>, tokens: Option<Token
                 "{need} tokens is more than the workspace's whole {} limit ({limit}): this call can never fit; ask for fewer tokens.",
                 label.to_lowercase()
             ),
+        ),
+        Some(TokenRoom::Limited(limited)) => (
+            match limited.kind {
+                crate::engine::LimitKind::Spend => "budget_exceeded",
+                crate::engine::LimitKind::Tokens => "insufficient_tokens",
+                crate::engine::LimitKind::Requests => "rate_limited",
+            },
+            format!("{}{}", limited.reason, when(retry_after_s)),
         ),
         Some(TokenRoom::Wait { reason, .. }) => (
             "insufficient_tokens",

@@ -109,6 +109,30 @@ pub struct Config {
     /// `QUOTA_LOG_FORMAT` (`text`, the default, or `json`): one JSON object
     /// per log line, for log shippers.
     pub log_format: LogFormat,
+    /// The price table calls are costed with: `config/prices.json` as
+    /// shipped, with `QUOTA_PRICES_FILE` (the same format) on top.
+    pub prices: std::sync::Arc<crate::pricing::PriceTable>,
+}
+
+/// The shipped price table with the operator's file (`QUOTA_PRICES_FILE`),
+/// if set, on top: its models replace or extend the shipped ones.
+fn price_table(
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<std::sync::Arc<crate::pricing::PriceTable>, ConfigError> {
+    let builtin = crate::pricing::PriceTable::builtin().clone();
+    let Some(path) = env("QUOTA_PRICES_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(std::sync::Arc::new(builtin));
+    };
+    let path = PathBuf::from(path);
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let own = crate::pricing::PriceTable::parse(&text).map_err(|e| ConfigError::Parse {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok(std::sync::Arc::new(builtin.overridden_by(own)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +222,7 @@ impl Config {
             redis_failure_policy: storage::redis_failure_policy(&env)?,
             log_format: server::log_format(&env)?,
             history_horizon_ms: storage::history_horizon_ms(&env)?,
+            prices: price_table(&env)?,
         })
     }
 }
@@ -250,6 +275,29 @@ mod tests {
         );
         let err = load(None, &[("QUOTA_LOG_FORMAT", "xml")]).unwrap_err();
         assert!(err.to_string().contains("QUOTA_LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn an_operator_price_file_extends_the_table_and_a_bad_one_names_itself() {
+        let dir = std::env::temp_dir().join(format!("qa-prices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("prices.json");
+        std::fs::write(
+            &good,
+            r#"{"models": {"house-model": [{"from": "2025-01-01", "input": 1, "output": 2}]}}"#,
+        )
+        .unwrap();
+        let config = load(None, &[("QUOTA_PRICES_FILE", good.to_str().unwrap())]).unwrap();
+        assert!(config.prices.price("house-model", 0).is_some());
+        assert!(config.prices.price("gpt-4o", 0).is_some(), "the shipped rest kept");
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"models": {"m": []}}"#).unwrap();
+        let err = load(None, &[("QUOTA_PRICES_FILE", bad.to_str().unwrap())]).unwrap_err();
+        assert!(err.to_string().contains("bad.json"), "{err}");
+        assert!(err.to_string().contains("at least one price"), "{err}");
+        let err = load(None, &[("QUOTA_PRICES_FILE", "/nonexistent/prices.json")]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/prices.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -46,9 +46,52 @@ pub(super) fn refused_check(verdict: &super::Verdict, room: Option<&TokenRoom>) 
             check.retry_after_s = Some(check.retry_after_s.map_or(wait_s, |s| s.max(wait_s)));
         }
         Some(TokenRoom::TooLarge { .. }) => check.retry_after_s = None,
+        Some(TokenRoom::Limited(limited)) => {
+            check.retry_after_s = limited.wait_ms.map(|ms| ms as f64 / 1000.0)
+        }
         Some(TokenRoom::Fits) | None => {}
     }
     check
+}
+
+impl TokenRoom {
+    /// `other()`'s room when this one fits.
+    fn or_else(self, other: impl FnOnce() -> TokenRoom) -> TokenRoom {
+        match self {
+            TokenRoom::Fits => other(),
+            room => room,
+        }
+    }
+}
+
+/// Whether a call fits its per-model and per-user limits and the
+/// workspace's hard budgets (its worst-case cost beside what is spent and
+/// held). Advances the scopes it reads.
+pub(super) fn rule_room(
+    ws: &mut super::workspace::WorkspaceState,
+    now: u64,
+    hold: &Hold,
+    keys: &super::scopes::ScopeKeys,
+) -> TokenRoom {
+    if ws.settings.is_none() {
+        return TokenRoom::Fits;
+    }
+    ws.scopes.advance(now, keys);
+    let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
+    let day = super::periods::Period::Day.bounds(zone, now);
+    let need = super::scopes::Need {
+        tokens: hold.tokens,
+        cost_nano: hold.cost_nano,
+        today: day.first_day,
+        day_end_ms: day.end_ms,
+    };
+    let scoped = super::scopes::scoped_room(ws, now, keys, &need);
+    let budget = super::budget_rules::budget_room(ws, now, hold.cost_nano);
+    let refusal = match (scoped, budget) {
+        (a, Some(b)) => super::scopes::Limited::longest(a, b),
+        (a, None) => a,
+    };
+    refusal.map_or(TokenRoom::Fits, TokenRoom::Limited)
 }
 
 impl Engine {
@@ -69,12 +112,16 @@ impl Engine {
                 let room = refused_for_tokens(ws, now, verdict.status, hold.map(|h| h.tokens));
                 return ((refused_check(&verdict, room.as_ref()), room), None);
             }
-            if let Some(hold) = hold {
-                let room = holds_full(ws).unwrap_or_else(|| token_room(ws, now, hold.tokens));
+            let keys = hold.map(|h| ws.scopes.keys_for(ws.settings.as_deref(), &h.scope));
+            if let (Some(hold), Some(keys)) = (hold, keys.as_ref()) {
+                let room = holds_full(ws)
+                    .unwrap_or_else(|| token_room(ws, now, hold.tokens))
+                    .or_else(|| rule_room(ws, now, hold, keys));
                 let retry_after_ms = match &room {
                     TokenRoom::Fits => None,
                     TokenRoom::Wait { wait_ms, .. } => Some(*wait_ms),
                     TokenRoom::TooLarge { .. } => None,
+                    TokenRoom::Limited(limited) => limited.wait_ms,
                 };
                 if room != TokenRoom::Fits {
                     let check = CheckResult {
@@ -91,8 +138,9 @@ impl Engine {
             }
             ws.minute.add(now, 1, 0);
             ws.day.add(now, 1, 0);
-            if let Some(hold) = hold {
-                ws.reservations.hold(hold);
+            if let (Some(hold), Some(keys)) = (hold, keys) {
+                ws.scopes.count_request(now, &keys);
+                ws.reservations.hold(hold, keys);
             }
             ws.version += 1;
             engine.flag_unusual_traffic(id, ws, now);
@@ -124,7 +172,9 @@ impl Engine {
             ws.minute.add(now, 1, 0);
             ws.day.add(now, 1, 0);
             if let Some(hold) = hold {
-                ws.reservations.hold(hold);
+                let keys = ws.scopes.keys_for(ws.settings.as_deref(), &hold.scope);
+                ws.scopes.count_request(now, &keys);
+                ws.reservations.hold(hold, keys);
             }
             ws.version += 1;
             ((), engine.transition_if_changed(id, ws, now))

@@ -105,9 +105,25 @@ pub(super) fn evaluate(ws: &WorkspaceState, now_ms: u64, warning_share: f64) -> 
     }
 }
 
+/// Least time into a period a projection extrapolates from.
+const PROJECTION_MIN_ELAPSED_MS: u64 = 3_600_000;
+
+/// What `standing` will have spent by its period's end at its average rate
+/// so far (from at least [`PROJECTION_MIN_ELAPSED_MS`] in).
+pub(super) fn projected_nano(standing: &BudgetStanding, now_ms: u64) -> u64 {
+    let bounds = standing.bounds;
+    let length = bounds.end_ms.saturating_sub(bounds.start_ms).max(1);
+    let elapsed = now_ms
+        .saturating_sub(bounds.start_ms)
+        .clamp(PROJECTION_MIN_ELAPSED_MS.min(length), length);
+    let projected = u128::from(standing.spent_nano) * u128::from(length) / u128::from(elapsed);
+    u64::try_from(projected).unwrap_or(u64::MAX)
+}
+
 /// The budgets as the snapshot shows them.
 pub(super) fn usage(ws: &WorkspaceState, now_ms: u64) -> Vec<BudgetUsage> {
     use super::periods::Period;
+    let held = ws.reservations.total_cost();
     standings(ws, now_ms)
         .into_iter()
         .map(|s| BudgetUsage {
@@ -125,6 +141,75 @@ pub(super) fn usage(ws: &WorkspaceState, now_ms: u64) -> Vec<BudgetUsage> {
             spent_usd: crate::pricing::nano_to_usd(s.spent_nano),
             percentage: s.percentage(),
             resets_at: super::rfc3339(s.bounds.end_ms),
+            held_usd: crate::pricing::nano_to_usd(held),
+            starts_at: super::rfc3339(s.bounds.start_ms),
+            days: ws
+                .spend
+                .days()
+                .filter(|(day, _)| *day >= s.bounds.first_day && *day < s.bounds.end_day)
+                .map(|(day, nano)| crate::wire::DaySpend {
+                    day: day.format("%Y-%m-%d").to_string(),
+                    spent_usd: crate::pricing::nano_to_usd(nano),
+                })
+                .collect(),
+            projected_usd: crate::pricing::nano_to_usd(projected_nano(&s, now_ms)),
         })
         .collect()
+}
+
+/// Whether a call that may cost `need_nano` fits every hard budget beside
+/// what is spent and held for calls in flight; the refusal that waits
+/// longest if not (the call would take a budget over: it is refused before
+/// it reaches OpenAI, not after). A call priced at nothing always fits.
+pub(super) fn budget_room(
+    ws: &WorkspaceState,
+    now_ms: u64,
+    need_nano: u64,
+) -> Option<super::scopes::Limited> {
+    use super::scopes::{LimitKind, Limited};
+    if need_nano == 0 {
+        return None;
+    }
+    let settings = ws.settings.as_ref()?;
+    let held = ws.reservations.total_cost();
+    let mut refusal = None;
+    for budget in settings
+        .budgets
+        .iter()
+        .filter(|b| b.kind == BudgetKind::Hard)
+    {
+        let standing = ws.spend.standing(budget, settings.time_zone, now_ms, held);
+        if standing.fits(need_nano) {
+            continue;
+        }
+        let wait_ms = if need_nano > budget.amount_nano {
+            None
+        } else if standing.spent_nano.saturating_add(need_nano) <= budget.amount_nano {
+            // Only calls in flight are in the way; they settle soon, most
+            // for less than their worst case.
+            Some(super::IN_FLIGHT_RETRY_MS)
+        } else {
+            Some(standing.bounds.end_ms.saturating_sub(now_ms).max(1))
+        };
+        let (name, amount, spent, resets) = (
+            period_name(&standing),
+            format_usd(budget.amount_nano),
+            format_usd(standing.spent_nano),
+            local_time(settings.time_zone, standing.bounds.end_ms),
+        );
+        let reason = format!(
+            "{name} budget of {amount}: {spent} spent and {} held for calls in flight; this call may cost up to {} (its prompt plus max_tokens at the model's price). The budget resets at {resets}.",
+            format_usd(held),
+            format_usd(need_nano)
+        );
+        refusal = Limited::longest(
+            refusal,
+            Limited {
+                kind: LimitKind::Spend,
+                wait_ms,
+                reason,
+            },
+        );
+    }
+    refusal
 }

@@ -12,6 +12,8 @@
 //! `admit`, `count_admitted`), `records.rs` (`complete` — the settle —,
 //! `release`, `record`, `reset`), `reservations.rs` (tokens held for calls in
 //! flight),
+//! `scopes.rs` (per-model and per-user limits, the day's breakdown),
+//! `budget_rules.rs` (spend budgets),
 //! `reads.rs` (`check`, `snapshot`, `usage`, `history`), `restore.rs`
 //! (rebuilding state at start), `transitions.rs` (status changes, `tick`,
 //! store health). This module holds the types, the workspace registry, and
@@ -29,6 +31,7 @@ mod records;
 mod reservations;
 mod restore;
 mod rules;
+pub mod scopes;
 pub mod settings;
 pub mod spend;
 mod transitions;
@@ -39,7 +42,8 @@ mod workspace;
 pub use classify::{classify, ErrorClass};
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
-pub use reservations::{Hold, Reservations, MAX_HOLDS_PER_WORKSPACE};
+pub use reservations::{CallScope, Hold, Reservations, MAX_HOLDS_PER_WORKSPACE};
+pub use scopes::{LimitKind, Limited};
 pub use rules::{TokenRoom, Verdict, IN_FLIGHT_RETRY_MS};
 pub use upstream_limits::RateLimitHeaders;
 pub use window::{Metric, SlidingWindow};
@@ -76,6 +80,10 @@ pub struct CallOutcome {
     /// usage, or reported by the app); added to the workspace's spend.
     #[serde(default)]
     pub cost_nano: Option<u64>,
+    /// The model and end user of the call (per-model and per-user limits,
+    /// the breakdown).
+    #[serde(default)]
+    pub scope: CallScope,
 }
 
 impl CallOutcome {

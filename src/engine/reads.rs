@@ -25,14 +25,26 @@ impl Engine {
     pub fn check_call(
         &self,
         id: &str,
-        tokens: Option<u64>,
+        hold: Option<&super::Hold>,
     ) -> Result<(CheckResult, Option<super::TokenRoom>), EngineError> {
+        let tokens = hold.map(|h| h.tokens);
         self.with_workspace(id, |ws, now, engine| {
             let verdict = engine.refresh(ws, now);
             if verdict.allowed {
                 // Holds admitted by the shared store are counted here after
-                // (`count_admitted`), so their bound is checked here before.
-                let full = tokens.and_then(|_| super::admission::holds_full(ws));
+                // (`count_admitted`), so their bound is checked here before;
+                // so are the per-model and per-user limits and the hard
+                // budgets, which the shared store does not keep (this
+                // instance's view holds every instance's settled calls).
+                let full = hold.and_then(|hold| {
+                    super::admission::holds_full(ws).or_else(|| {
+                        let keys = ws.scopes.keys_for(ws.settings.as_deref(), &hold.scope);
+                        match super::admission::rule_room(ws, now, hold, &keys) {
+                            super::TokenRoom::Fits => None,
+                            room => Some(room),
+                        }
+                    })
+                });
                 let check = match &full {
                     None => check_result(&verdict),
                     Some(room) => CheckResult {
@@ -170,6 +182,8 @@ fn build_snapshot(
         retry_after_s: verdict.retry_after_ms.map(ms_to_s),
         last_error: ws.last_error.clone(),
         budgets: super::budget_rules::usage(ws, now),
+        by_model: breakdown_rows(ws, now, true),
+        by_user: breakdown_rows(ws, now, false),
         upstream_limits: ws.upstream.observed_limits.map(|(h, at)| UpstreamLimits {
             requests_limit: h.limit_requests,
             requests_remaining: h.remaining_requests,
@@ -182,4 +196,46 @@ fn build_snapshot(
         updated_at: rfc3339(now),
         version: ws.version,
     }
+}
+
+/// Today's top models or users, with the share of the rule that covers each.
+fn breakdown_rows(ws: &WorkspaceState, now: u64, models: bool) -> Vec<crate::wire::UsageBreakdown> {
+    let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
+    let today = super::periods::local_day(zone, now);
+    let (by_model, by_user) = ws.scopes.breakdown(today, crate::wire::BREAKDOWN_TOP);
+    let rows = if models { by_model } else { by_user };
+    rows.into_iter()
+        .map(|(name, tally)| {
+            let limit_percentage = ws.settings.as_deref().and_then(|settings| {
+                let scope = super::CallScope {
+                    model: models.then(|| name.clone()),
+                    user: (!models).then(|| name.clone()),
+                };
+                let keys = ws.scopes.keys_for(Some(settings), &scope);
+                let (rule, counts) = if models {
+                    let key = keys.model?;
+                    (settings.model_limits.get(&*key)?, ws.scopes.model_counts(&key))
+                } else {
+                    let key = keys.user?;
+                    (
+                        super::scopes::rule_for_user(settings, &key)?,
+                        ws.scopes.user_counts(&key),
+                    )
+                };
+                let empty = super::scopes::ScopeCounts::default();
+                Some(super::scopes::rule_percentage(
+                    rule,
+                    counts.unwrap_or(&empty),
+                    today,
+                ))
+            });
+            crate::wire::UsageBreakdown {
+                name,
+                requests: tally.requests,
+                tokens: tally.tokens,
+                cost_usd: crate::pricing::nano_to_usd(tally.cost_nano),
+                limit_percentage,
+            }
+        })
+        .collect()
 }

@@ -77,6 +77,7 @@ impl Engine {
             ws.day.clear();
             ws.reservations.clear();
             ws.spend.clear();
+            ws.scopes.clear();
             ws.upstream = Default::default();
             ws.last_error = None;
             ws.version += 1;
@@ -93,9 +94,10 @@ impl Engine {
     ) -> Result<Effect, EngineError> {
         self.with_workspace(id, |ws, now, engine| {
             ws.advance(now, engine.config.degraded_window_ms);
-            if let Some(reservation_id) = &outcome.reservation_id {
-                ws.reservations.release(reservation_id);
-            }
+            let released = outcome
+                .reservation_id
+                .as_ref()
+                .and_then(|r| ws.reservations.release(r));
             // Failed requests count toward the request windows as OpenAI counts
             // them; tokens only when the upstream reported usage.
             let requests = u64::from(count_request);
@@ -103,10 +105,41 @@ impl Engine {
                 ws.minute.add(now, requests, outcome.tokens);
                 ws.day.add(now, requests, outcome.tokens);
             }
+            let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
+            let today = super::periods::local_day(zone, now);
             if let Some(cost) = outcome.cost_nano {
-                let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
-                ws.spend.add(super::periods::local_day(zone, now), cost);
+                ws.spend.add(today, cost);
             }
+            // The rules the call was held under (or, for a call that held
+            // nothing, the rules that cover it now); what the outcome names
+            // of model and user wins over what the hold knew.
+            let (keys, scope) = match released {
+                Some(held) => (
+                    held.keys,
+                    super::CallScope {
+                        model: outcome.scope.model.clone().or(held.scope.model),
+                        user: outcome.scope.user.clone().or(held.scope.user),
+                    },
+                ),
+                None => (
+                    ws.scopes.keys_for(ws.settings.as_deref(), &outcome.scope),
+                    outcome.scope.clone(),
+                ),
+            };
+            ws.scopes.settle(
+                now,
+                today,
+                super::scopes::Settled {
+                    keys: &keys,
+                    scope: &scope,
+                    tally: super::scopes::Tally {
+                        requests: 1,
+                        tokens: outcome.tokens,
+                        cost_nano: outcome.cost_nano.unwrap_or(0),
+                    },
+                    count_request,
+                },
+            );
             engine.apply_outcome(ws, outcome, now);
             if count_request {
                 engine.flag_unusual_traffic(id, ws, now);

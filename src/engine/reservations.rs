@@ -20,7 +20,8 @@ use std::collections::HashMap;
 /// this caps the map for a workspace with very large limits.
 pub const MAX_HOLDS_PER_WORKSPACE: usize = 10_000;
 
-/// Tokens reserved for one call, until it settles or `expires_at_ms`.
+/// Tokens (and money) reserved for one call, until it settles or
+/// `expires_at_ms`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hold {
     /// Chosen by the caller (the service makes them random and unguessable);
@@ -28,12 +29,42 @@ pub struct Hold {
     pub reservation_id: String,
     pub tokens: u64,
     pub expires_at_ms: u64,
+    /// The call's worst-case cost in nano-dollars (every output token it
+    /// may produce at the dearest rate): what hard budgets reserve.
+    #[serde(default)]
+    pub cost_nano: u64,
+    /// The model and end user the call is for: which per-model and
+    /// per-user limits it counts against.
+    #[serde(default)]
+    pub scope: CallScope,
+}
+
+/// Who and what a call is for inside its workspace. The user is a label an
+/// app sends (`X-Quota-User`, a body's `user`), never a credential.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallScope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// What one open hold keeps: its amounts, its scope, and the rule keys it
+/// was admitted under (so a rule edited mid-call settles the scope it held).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub tokens: u64,
+    pub expires_at_ms: u64,
+    pub cost_nano: u64,
+    pub scope: CallScope,
+    pub keys: super::scopes::ScopeKeys,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Reservations {
-    held: HashMap<String, (u64, u64)>,
+    held: HashMap<String, Held>,
     total: u64,
+    total_cost: u64,
 }
 
 impl Reservations {
@@ -50,24 +81,54 @@ impl Reservations {
         self.held.is_empty()
     }
 
-    /// Holds `hold`; replaces a hold of the same id (a replayed event).
-    pub fn hold(&mut self, hold: &Hold) {
-        let previous = self.held.insert(
-            hold.reservation_id.clone(),
-            (hold.tokens, hold.expires_at_ms),
-        );
-        if let Some((tokens, _)) = previous {
-            self.total -= tokens;
-        }
-        self.total = self.total.saturating_add(hold.tokens);
+    /// Money held now, in nano-dollars.
+    pub fn total_cost(&self) -> u64 {
+        self.total_cost
     }
 
-    /// Releases a hold; the tokens it held, or `None` if there was none
-    /// (already settled, expired, or never made here).
-    pub fn release(&mut self, reservation_id: &str) -> Option<u64> {
-        let (tokens, _) = self.held.remove(reservation_id)?;
-        self.total -= tokens;
-        Some(tokens)
+    /// Tokens and money held by the calls `keys` picks out (a per-model or
+    /// per-user scope); summed on demand, since holds settle within seconds
+    /// and a running total per scope could drift from the map.
+    pub fn held_by(&self, picks: impl Fn(&super::scopes::ScopeKeys) -> bool) -> (u64, u64) {
+        self.held
+            .values()
+            .filter(|h| picks(&h.keys))
+            .fold((0u64, 0u64), |(tokens, cost), h| {
+                (
+                    tokens.saturating_add(h.tokens),
+                    cost.saturating_add(h.cost_nano),
+                )
+            })
+    }
+
+    /// Holds `hold` under the rule `keys`; replaces a hold of the same id (a
+    /// replayed event).
+    pub fn hold(&mut self, hold: &Hold, keys: super::scopes::ScopeKeys) {
+        let previous = self.held.insert(
+            hold.reservation_id.clone(),
+            Held {
+                tokens: hold.tokens,
+                expires_at_ms: hold.expires_at_ms,
+                cost_nano: hold.cost_nano,
+                scope: hold.scope.clone(),
+                keys,
+            },
+        );
+        if let Some(previous) = previous {
+            self.total -= previous.tokens;
+            self.total_cost -= previous.cost_nano;
+        }
+        self.total = self.total.saturating_add(hold.tokens);
+        self.total_cost = self.total_cost.saturating_add(hold.cost_nano);
+    }
+
+    /// Releases a hold; what it held, or `None` if there was none (already
+    /// settled, expired, or never made here).
+    pub fn release(&mut self, reservation_id: &str) -> Option<Held> {
+        let held = self.held.remove(reservation_id)?;
+        self.total -= held.tokens;
+        self.total_cost -= held.cost_nano;
+        Some(held)
     }
 
     /// Drops the holds whose time is up; how many went.
@@ -76,15 +137,17 @@ impl Reservations {
             return 0;
         }
         let before = self.held.len();
-        let mut freed = 0u64;
-        self.held.retain(|_, (tokens, expires)| {
-            let keep = *expires > now_ms;
+        let (mut freed, mut freed_cost) = (0u64, 0u64);
+        self.held.retain(|_, held| {
+            let keep = held.expires_at_ms > now_ms;
             if !keep {
-                freed += *tokens;
+                freed += held.tokens;
+                freed_cost += held.cost_nano;
             }
             keep
         });
         self.total -= freed;
+        self.total_cost -= freed_cost;
         before - self.held.len()
     }
 
@@ -95,16 +158,17 @@ impl Reservations {
 
     /// The earliest instant a hold expires, if any is held.
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        self.held.values().map(|(_, expires)| *expires).min()
+        self.held.values().map(|h| h.expires_at_ms).min()
     }
 
     pub fn clear(&mut self) {
         self.held = HashMap::new();
         self.total = 0;
+        self.total_cost = 0;
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.held.capacity() * (std::mem::size_of::<(String, (u64, u64))>() + 24)
+        self.held.capacity() * (std::mem::size_of::<(String, Held)>() + 24)
     }
 }
 
@@ -117,16 +181,24 @@ mod tests {
             reservation_id: id.into(),
             tokens,
             expires_at_ms,
+            cost_nano: 0,
+            scope: CallScope::default(),
+        }
+    }
+
+    impl Reservations {
+        fn hold_plain(&mut self, hold: &Hold) {
+            self.hold(hold, Default::default());
         }
     }
 
     #[test]
     fn holds_add_up_and_release_once() {
         let mut r = Reservations::default();
-        r.hold(&hold("a", 100, 10_000));
-        r.hold(&hold("b", 50, 20_000));
+        r.hold_plain(&hold("a", 100, 10_000));
+        r.hold_plain(&hold("b", 50, 20_000));
         assert_eq!(r.total(), 150);
-        assert_eq!(r.release("a"), Some(100));
+        assert_eq!(r.release("a").map(|h| h.tokens), Some(100));
         assert_eq!(r.release("a"), None, "a second settle releases nothing");
         assert_eq!(r.total(), 50);
     }
@@ -134,16 +206,16 @@ mod tests {
     #[test]
     fn the_same_id_held_twice_is_one_hold() {
         let mut r = Reservations::default();
-        r.hold(&hold("a", 100, 10_000));
-        r.hold(&hold("a", 100, 10_000));
+        r.hold_plain(&hold("a", 100, 10_000));
+        r.hold_plain(&hold("a", 100, 10_000));
         assert_eq!((r.total(), r.len()), (100, 1));
     }
 
     #[test]
     fn holds_expire_at_their_time() {
         let mut r = Reservations::default();
-        r.hold(&hold("a", 100, 10_000));
-        r.hold(&hold("b", 50, 20_000));
+        r.hold_plain(&hold("a", 100, 10_000));
+        r.hold_plain(&hold("b", 50, 20_000));
         assert_eq!(r.next_expiry_ms(), Some(10_000));
         assert_eq!(r.expire(9_999), 0);
         assert_eq!(r.expire(10_000), 1);

@@ -38,24 +38,42 @@ impl WindowRef<'_> {
     /// nothing here can know: it is then what the window alone needs, but at
     /// least [`IN_FLIGHT_RETRY_MS`].
     fn wait_for(&self, now_ms: u64, need: u64) -> Option<u64> {
-        if need > self.limit {
-            return None;
-        }
-        let with_holds = self.reserved.saturating_add(need);
-        match self
-            .window
-            .wait_for_room_ms(now_ms, self.metric, self.limit, with_holds)
-        {
-            Some(wait) => Some(wait),
-            None => self
-                .window
-                .wait_for_room_ms(now_ms, self.metric, self.limit, need)
-                .map(|wait| wait.max(IN_FLIGHT_RETRY_MS)),
-        }
+        window_wait(
+            self.window,
+            self.metric,
+            self.limit,
+            self.reserved,
+            now_ms,
+            need,
+        )
     }
 
     fn used_and_held(&self) -> u64 {
         self.window.total(self.metric).saturating_add(self.reserved)
+    }
+}
+
+/// Milliseconds until `need` more of `metric` fits in `window` under
+/// `limit` beside `reserved`; 0 when it fits now, `None` when it never can.
+/// See [`WindowRef::wait_for`]; shared with the per-model and per-user
+/// windows (`scopes.rs`).
+pub(super) fn window_wait(
+    window: &SlidingWindow,
+    metric: Metric,
+    limit: u64,
+    reserved: u64,
+    now_ms: u64,
+    need: u64,
+) -> Option<u64> {
+    if need > limit {
+        return None;
+    }
+    let with_holds = reserved.saturating_add(need);
+    match window.wait_for_room_ms(now_ms, metric, limit, with_holds) {
+        Some(wait) => Some(wait),
+        None => window
+            .wait_for_room_ms(now_ms, metric, limit, need)
+            .map(|wait| wait.max(IN_FLIGHT_RETRY_MS)),
     }
 }
 
@@ -265,6 +283,9 @@ pub enum TokenRoom {
         limit: u64,
         label: &'static str,
     },
+    /// A per-model or per-user limit, or a hard budget, refuses the call
+    /// (the workspace's windows have room).
+    Limited(super::scopes::Limited),
 }
 
 pub fn token_room(ws: &WorkspaceState, now_ms: u64, need: u64) -> TokenRoom {

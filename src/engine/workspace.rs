@@ -67,6 +67,8 @@ pub struct WorkspaceState {
     pub settings: Option<Box<super::settings::WorkspaceSettings>>,
     /// Money spent per local day (empty, and free, until a call is priced).
     pub spend: super::spend::SpendLedger,
+    /// Per-model and per-user counts, and the day's breakdown.
+    pub scopes: super::scopes::Scopes,
 }
 
 impl UpstreamState {
@@ -102,6 +104,7 @@ impl WorkspaceState {
             pending_anomaly: None,
             settings: None,
             spend: super::spend::SpendLedger::default(),
+            scopes: super::scopes::Scopes::default(),
         }
     }
 
@@ -141,5 +144,6 @@ impl WorkspaceState {
             + self.upstream.recent_failures_ms.capacity() * 8
             + self.history.capacity() * std::mem::size_of::<Transition>()
             + self.spend.heap_bytes()
+            + self.scopes.heap_bytes()
     }
 }

@@ -5,7 +5,8 @@
 use super::backend::SharedAdmission;
 use super::{FailurePolicy, QuotaService, ServiceError};
 use crate::engine::{
-    Admission, CallOutcome, Effect, EngineError, Hold, TokenRoom, Transition, IN_FLIGHT_RETRY_MS,
+    Admission, CallOutcome, CallScope, Effect, EngineError, Hold, TokenRoom, Transition,
+    IN_FLIGHT_RETRY_MS,
 };
 use crate::wire::{CheckResult, QuotaStatus};
 
@@ -48,7 +49,42 @@ impl QuotaService {
             reservation_id: format!("{RESERVATION_ID_PREFIX}{}", hex::encode(bytes)),
             tokens,
             expires_at_ms: engine.now_ms() + engine.config().reservation_ttl_ms,
+            cost_nano: 0,
+            scope: CallScope::default(),
         }
+    }
+
+    /// A hold for one call of `scope` that may read `prompt` tokens and
+    /// write `max_output`: those tokens, and its worst-case cost at the
+    /// model's price in force now (nothing for a model the table does not
+    /// price: such calls count no spend, see docs/DEPLOYMENT.md).
+    pub fn hold_for_call(&self, prompt: u64, max_output: u64, scope: CallScope) -> Hold {
+        let now = self.inner.engine.now_ms();
+        let cost_nano = scope
+            .model
+            .as_deref()
+            .and_then(|model| {
+                self.inner
+                    .config
+                    .prices
+                    .worst_case_nano(model, now, prompt, max_output)
+            })
+            .unwrap_or(0);
+        Hold {
+            cost_nano,
+            scope,
+            ..self.new_hold(prompt.saturating_add(max_output))
+        }
+    }
+
+    /// What a call of `model` that used `usage` cost now, in nano-dollars;
+    /// `None` for a model the table does not price.
+    pub fn price_call(&self, model: Option<&str>, usage: &crate::pricing::TokenUsage) -> Option<u64> {
+        let now = self.inner.engine.now_ms();
+        self.inner
+            .config
+            .prices
+            .cost_nano(model?, now, usage, false)
     }
 
     /// Admits (and counts) one request that reserves no tokens.
@@ -112,7 +148,7 @@ impl QuotaService {
     /// first for what only it knows (the upstream's 429s and quota).
     async fn admit_shared(&self, id: &str, hold: Option<Hold>) -> Result<Admission, ServiceError> {
         let engine = &self.inner.engine;
-        let (local, room) = engine.check_call(id, hold.as_ref().map(|h| h.tokens))?;
+        let (local, room) = engine.check_call(id, hold.as_ref())?;
         if !local.allowed {
             let mut refusal = refused(local);
             refusal.token_refusal = room;

@@ -10,7 +10,7 @@ use super::error_body::parse_error_body;
 use super::headers::RateLimitHeaders;
 use super::sse::{usage_total, SseUsageTap};
 use crate::config::UpstreamConfig;
-use crate::engine::{CallOutcome, TokenRoom};
+use crate::engine::{CallOutcome, CallScope, TokenRoom};
 use crate::service::QuotaService;
 use crate::tokens::{self, Encoding, TokenNeed};
 use crate::wire::{QuotaStatus, UpstreamErrorReport};
@@ -98,7 +98,14 @@ pub enum ForwardError {
     Timeout,
     /// The upstream could not be reached at all.
     Unreachable(String),
+    /// The end-user label (`param`: `X-Quota-User` or the body's `user`) is
+    /// not one: refused before anything is counted.
+    BadUser { param: &'static str, problem: String },
 }
+
+/// The header that names a call's end user (a label for per-user limits
+/// and the breakdown, never a credential; not sent upstream).
+pub const QUOTA_USER_HEADER: &str = "x-quota-user";
 
 impl TrackedClient {
     pub fn new(config: UpstreamConfig, service: QuotaService) -> Result<Self, reqwest::Error> {
@@ -142,13 +149,22 @@ impl TrackedClient {
             headers,
             body,
         } = request;
-        let prepared = prepare_body(body, &endpoint, default_cap);
-        // Reserve the worst case (prompt + output cap) at admission, so
-        // concurrent calls cannot overshoot a token window; settled below to
-        // the real usage. Calls that use no tokens (models, moderations)
-        // hold nothing.
+        let mut prepared = prepare_body(body, &endpoint, default_cap);
+        prepared.scope.user = call_user(&headers, prepared.scope.user.take())?;
+        // Reserve the worst case (prompt + output cap, and its cost at the
+        // model's price) at admission, so concurrent calls cannot overshoot
+        // a token window or a hard budget; settled below to the real usage.
+        // Calls that use no tokens (models, moderations) and name no model
+        // or user hold nothing.
         let need = prepared.need.total();
-        let hold = (need > 0).then(|| self.service.new_hold(need));
+        let scoped = prepared.scope != CallScope::default();
+        let hold = (need > 0 || scoped).then(|| {
+            self.service.hold_for_call(
+                prepared.need.prompt,
+                prepared.need.max_output,
+                prepared.scope.clone(),
+            )
+        });
         let reservation_id = hold.as_ref().map(|h| h.reservation_id.clone());
         let admission = self
             .service
@@ -176,6 +192,7 @@ impl TrackedClient {
             service: self.service.clone(),
             workspace: workspace.to_string(),
             reservation_id,
+            scope: prepared.scope.clone(),
             settled: false,
         };
         // Finished even if the client goes away (its handler's future
@@ -275,11 +292,16 @@ impl TrackedClient {
             }
         };
         let outcome = if status.is_success() {
-            let tokens = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|json| usage_total(&json))
-                .unwrap_or(0);
-            CallOutcome::success(tokens)
+            let json = serde_json::from_slice::<Value>(&body).ok();
+            let tokens = json.as_ref().and_then(usage_total).unwrap_or(0);
+            let usage = json.as_ref().and_then(crate::pricing::usage_from_response);
+            CallOutcome {
+                cost_nano: usage.and_then(|usage| {
+                    self.service
+                        .price_call(prepared.scope.model.as_deref(), &usage)
+                }),
+                ..CallOutcome::success(tokens)
+            }
         } else {
             let mut error = parse_error_body(Some(status.as_u16()), &body);
             if status == StatusCode::TOO_MANY_REQUESTS
@@ -366,6 +388,8 @@ struct PreparedBody {
     need: TokenNeed,
     /// The model's encoding, to count streamed text with.
     encoding: Encoding,
+    /// The body's `model` and `user`.
+    scope: CallScope,
 }
 
 /// For a streamed JSON request that did not ask for usage, asks for it (and
@@ -384,6 +408,7 @@ fn prepare_body(body: Bytes, endpoint: &str, default_output_cap: u64) -> Prepare
         strip_usage_event: false,
         need: TokenNeed::default(),
         encoding: Encoding::O200k,
+        scope: CallScope::default(),
     };
     let Ok(mut value) = serde_json::from_slice::<Value>(&prepared.body) else {
         // Not JSON (an audio upload, a GET): a token count cannot be read
@@ -392,7 +417,13 @@ fn prepare_body(body: Bytes, endpoint: &str, default_output_cap: u64) -> Prepare
     };
     if let Some(model) = value.get("model").and_then(Value::as_str) {
         prepared.encoding = tokens::encoding_for_model(model);
+        prepared.scope.model = Some(model.to_string());
     }
+    prepared.scope.user = value
+        .get("user")
+        .and_then(Value::as_str)
+        .filter(|user| !user.is_empty())
+        .map(str::to_string);
     prepared.need = tokens::request_need(endpoint, &value, default_output_cap);
     let Value::Object(json) = &mut value else {
         return prepared;
@@ -421,6 +452,38 @@ fn prepare_body(body: Bytes, endpoint: &str, default_output_cap: u64) -> Prepare
         prepared.strip_usage_event = !asked;
     }
     prepared
+}
+
+/// The call's end user: `X-Quota-User` if sent, else the body's `user`;
+/// refused if it is not a label (see `engine::scopes::check_user_label`).
+fn call_user(headers: &HeaderMap, body_user: Option<String>) -> Result<Option<String>, ForwardError> {
+    let mut values = headers.get_all(QUOTA_USER_HEADER).iter();
+    if let Some(value) = values.next() {
+        let bad = |problem: String| ForwardError::BadUser {
+            param: "X-Quota-User",
+            problem,
+        };
+        if values.next().is_some() {
+            return Err(bad("must be sent once".into()));
+        }
+        let label = value
+            .to_str()
+            .map_err(|_| bad("must be visible ASCII text".into()))?;
+        crate::engine::scopes::check_user_label(label).map_err(bad)?;
+        return Ok(Some(label.to_string()));
+    }
+    match body_user {
+        Some(user) => {
+            crate::engine::scopes::check_user_label(&user).map_err(|problem| {
+                ForwardError::BadUser {
+                    param: "user",
+                    problem,
+                }
+            })?;
+            Ok(Some(user))
+        }
+        None => Ok(None),
+    }
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -486,6 +549,8 @@ struct HoldGuard {
     /// `None` for a call that holds nothing (still settled: its outcome
     /// counts), and once settled.
     reservation_id: Option<String>,
+    /// The call's model and user, named in its outcome.
+    scope: CallScope,
     settled: bool,
 }
 
@@ -494,7 +559,8 @@ impl HoldGuard {
         if std::mem::replace(&mut self.settled, true) {
             return;
         }
-        let outcome = outcome.settling(self.reservation_id.take());
+        let mut outcome = outcome.settling(self.reservation_id.take());
+        outcome.scope = std::mem::take(&mut self.scope);
         let _ = self.service.complete(&self.workspace, &outcome);
     }
 }
@@ -520,8 +586,15 @@ struct Settlement {
 
 impl Settlement {
     fn settle(mut self, tap: &SseUsageTap) {
+        let model = self.hold.scope.model.clone();
+        let price = |usage: crate::pricing::TokenUsage| {
+            self.hold.service.price_call(model.as_deref(), &usage)
+        };
         let outcome = match tap.usage_tokens {
-            Some(tokens) => CallOutcome::success(tokens),
+            Some(tokens) => CallOutcome {
+                cost_nano: tap.usage.and_then(price),
+                ..CallOutcome::success(tokens)
+            },
             None => {
                 // No usage event (the stream broke, or the upstream sent
                 // none): count what was streamed, tokenized, rather than
@@ -536,6 +609,11 @@ impl Settlement {
                 );
                 CallOutcome {
                     tokens_estimated: true,
+                    cost_nano: price(crate::pricing::TokenUsage {
+                        prompt: self.prompt_tokens,
+                        completion: streamed,
+                        ..Default::default()
+                    }),
                     ..CallOutcome::success(counted)
                 }
             }

@@ -37,6 +37,8 @@ pub struct SseUsageTap {
     pub unparsed_bytes: usize,
     /// Tokens from the usage event, once seen.
     pub usage_tokens: Option<u64>,
+    /// The usage event's parts (cached, reasoning), to price the call.
+    pub usage: Option<crate::pricing::TokenUsage>,
     /// Bytes of generated text seen, for an estimate when usage never comes.
     pub content_bytes: usize,
     /// The generated text itself (up to [`MAX_CONTENT_KEPT`]), tokenized
@@ -122,6 +124,7 @@ impl SseUsageTap {
         };
         if let Some(total) = usage_total(&json) {
             self.usage_tokens = Some(total);
+            self.usage = crate::pricing::usage_from_response(&json);
             let no_choices = json
                 .get("choices")
                 .and_then(Value::as_array)

@@ -21,6 +21,8 @@ pub use settings::{
     BudgetKindSpec, BudgetPeriod, BudgetSpec, BudgetUsage, ScopedLimits, SettingsPatch,
     UserLimitsSpec,
 };
+mod breakdown;
+pub use breakdown::{DaySpend, UsageBreakdown, BREAKDOWN_TOP};
 pub use snapshot::{CheckResult, LastError, QuotaSnapshot, UpstreamLimits, WindowUsage};
 pub use status::QuotaStatus;
 pub use usage::{MinuteUsage, UsageReport};

@@ -38,6 +38,21 @@ pub struct RecordRequest {
     /// workspace's spend and its budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// The model called (1 to 200 characters): prices `usage`, and its
+    /// per-model limits count the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The end user the call was for (a label, 1 to 200 characters): their
+    /// per-user limits count it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// OpenAI's `usage` object from the answer, as it came (chat,
+    /// completions, embeddings or responses shape, with cached and
+    /// reasoning details): the call is priced from it at `model`'s price
+    /// unless `cost_usd` is given, and `tokens_used` defaults to its total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub usage: Option<serde_json::Value>,
 }
 
 /// Body of `POST /api/quota/record/batch`.

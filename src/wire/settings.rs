@@ -117,4 +117,18 @@ pub struct BudgetUsage {
     pub percentage: f64,
     /// RFC 3339 time the period ends (midnight in the workspace's zone).
     pub resets_at: String,
+    /// Held for calls in flight (their worst-case cost).
+    #[serde(default)]
+    pub held_usd: f64,
+    /// RFC 3339 time the period began.
+    #[serde(default)]
+    pub starts_at: String,
+    /// Spent on each day of the period so far, oldest first.
+    #[serde(default)]
+    pub days: Vec<super::DaySpend>,
+    /// At the period's average rate so far, what it will have spent by its
+    /// end (counted from at least one hour in, so a first call does not
+    /// project the moon).
+    #[serde(default)]
+    pub projected_usd: f64,
 }

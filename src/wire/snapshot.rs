@@ -61,6 +61,12 @@ pub struct QuotaSnapshot {
     /// budgets).
     #[serde(default)]
     pub budgets: Vec<super::BudgetUsage>,
+    /// Today's (local) usage and spend by model, largest first (top 10).
+    #[serde(default)]
+    pub by_model: Vec<super::UsageBreakdown>,
+    /// Today's (local) usage and spend by end user, largest first (top 10).
+    #[serde(default)]
+    pub by_user: Vec<super::UsageBreakdown>,
     /// RFC 3339 time this snapshot was taken.
     pub updated_at: String,
     /// Monotonic per workspace; lets clients drop out-of-order snapshots.

@@ -92,6 +92,9 @@ pub fn forward_error(error: ForwardError) -> Response {
                     ),
                 );
             }
+            if let Some(TokenRoom::Limited(limited)) = tokens {
+                return limited_error(&limited);
+            }
             if status == QuotaStatus::Degraded && tokens.is_none() {
                 // Fail-closed policy while the shared store is unreachable.
                 return retry_later(
@@ -141,6 +144,13 @@ pub fn forward_error(error: ForwardError) -> Response {
             }
             response
         }
+        ForwardError::BadUser { param, problem } => openai_error_param(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_user",
+            Some(param.to_string()),
+            &format!("{param} names the end user for quota-alert's per-user limits and {problem}."),
+        ),
         ForwardError::KeyRevoked => openai_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
@@ -166,4 +176,37 @@ pub fn forward_error(error: ForwardError) -> Response {
             &format!("OpenAI could not be reached: {detail}."),
         ),
     }
+}
+
+/// A call refused by a per-model or per-user limit or a hard budget, as
+/// OpenAI would say it: a 429 of type `requests` or `tokens`
+/// (`rate_limit_exceeded`), or `insufficient_quota` for money, with
+/// `retry-after` when waiting helps (a budget: when it resets).
+fn limited_error(limited: &crate::engine::Limited) -> Response {
+    use crate::engine::LimitKind;
+    let (kind, code, what) = match limited.kind {
+        LimitKind::Requests => ("requests", "rate_limit_exceeded", "Rate limit reached"),
+        LimitKind::Tokens => ("tokens", "rate_limit_exceeded", "Rate limit reached"),
+        LimitKind::Spend => ("insufficient_quota", "insufficient_quota", "Budget reached"),
+    };
+    let mut message = format!(
+        "{what} for this workspace (blocked by quota-alert before reaching OpenAI). {}",
+        limited.reason
+    );
+    let seconds = limited.wait_ms.map(|ms| ms as f64 / 1000.0);
+    match seconds {
+        Some(s) => message.push_str(&format!(" Please try again in {s:.1}s.")),
+        None => message.push_str(" Waiting will not help: ask for fewer tokens (a smaller max_tokens) or raise the limit."),
+    }
+    let mut response = openai_error(StatusCode::TOO_MANY_REQUESTS, kind, code, &message);
+    if let Some(seconds) = seconds {
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&(seconds.ceil() as u64).to_string()) {
+            headers.insert("retry-after", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&((seconds * 1000.0).ceil() as u64).to_string()) {
+            headers.insert("retry-after-ms", v);
+        }
+    }
+    response
 }

@@ -56,6 +56,8 @@ mod tests {
             retry_after_s: None,
             last_error: None,
             budgets: Vec::new(),
+            by_model: Vec::new(),
+            by_user: Vec::new(),
             upstream_limits: None,
             updated_at: String::new(),
             version,
