@@ -74,7 +74,10 @@ fn holds_count_against_a_hard_budget_until_they_settle_for_less() {
     );
     for i in 0..4 {
         let admission = engine
-            .admit("acme", Some(&hold(&format!("r{i}"), 2 * CENT + CENT / 2, None, None)))
+            .admit(
+                "acme",
+                Some(&hold(&format!("r{i}"), 2 * CENT + CENT / 2, None, None)),
+            )
             .unwrap();
         assert!(admission.check.allowed, "{i}: {:?}", admission.check);
     }
@@ -84,13 +87,27 @@ fn holds_count_against_a_hard_budget_until_they_settle_for_less() {
     assert!(!refused.check.allowed);
     let why = limited(&refused);
     assert_eq!(why.kind, LimitKind::Spend);
-    assert_eq!(why.wait_ms, Some(1_000), "only holds in the way: retry soon");
-    assert!(why.reason.contains("Daily budget of $0.10"), "{}", why.reason);
+    assert_eq!(
+        why.wait_ms,
+        Some(1_000),
+        "only holds in the way: retry soon"
+    );
+    assert!(
+        why.reason.contains("Daily budget of $0.10"),
+        "{}",
+        why.reason
+    );
     // Settled for a tenth of their worst case: room again.
     for i in 0..4 {
         settle(&engine, &format!("r{i}"), CENT / 4);
     }
-    assert!(engine.admit("acme", Some(&hold("r5", 2 * CENT, None, None))).unwrap().check.allowed);
+    assert!(
+        engine
+            .admit("acme", Some(&hold("r5", 2 * CENT, None, None)))
+            .unwrap()
+            .check
+            .allowed
+    );
     // A call that alone costs more than the budget can never pass.
     let never = engine
         .admit("acme", Some(&hold("r6", 11 * CENT, None, None)))
@@ -109,7 +126,16 @@ fn a_models_daily_budget_refuses_until_local_midnight_and_spares_other_models() 
         start,
         json!({"time_zone": "Asia/Tokyo", "model_limits": {"o3": {"budget_usd": 0.05}}}),
     );
-    assert!(engine.admit("acme", Some(&hold("a", 4 * CENT, Some("o3-2025-04-16"), None))).unwrap().check.allowed);
+    assert!(
+        engine
+            .admit(
+                "acme",
+                Some(&hold("a", 4 * CENT, Some("o3-2025-04-16"), None))
+            )
+            .unwrap()
+            .check
+            .allowed
+    );
     settle(&engine, "a", 4 * CENT);
     let refused = engine
         .admit("acme", Some(&hold("b", 2 * CENT, Some("o3"), None)))
@@ -117,13 +143,27 @@ fn a_models_daily_budget_refuses_until_local_midnight_and_spares_other_models() 
     let why = limited(&refused);
     assert_eq!(why.kind, LimitKind::Spend);
     assert_eq!(why.wait_ms, Some(2 * 3_600_000), "until midnight in Tokyo");
-    assert!(why.reason.starts_with("Model o3 daily budget of $0.05"), "{}", why.reason);
     assert!(
-        engine.admit("acme", Some(&hold("c", 2 * CENT, Some("o4-mini"), None))).unwrap().check.allowed,
+        why.reason.starts_with("Model o3 daily budget of $0.05"),
+        "{}",
+        why.reason
+    );
+    assert!(
+        engine
+            .admit("acme", Some(&hold("c", 2 * CENT, Some("o4-mini"), None)))
+            .unwrap()
+            .check
+            .allowed,
         "another model has no rule"
     );
     clock.advance_ms(2 * 3_600_000);
-    assert!(engine.admit("acme", Some(&hold("d", 2 * CENT, Some("o3"), None))).unwrap().check.allowed);
+    assert!(
+        engine
+            .admit("acme", Some(&hold("d", 2 * CENT, Some("o3"), None)))
+            .unwrap()
+            .check
+            .allowed
+    );
     // The breakdown is of the new day only.
     let snapshot = engine.snapshot("acme").unwrap();
     assert!(snapshot.by_model.is_empty(), "{:?}", snapshot.by_model);
@@ -137,11 +177,23 @@ fn users_past_the_cap_share_one_scope_held_to_the_default() {
     );
     for i in 0..MAX_USER_SCOPES {
         let user = format!("user-{i}");
-        assert!(engine.admit("acme", Some(&hold(&format!("h{i}"), 0, None, Some(&user)))).unwrap().check.allowed);
+        assert!(
+            engine
+                .admit("acme", Some(&hold(&format!("h{i}"), 0, None, Some(&user))))
+                .unwrap()
+                .check
+                .allowed
+        );
     }
     // Two new users after the cap: the first passes, the second shares its
     // minute and is refused, naming the shared scope.
-    assert!(engine.admit("acme", Some(&hold("x1", 0, None, Some("late-1")))).unwrap().check.allowed);
+    assert!(
+        engine
+            .admit("acme", Some(&hold("x1", 0, None, Some("late-1"))))
+            .unwrap()
+            .check
+            .allowed
+    );
     let refused = engine
         .admit("acme", Some(&hold("x2", 0, None, Some("late-2"))))
         .unwrap();
@@ -162,8 +214,20 @@ fn token_limits_per_model_count_holds_in_flight() {
         1_800_000_000_000,
         json!({"model_limits": {"gpt-4o": {"tokens_per_minute": 250}}}),
     );
-    assert!(engine.admit("acme", Some(&hold("a", 0, Some("gpt-4o"), None))).unwrap().check.allowed);
-    assert!(engine.admit("acme", Some(&hold("b", 0, Some("gpt-4o"), None))).unwrap().check.allowed);
+    assert!(
+        engine
+            .admit("acme", Some(&hold("a", 0, Some("gpt-4o"), None)))
+            .unwrap()
+            .check
+            .allowed
+    );
+    assert!(
+        engine
+            .admit("acme", Some(&hold("b", 0, Some("gpt-4o"), None)))
+            .unwrap()
+            .check
+            .allowed
+    );
     let refused = engine
         .admit("acme", Some(&hold("c", 0, Some("gpt-4o"), None)))
         .unwrap();
@@ -171,5 +235,11 @@ fn token_limits_per_model_count_holds_in_flight() {
     assert_eq!(why.kind, LimitKind::Tokens);
     assert!(why.reason.contains("200 held"), "{}", why.reason);
     engine.release("acme", "a").unwrap();
-    assert!(engine.admit("acme", Some(&hold("c", 0, Some("gpt-4o"), None))).unwrap().check.allowed);
+    assert!(
+        engine
+            .admit("acme", Some(&hold("c", 0, Some("gpt-4o"), None)))
+            .unwrap()
+            .check
+            .allowed
+    );
 }

@@ -118,13 +118,22 @@ async fn proxied_calls_are_priced_from_their_usage_and_broken_down() {
 
     // gpt-4o: 20 × $2.50 + 10 × $10 per 1M = $0.00015;
     // gpt-4o-mini: 20 × $0.15 + 10 × $0.60 per 1M = $0.000009.
-    let snapshot = eventually(&s, &key, |s| s["by_model"].as_array().is_some_and(|r| r.len() == 2)).await;
+    let snapshot = eventually(&s, &key, |s| {
+        s["by_model"].as_array().is_some_and(|r| r.len() == 2)
+    })
+    .await;
     let gpt4o = row(&snapshot["by_model"], "gpt-4o");
     assert_eq!(gpt4o["requests"], 1);
     assert_eq!(gpt4o["tokens"], USAGE_PROMPT + USAGE_COMPLETION);
-    assert!((gpt4o["cost_usd"].as_f64().unwrap() - 0.00015).abs() < 1e-12, "{gpt4o}");
+    assert!(
+        (gpt4o["cost_usd"].as_f64().unwrap() - 0.00015).abs() < 1e-12,
+        "{gpt4o}"
+    );
     let mini = row(&snapshot["by_model"], "gpt-4o-mini");
-    assert!((mini["cost_usd"].as_f64().unwrap() - 0.000009).abs() < 1e-12, "{mini}");
+    assert!(
+        (mini["cost_usd"].as_f64().unwrap() - 0.000009).abs() < 1e-12,
+        "{mini}"
+    );
     assert_eq!(row(&snapshot["by_user"], "alice")["requests"], 1);
     assert_eq!(row(&snapshot["by_user"], "bob")["requests"], 1);
     assert_eq!(
@@ -164,7 +173,11 @@ async fn a_hard_budget_is_never_overshot_by_calls_sent_at_once() {
                 .expect("send");
             let status = res.status();
             let retry = res.headers().get("retry-after").is_some();
-            (status, retry, res.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                status,
+                retry,
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
         })
     });
     let calls: Vec<_> = calls.collect();
@@ -188,7 +201,10 @@ async fn a_hard_budget_is_never_overshot_by_calls_sent_at_once() {
             refusals += 1;
             assert_eq!(body["error"]["type"], "insufficient_quota", "{body}");
             assert!(
-                body["error"]["message"].as_str().unwrap().contains("Daily budget of $0.10"),
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Daily budget of $0.10"),
                 "{body}"
             );
             assert!(retry, "a refusal says when to retry");
@@ -224,14 +240,27 @@ async fn a_model_limit_blocks_its_family_and_not_another() {
     assert_eq!(body["error"]["type"], "requests");
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     let text = body["error"]["message"].as_str().unwrap();
-    assert!(text.contains("Model gpt-4o requests per minute limit: 2 of 2"), "{text}");
+    assert!(
+        text.contains("Model gpt-4o requests per minute limit: 2 of 2"),
+        "{text}"
+    );
     assert!(headers.get("retry-after").is_some());
     let (code, _, body) = chat(&s, &key, message("gpt-4o-mini"), None).await;
-    assert_eq!(code, StatusCode::OK, "another family is not blocked: {body}");
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "another family is not blocked: {body}"
+    );
     assert_eq!(fake.total(), 3, "the refused call never reached OpenAI");
     let snapshot = s.get("/api/quota/status", Some(&key)).await.1;
-    assert_eq!(row(&snapshot["by_model"], "gpt-4o")["limit_percentage"], 100.0);
-    assert_eq!(row(&snapshot["by_model"], "gpt-4o-mini")["limit_percentage"], Value::Null);
+    assert_eq!(
+        row(&snapshot["by_model"], "gpt-4o")["limit_percentage"],
+        100.0
+    );
+    assert_eq!(
+        row(&snapshot["by_model"], "gpt-4o-mini")["limit_percentage"],
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -251,7 +280,10 @@ async fn a_user_limit_blocks_one_user_not_the_next_and_bad_labels_are_refused() 
     let (code, _, body) = chat(&s, &key, message("gpt-4o"), Some("alice")).await;
     assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("User alice requests per minute"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("User alice requests per minute"),
         "{body}"
     );
     // The body's `user` names a user as the header does.
@@ -266,7 +298,11 @@ async fn a_user_limit_blocks_one_user_not_the_next_and_bad_labels_are_refused() 
         assert_eq!(code, StatusCode::OK, "an override replaces the default");
     }
     let (code, _, _) = chat(&s, &key, message("gpt-4o"), None).await;
-    assert_eq!(code, StatusCode::OK, "a call naming no user has no user limit");
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "a call naming no user has no user limit"
+    );
     let forwarded = fake.total();
 
     let long = "x".repeat(201);
@@ -281,7 +317,11 @@ async fn a_user_limit_blocks_one_user_not_the_next_and_bad_labels_are_refused() 
         assert_eq!(answer["error"]["code"], "invalid_user");
         assert_eq!(answer["error"]["param"], param);
     }
-    assert_eq!(fake.total(), forwarded, "refused labels never reached OpenAI");
+    assert_eq!(
+        fake.total(),
+        forwarded,
+        "refused labels never reached OpenAI"
+    );
 }
 
 #[tokio::test]
@@ -307,26 +347,50 @@ async fn the_record_api_prices_a_models_usage_and_refuses_bad_details() {
         .await;
     let spent = snapshot["budgets"][0]["spent_usd"].as_f64().unwrap();
     assert!((spent - 0.00042).abs() < 1e-12, "{snapshot}");
-    assert_eq!(snapshot["tokens_per_minute"]["used"], 1500, "tokens from the usage");
+    assert_eq!(
+        snapshot["tokens_per_minute"]["current"], 1500,
+        "tokens from the usage"
+    );
     assert_eq!(row(&snapshot["by_user"], "carol")["tokens"], 1500);
     // An explicit cost wins over the price table.
     let snapshot = s
-        .record(&key, json!({"success": true, "model": "gpt-4o", "cost_usd": 1.5, "tokens_used": 1}))
+        .record(
+            &key,
+            json!({"success": true, "model": "gpt-4o", "cost_usd": 1.5, "tokens_used": 1}),
+        )
         .await;
     let spent = snapshot["budgets"][0]["spent_usd"].as_f64().unwrap();
     assert!((spent - 1.50042).abs() < 1e-9, "{snapshot}");
 
     for (body, says) in [
-        (json!({"success": true, "usage": "lots"}), "usage must be an object"),
-        (json!({"success": true, "usage": {"prompt_tokens": 200_000_000u64}}), "usage counts"),
-        (json!({"success": true, "user": ""}), "user must be 1 to 200"),
-        (json!({"success": true, "user": "a\u{7}b"}), "user must not contain control"),
-        (json!({"success": true, "model": "m".repeat(201)}), "model must be 1 to 200"),
+        (
+            json!({"success": true, "usage": "lots"}),
+            "usage must be an object",
+        ),
+        (
+            json!({"success": true, "usage": {"prompt_tokens": 200_000_000u64}}),
+            "usage counts",
+        ),
+        (
+            json!({"success": true, "user": ""}),
+            "user must be 1 to 200",
+        ),
+        (
+            json!({"success": true, "user": "a\u{7}b"}),
+            "user must not contain control",
+        ),
+        (
+            json!({"success": true, "model": "m".repeat(201)}),
+            "model must be 1 to 200",
+        ),
     ] {
         let (code, answer) = s.post("/api/quota/record", Some(&key), body.clone()).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{body}: {answer}");
         assert!(
-            answer["error"]["message"].as_str().unwrap_or_default().contains(says),
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
             "{body}: {answer}"
         );
     }

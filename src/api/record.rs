@@ -3,8 +3,8 @@
 
 use super::doc_text as text;
 use super::error::ApiError;
-use super::reserve::MAX_MODEL_LEN;
 use super::extract::{target_workspace, ApiJson, ApiQuery, Auth, WorkspaceQuery};
+use super::reserve::MAX_MODEL_LEN;
 use crate::engine::CallOutcome;
 use crate::service::{is_reservation_id, Idempotency, QuotaService, Recorded, ServiceError};
 use crate::upstream::error_body::parse_error_body;

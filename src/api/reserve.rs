@@ -102,9 +102,8 @@ pub async fn reserve(
         ));
     }
     if let Some(user) = &body.user {
-        crate::engine::scopes::check_user_label(user).map_err(|problem| {
-            ApiError::bad_request("invalid_body", format!("user {problem}"))
-        })?;
+        crate::engine::scopes::check_user_label(user)
+            .map_err(|problem| ApiError::bad_request("invalid_body", format!("user {problem}")))?;
     }
     // The split between prompt and output is unknown here, so every token
     // is held at the dearest rate: the most the call can cost.

@@ -289,14 +289,20 @@ mod tests {
         .unwrap();
         let config = load(None, &[("QUOTA_PRICES_FILE", good.to_str().unwrap())]).unwrap();
         assert!(config.prices.price("house-model", 0).is_some());
-        assert!(config.prices.price("gpt-4o", 0).is_some(), "the shipped rest kept");
+        assert!(
+            config.prices.price("gpt-4o", 0).is_some(),
+            "the shipped rest kept"
+        );
         let bad = dir.join("bad.json");
         std::fs::write(&bad, r#"{"models": {"m": []}}"#).unwrap();
         let err = load(None, &[("QUOTA_PRICES_FILE", bad.to_str().unwrap())]).unwrap_err();
         assert!(err.to_string().contains("bad.json"), "{err}");
         assert!(err.to_string().contains("at least one price"), "{err}");
         let err = load(None, &[("QUOTA_PRICES_FILE", "/nonexistent/prices.json")]).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/prices.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/prices.json"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -214,7 +214,10 @@ fn breakdown_rows(ws: &WorkspaceState, now: u64, models: bool) -> Vec<crate::wir
                 let keys = ws.scopes.keys_for(Some(settings), &scope);
                 let (rule, counts) = if models {
                     let key = keys.model?;
-                    (settings.model_limits.get(&*key)?, ws.scopes.model_counts(&key))
+                    (
+                        settings.model_limits.get(&*key)?,
+                        ws.scopes.model_counts(&key),
+                    )
                 } else {
                     let key = keys.user?;
                     (

@@ -112,6 +112,9 @@ impl Tally {
     }
 }
 
+/// A breakdown row: a model's or a user's name and its day's tally.
+pub type Named = (String, Tally);
+
 /// What a workspace keeps per rule and per name.
 #[derive(Clone, Debug, Default)]
 pub struct Scopes {
@@ -259,7 +262,10 @@ impl Scopes {
     }
 
     fn each_counts(&mut self, now_ms: u64, keys: &ScopeKeys, mut f: impl FnMut(&mut ScopeCounts)) {
-        for (map, key) in [(&mut self.models, &keys.model), (&mut self.users, &keys.user)] {
+        for (map, key) in [
+            (&mut self.models, &keys.model),
+            (&mut self.users, &keys.user),
+        ] {
             if let Some(key) = key {
                 let counts = map.entry(key.clone()).or_default();
                 counts.evict(now_ms);
@@ -285,7 +291,7 @@ impl Scopes {
         &self,
         today: NaiveDate,
         top: usize,
-    ) -> (Vec<(String, Tally)>, Vec<(String, Tally)>) {
+    ) -> (Vec<Named>, Vec<Named>) {
         if self.day != Some(today) {
             return (Vec::new(), Vec::new());
         }
@@ -360,9 +366,7 @@ pub(super) fn scoped_room(
         keys.model.as_deref().and_then(|key| {
             let rule = settings.model_limits.get(key)?;
             let counts = ws.scopes.model_counts(key).unwrap_or(&empty);
-            let held = ws
-                .reservations
-                .held_by(|k| k.model.as_deref() == Some(key));
+            let held = ws.reservations.held_by(|k| k.model.as_deref() == Some(key));
             Some((format!("Model {key}"), rule, counts, held))
         }),
         keys.user.as_deref().and_then(|key| {
@@ -525,9 +529,7 @@ pub const MAX_USER_LABEL_LEN: usize = 200;
 /// characters, none of them control characters; the problem if not.
 pub fn check_user_label(label: &str) -> Result<(), String> {
     if label.is_empty() || label.chars().count() > MAX_USER_LABEL_LEN {
-        return Err(format!(
-            "must be 1 to {MAX_USER_LABEL_LEN} characters"
-        ));
+        return Err(format!("must be 1 to {MAX_USER_LABEL_LEN} characters"));
     }
     if label.chars().any(char::is_control) {
         return Err("must not contain control characters".into());

@@ -79,7 +79,11 @@ impl QuotaService {
 
     /// What a call of `model` that used `usage` cost now, in nano-dollars;
     /// `None` for a model the table does not price.
-    pub fn price_call(&self, model: Option<&str>, usage: &crate::pricing::TokenUsage) -> Option<u64> {
+    pub fn price_call(
+        &self,
+        model: Option<&str>,
+        usage: &crate::pricing::TokenUsage,
+    ) -> Option<u64> {
         let now = self.inner.engine.now_ms();
         self.inner
             .config

@@ -100,7 +100,10 @@ pub enum ForwardError {
     Unreachable(String),
     /// The end-user label (`param`: `X-Quota-User` or the body's `user`) is
     /// not one: refused before anything is counted.
-    BadUser { param: &'static str, problem: String },
+    BadUser {
+        param: &'static str,
+        problem: String,
+    },
 }
 
 /// The header that names a call's end user (a label for per-user limits
@@ -456,7 +459,10 @@ fn prepare_body(body: Bytes, endpoint: &str, default_output_cap: u64) -> Prepare
 
 /// The call's end user: `X-Quota-User` if sent, else the body's `user`;
 /// refused if it is not a label (see `engine::scopes::check_user_label`).
-fn call_user(headers: &HeaderMap, body_user: Option<String>) -> Result<Option<String>, ForwardError> {
+fn call_user(
+    headers: &HeaderMap,
+    body_user: Option<String>,
+) -> Result<Option<String>, ForwardError> {
     let mut values = headers.get_all(QUOTA_USER_HEADER).iter();
     if let Some(value) = values.next() {
         let bad = |problem: String| ForwardError::BadUser {
