@@ -23,6 +23,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/quota/check", &["get"]),
     ("/api/quota/notifications", &["get"]),
     ("/api/quota/usage", &["get"]),
+    ("/api/quota/usage.csv", &["get"]),
+    ("/api/admin/prices", &["get"]),
     ("/api/quota/record", &["post"]),
     ("/api/quota/reserve", &["post"]),
     ("/api/admin/workspaces/{id}", &["get", "patch"]),

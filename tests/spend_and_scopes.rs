@@ -395,3 +395,23 @@ async fn the_record_api_prices_a_models_usage_and_refuses_bad_details() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_admin_reads_the_price_table_in_force_and_tenants_cannot() {
+    let fake = fake_openai::start().await;
+    let s = server(&fake).await;
+    let key = s.workspace("acme").await;
+    let (code, table) = s.get("/api/admin/prices", Some(ADMIN)).await;
+    assert_eq!(code, StatusCode::OK, "{table}");
+    assert_eq!(
+        table["models"]["hold"][0]["input"], HOLD_PRICE_PER_MILLION,
+        "the operator's file"
+    );
+    assert_eq!(
+        table["models"]["gpt-4o"][1]["cached_input"], 1.25,
+        "the shipped table"
+    );
+    assert!(!table["taken"].as_str().unwrap().is_empty());
+    let (code, _) = s.get("/api/admin/prices", Some(&key)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+}

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod doc_text;
 pub mod docs_page;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod openapi;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/workspaces/{id}",
             get(settings::workspace_settings).patch(settings::update_workspace_settings),
         )
+        .route("/api/admin/prices", get(settings::prices))
         .route(
             "/api/admin/workspaces/{id}/rotate-key",
             post(admin::rotate_key),
@@ -109,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/quota/check", get(quota::check))
         .route("/api/quota/notifications", get(quota::notifications))
         .route("/api/quota/usage", get(quota::usage))
+        .route("/api/quota/usage.csv", get(export::usage_csv))
         .route("/api/quota/reserve", post(reserve::reserve))
         .route("/api/quota/record", post(record::record))
         .route("/api/quota/record/batch", post(record::record_batch))

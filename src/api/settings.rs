@@ -35,6 +35,32 @@ impl From<SettingsError> for ApiError {
     }
 }
 
+/// The price table calls are costed with.
+///
+/// The shipped table (`config/prices.json`) with the operator's
+/// `QUOTA_PRICES_FILE` on top, in the same format: USD per 1M tokens per
+/// model, each model's prices oldest first (a call is priced with the one
+/// in force on its day).
+#[utoipa::path(
+    get,
+    path = "/api/admin/prices",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The price table in force.", body = Object),
+        (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = text::ADMIN_ONLY, body = ErrorBody),
+        (status = 429, description = text::API_RATE_LIMITED, body = ErrorBody,
+            headers(("retry-after" = u64, description = "Whole seconds to wait before retrying."))),
+    ),
+    security(("admin_key" = []), ("session_cookie" = [])),
+)]
+pub async fn prices(
+    State(service): State<QuotaService>,
+    _admin: AdminAuth,
+) -> Json<serde_json::Value> {
+    Json(service.config().prices.to_json())
+}
+
 /// A workspace's limits and settings.
 #[utoipa::path(
     get,

@@ -132,6 +132,8 @@ pub struct Effect {
     pub anomaly: Option<Transition>,
     /// The workspace's version after the operation.
     pub version: u64,
+    /// What a settled call added to the day's breakdown by model and user.
+    pub tallied: Option<Box<scopes::Tallied>>,
 }
 
 /// The answer to [`Engine::try_admit`].
@@ -248,6 +250,7 @@ impl Engine {
         let effect = Effect {
             transition,
             anomaly: ws.pending_anomaly.take(),
+            tallied: ws.pending_tally.take(),
             version: ws.version,
         };
         Ok((value, effect))

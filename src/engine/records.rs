@@ -126,7 +126,7 @@ impl Engine {
                     outcome.scope.clone(),
                 ),
             };
-            ws.scopes.settle(
+            let tallied = ws.scopes.settle(
                 now,
                 today,
                 super::scopes::Settled {
@@ -140,6 +140,7 @@ impl Engine {
                     count_request,
                 },
             );
+            ws.pending_tally = Some(Box::new(tallied));
             engine.apply_outcome(ws, outcome, now);
             if count_request {
                 engine.flag_unusual_traffic(id, ws, now);

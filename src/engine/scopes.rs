@@ -212,7 +212,7 @@ impl Scopes {
     /// Counts a settled call: its tokens (and its request, for a call
     /// recorded after the fact) against its rules, its cost against their
     /// day's money, and all of it in the day's breakdown.
-    pub fn settle(&mut self, now_ms: u64, today: NaiveDate, call: Settled<'_>) {
+    pub fn settle(&mut self, now_ms: u64, today: NaiveDate, call: Settled<'_>) -> Tallied {
         let Settled {
             keys,
             scope,
@@ -229,23 +229,29 @@ impl Scopes {
                 counts.spend(today, tally.cost_nano);
             }
         });
-        self.tally(today, scope.model.as_deref(), scope.user.as_deref(), tally);
+        self.tally(today, scope.model.as_deref(), scope.user.as_deref(), tally)
     }
 
-    /// Adds to the day's breakdown (also from the store, at start).
+    /// Adds to the day's breakdown (also from the store, at start); the
+    /// names it was counted under (capped as the breakdown caps them: what
+    /// the store keeps, so that it stays as bounded).
     pub fn tally(
         &mut self,
         today: NaiveDate,
         model: Option<&str>,
         user: Option<&str>,
         tally: Tally,
-    ) {
+    ) -> Tallied {
         if self.day != Some(today) {
             self.day = Some(today);
             self.by_model.clear();
             self.by_user.clear();
         }
-        for (map, name) in [(&mut self.by_model, model), (&mut self.by_user, user)] {
+        let mut names = [Box::<str>::from(""), Box::<str>::from("")];
+        for (slot, (map, name)) in [(&mut self.by_model, model), (&mut self.by_user, user)]
+            .into_iter()
+            .enumerate()
+        {
             let name = name.unwrap_or(UNNAMED);
             let key = if map.contains_key(name) || map.len() < MAX_BREAKDOWN_KEYS {
                 name
@@ -253,7 +259,31 @@ impl Scopes {
                 OTHER
             };
             map.entry(Box::from(key)).or_default().add(tally);
+            names[slot] = Box::from(key);
         }
+        let [model, user] = names;
+        Tallied {
+            day: today,
+            model,
+            user,
+            tally,
+        }
+    }
+
+    /// Puts back one row of the day's breakdown (at start), under the
+    /// name the store kept.
+    pub fn restore_tally(&mut self, today: NaiveDate, user: bool, name: &str, tally: Tally) {
+        if self.day != Some(today) {
+            self.day = Some(today);
+            self.by_model.clear();
+            self.by_user.clear();
+        }
+        let map = if user {
+            &mut self.by_user
+        } else {
+            &mut self.by_model
+        };
+        map.entry(Box::from(name)).or_default().add(tally);
     }
 
     /// Puts back a rule's money spent today (at start).
@@ -287,11 +317,7 @@ impl Scopes {
 
     /// The day's breakdown, largest first (by cost, then tokens, then
     /// requests), at most `top` rows per dimension; empty for another day.
-    pub fn breakdown(
-        &self,
-        today: NaiveDate,
-        top: usize,
-    ) -> (Vec<Named>, Vec<Named>) {
+    pub fn breakdown(&self, today: NaiveDate, top: usize) -> (Vec<Named>, Vec<Named>) {
         if self.day != Some(today) {
             return (Vec::new(), Vec::new());
         }
@@ -331,6 +357,15 @@ impl Scopes {
             + (self.by_model.capacity() + self.by_user.capacity())
                 * (per_key + std::mem::size_of::<Tally>())
     }
+}
+
+/// A call as the day's breakdown counted it: for the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tallied {
+    pub day: NaiveDate,
+    pub model: Box<str>,
+    pub user: Box<str>,
+    pub tally: Tally,
 }
 
 /// A settled call, as [`Scopes::settle`] counts it.

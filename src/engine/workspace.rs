@@ -61,6 +61,9 @@ pub struct WorkspaceState {
     pub anomaly: Option<(String, u64)>,
     /// A flag raised by the current operation, for its `Effect`.
     pub pending_anomaly: Option<Transition>,
+    /// What the current operation added to the day's breakdown, for its
+    /// `Effect` (the store keeps it).
+    pub pending_tally: Option<Box<super::scopes::Tallied>>,
     /// Time zone, budgets, per-model and per-user limits; `None` for the
     /// defaults (UTC, none), which most workspaces keep: boxed so that they
     /// cost one pointer.
@@ -102,6 +105,7 @@ impl WorkspaceState {
             updated_at_ms: now_ms,
             anomaly: None,
             pending_anomaly: None,
+            pending_tally: None,
             settings: None,
             spend: super::spend::SpendLedger::default(),
             scopes: super::scopes::Scopes::default(),

@@ -205,6 +205,43 @@ impl PriceTable {
         })
     }
 
+    /// The table as JSON in its own file format (USD per 1M tokens, each
+    /// model's entries oldest first): what `GET /api/admin/prices` shows.
+    pub fn to_json(&self) -> serde_json::Value {
+        let per_million = |pico: u64| pico as f64 / 1e6;
+        let day = |ms: u64| {
+            chrono::DateTime::from_timestamp_millis(ms.min(i64::MAX as u64) as i64)
+                .unwrap_or_default()
+                .format("%Y-%m-%d")
+                .to_string()
+        };
+        let models: serde_json::Map<String, serde_json::Value> = self
+            .models
+            .iter()
+            .map(|(name, prices)| {
+                let entries = prices
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "from": day(p.from_ms),
+                            "input": per_million(p.input),
+                            "cached_input": per_million(p.cached_input),
+                            "output": per_million(p.output),
+                            "reasoning": per_million(p.reasoning),
+                        })
+                    })
+                    .collect();
+                (name.clone(), serde_json::Value::Array(entries))
+            })
+            .collect();
+        serde_json::json!({
+            "taken": self.taken,
+            "currency": "USD",
+            "batch_discount": self.batch_share_ppm as f64 / 1e6,
+            "models": models,
+        })
+    }
+
     /// This table with `other`'s models on top (a model in both takes
     /// `other`'s prices whole); `other`'s batch discount if it set one.
     pub fn overridden_by(mut self, other: PriceTable) -> PriceTable {

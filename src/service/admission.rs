@@ -27,7 +27,10 @@ pub fn is_reservation_id(id: &str) -> bool {
 impl QuotaService {
     /// Keeps what a counted call cost (written behind, merged per
     /// workspace and local day).
-    pub(super) fn spend_behind(&self, id: &str, outcome: &CallOutcome) {
+    pub(super) fn spend_behind(&self, id: &str, outcome: &CallOutcome, effect: &Effect) {
+        if let Some(tallied) = &effect.tallied {
+            self.backend().detail_behind(id, tallied);
+        }
         let Some(cost) = outcome.cost_nano.filter(|c| *c > 0) else {
             return;
         };
@@ -246,7 +249,7 @@ impl QuotaService {
     /// stream's drop guard).
     pub fn complete(&self, id: &str, outcome: &CallOutcome) -> Result<Effect, EngineError> {
         let effect = self.inner.engine.complete(id, outcome)?;
-        self.spend_behind(id, outcome);
+        self.spend_behind(id, outcome, &effect);
         let now = self.inner.engine.now_ms();
         self.backend().usage_behind(
             id,
@@ -311,6 +314,7 @@ fn refused(check: CheckResult) -> Admission {
         check,
         effect: Effect {
             anomaly: None,
+            tallied: None,
             transition: None,
             version: 0,
         },

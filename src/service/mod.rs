@@ -8,6 +8,7 @@ mod backend;
 mod bus;
 mod connections;
 mod credentials;
+pub mod export;
 mod keys;
 mod lifecycle;
 mod metrics_text;
@@ -301,6 +302,7 @@ impl QuotaService {
             self.publish_transition(&transition);
             let effect = Effect {
                 anomaly: None,
+                tallied: None,
                 transition: Some(transition.clone()),
                 version: 0,
             };

@@ -187,6 +187,7 @@ impl QuotaService {
                     Recorded::Replayed,
                     Effect {
                         anomaly: None,
+                        tallied: None,
                         transition: None,
                         version: 0,
                     },
@@ -198,12 +199,13 @@ impl QuotaService {
         // 2. Then counted here, and told to the other instances.
         let mut last = Effect {
             anomaly: None,
+            tallied: None,
             transition: None,
             version: 0,
         };
         for outcome in outcomes {
             let effect = engine.record(id, outcome)?;
-            self.spend_behind(id, outcome);
+            self.spend_behind(id, outcome, &effect);
             self.publish(id, &effect);
             self.keep_effect(
                 id,

@@ -53,6 +53,36 @@ impl QuotaService {
             }
         }
 
+        // Today's breakdown by model and user (and what each user's or
+        // model's daily budget has spent): the last two UTC days cover
+        // every zone's today; the engine keeps only its workspace's.
+        let today = chrono::DateTime::from_timestamp_millis(now.min(i64::MAX as u64) as i64)
+            .unwrap_or_default()
+            .date_naive();
+        let (first, last) = (
+            (today - chrono::Duration::days(1))
+                .format("%Y-%m-%d")
+                .to_string(),
+            (today + chrono::Duration::days(1))
+                .format("%Y-%m-%d")
+                .to_string(),
+        );
+        for row in store.load_detail(None, &first, &last).await? {
+            if let Ok(day) = chrono::NaiveDate::parse_from_str(&row.day, "%Y-%m-%d") {
+                let _ = engine.restore_breakdown(
+                    &row.workspace_id,
+                    day,
+                    row.dimension == crate::store::Dimension::User,
+                    &row.name,
+                    crate::engine::scopes::Tally {
+                        requests: row.requests,
+                        tokens: row.tokens,
+                        cost_nano: row.nano_usd,
+                    },
+                );
+            }
+        }
+
         for (id, json) in store.load_upstream_states().await? {
             if let Ok(state) = serde_json::from_str::<DurableUpstreamState>(&json) {
                 let _ = engine.restore_upstream(&id, &state);

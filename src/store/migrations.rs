@@ -125,6 +125,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (workspace_id, day)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 7: usage and spend per workspace, local day and model or end user
+    // (`dimension` 'model' or 'user'), for the breakdown after a restart
+    // and the CSV export. Names are capped per workspace and day as the
+    // breakdown caps them (1 000, then "(other)"), so a tenant sending a
+    // new user label on every call adds at most 2 002 rows a day.
+    r#"
+    CREATE TABLE usage_by (
+        workspace_id TEXT NOT NULL,
+        day          TEXT NOT NULL,
+        dimension    TEXT NOT NULL CHECK (dimension IN ('model', 'user')),
+        name         TEXT NOT NULL,
+        requests     INTEGER NOT NULL CHECK (requests >= 0),
+        tokens       INTEGER NOT NULL CHECK (tokens >= 0),
+        nano_usd     INTEGER NOT NULL CHECK (nano_usd >= 0),
+        PRIMARY KEY (workspace_id, day, dimension, name)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema up to date. Returns the problem as text for the caller to

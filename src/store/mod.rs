@@ -69,6 +69,35 @@ pub struct StoredWorkspace {
     pub settings: Option<String>,
 }
 
+/// Which breakdown a [`DetailRow`] is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    Model,
+    User,
+}
+
+impl Dimension {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Model => "model",
+            Dimension::User => "user",
+        }
+    }
+}
+
+/// One workspace's usage of one model or user on one local day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetailRow {
+    pub workspace_id: String,
+    /// `YYYY-MM-DD` in the workspace's time zone.
+    pub day: String,
+    pub dimension: Dimension,
+    pub name: String,
+    pub requests: u64,
+    pub tokens: u64,
+    pub nano_usd: u64,
+}
+
 /// Usage of one workspace during one second (`second` = Unix time in seconds,
 /// i.e. every record whose `at_ms / 1000` is `second`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,6 +22,15 @@ pub struct UsageReport {
     pub tokens_per_day: WindowUsage,
     /// One entry per minute asked for (`?minutes=`), oldest first.
     pub history: Vec<MinuteUsage>,
+    /// The spend budgets and where each stands (as in the snapshot).
+    #[serde(default)]
+    pub budgets: Vec<super::BudgetUsage>,
+    /// Today's (local) usage and spend by model, largest first (top 10).
+    #[serde(default)]
+    pub by_model: Vec<super::UsageBreakdown>,
+    /// Today's (local) usage and spend by end user, largest first (top 10).
+    #[serde(default)]
+    pub by_user: Vec<super::UsageBreakdown>,
 }
 
 impl UsageReport {
@@ -33,6 +42,9 @@ impl UsageReport {
             tokens_per_minute: snapshot.tokens_per_minute,
             tokens_per_day: snapshot.tokens_per_day,
             history,
+            budgets: snapshot.budgets.clone(),
+            by_model: snapshot.by_model.clone(),
+            by_user: snapshot.by_user.clone(),
         }
     }
 }

@@ -81,6 +81,8 @@ pub(super) struct PendingUsage {
     pub settles: Vec<String>,
 }
 
+type DetailKey = (String, String, crate::store::Dimension, Box<str>);
+
 /// Writes waiting for the flush task, merged by key, and the tasks running.
 #[derive(Default)]
 pub(super) struct Behind {
@@ -90,6 +92,8 @@ pub(super) struct Behind {
     upstream: Mutex<HashMap<String, String>>,
     /// (workspace, local day `YYYY-MM-DD`) → nano-dollars to add (SQLite).
     spend: Mutex<HashMap<(String, String), u64>>,
+    /// (workspace, local day, model or user, name) → what to add (SQLite).
+    detail: Mutex<HashMap<DetailKey, crate::engine::scopes::Tally>>,
     flushing: AtomicBool,
     /// Wakes the flush task before its interval is up (shutdown).
     now: tokio::sync::Notify,
@@ -101,6 +105,7 @@ impl Behind {
         lock(&self.usage).is_empty()
             && lock(&self.upstream).is_empty()
             && lock(&self.spend).is_empty()
+            && lock(&self.detail).is_empty()
     }
 
     /// Stops taking new tasks and waits for the running ones, at most `limit`.
@@ -210,6 +215,34 @@ impl Backend {
         self.schedule_flush();
     }
 
+    /// What a settled call added to a workspace's day by model and by user,
+    /// to write behind, merged (SQLite only, like spend).
+    pub(in crate::service) fn detail_behind(
+        &self,
+        id: &str,
+        tallied: &crate::engine::scopes::Tallied,
+    ) {
+        if !matches!(self.kind, Kind::Sqlite(_)) {
+            return;
+        }
+        {
+            let day = tallied.day.format("%Y-%m-%d").to_string();
+            let mut detail = lock(&self.behind.detail);
+            for (dimension, name) in [
+                (crate::store::Dimension::Model, &tallied.model),
+                (crate::store::Dimension::User, &tallied.user),
+            ] {
+                let entry = detail
+                    .entry((id.to_string(), day.clone(), dimension, name.clone()))
+                    .or_default();
+                entry.requests = entry.requests.saturating_add(tallied.tally.requests);
+                entry.tokens = entry.tokens.saturating_add(tallied.tally.tokens);
+                entry.cost_nano = entry.cost_nano.saturating_add(tallied.tally.cost_nano);
+            }
+        }
+        self.schedule_flush();
+    }
+
     /// A workspace's upstream state to write behind (SQLite only: under
     /// Redis every instance learns the upstream's answers from the events).
     pub(in crate::service) fn upstream_state_behind(
@@ -278,12 +311,20 @@ impl Backend {
         self.behind.tasks.spawn_on(task, &handle);
     }
 
+    /// Writes what is pending now, without waiting for the group commit
+    /// (an export reads the store right after). The writes are sums, so
+    /// racing the flush task is harmless: each writes what it took.
+    pub(in crate::service) async fn flush_now(&self) {
+        let _ = self.flush_pending().await;
+    }
+
     /// Writes everything pending; whether some of it failed and was kept
     /// for another try.
     async fn flush_pending(&self) -> bool {
         let usage = std::mem::take(&mut *lock(&self.behind.usage));
         let upstream = std::mem::take(&mut *lock(&self.behind.upstream));
         let spend = std::mem::take(&mut *lock(&self.behind.spend));
+        let detail = std::mem::take(&mut *lock(&self.behind.detail));
         match &self.kind {
             Kind::Memory(_) => false,
             Kind::Sqlite(store) => {
@@ -301,8 +342,22 @@ impl Backend {
                     .into_iter()
                     .map(|((id, day), nano)| (id, day, nano))
                     .collect();
+                let detail = detail
+                    .into_iter()
+                    .map(
+                        |((workspace_id, day, dimension, name), tally)| crate::store::DetailRow {
+                            workspace_id,
+                            day,
+                            dimension,
+                            name: name.into(),
+                            requests: tally.requests,
+                            tokens: tally.tokens,
+                            nano_usd: tally.cost_nano,
+                        },
+                    )
+                    .collect();
                 let written = store
-                    .write_behind_batch(rows, upstream.into_iter().collect(), spend)
+                    .write_behind_batch(rows, upstream.into_iter().collect(), spend, detail)
                     .await;
                 if let Err(error) = written {
                     let error = self.failed(error);

@@ -4,7 +4,7 @@
 use super::upstream::SAVE_UPSTREAM_STATE;
 use super::values::{get_u64, sat};
 use super::SqliteStore;
-use crate::store::{ClaimOutcome, IdempotencyClaim, StoreError, UsageRow};
+use crate::store::{ClaimOutcome, DetailRow, Dimension, IdempotencyClaim, StoreError, UsageRow};
 use rusqlite::params;
 
 /// Adds to a workspace's second (summing, saturating at `i64::MAX` as SQLite
@@ -23,7 +23,82 @@ const ADD_SPEND: &str = "INSERT INTO spend (workspace_id, day, nano_usd) VALUES 
         nano_usd = CASE WHEN nano_usd > 9223372036854775807 - excluded.nano_usd
                    THEN 9223372036854775807 ELSE nano_usd + excluded.nano_usd END";
 
+/// Adds to a workspace's usage of one model or user on one local day.
+const ADD_DETAIL: &str =
+    "INSERT INTO usage_by (workspace_id, day, dimension, name, requests, tokens, nano_usd)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (workspace_id, day, dimension, name) DO UPDATE SET
+        requests = CASE WHEN requests > 9223372036854775807 - excluded.requests
+                   THEN 9223372036854775807 ELSE requests + excluded.requests END,
+        tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens
+                 THEN 9223372036854775807 ELSE tokens + excluded.tokens END,
+        nano_usd = CASE WHEN nano_usd > 9223372036854775807 - excluded.nano_usd
+                   THEN 9223372036854775807 ELSE nano_usd + excluded.nano_usd END";
+
 impl SqliteStore {
+    /// The rows of `usage_by` for local days `[first, last]` (`YYYY-MM-DD`)
+    /// of one workspace, or of every workspace when `workspace` is `None`.
+    pub async fn load_detail(
+        &self,
+        workspace: Option<&str>,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<DetailRow>, StoreError> {
+        let (workspace, first, last) = (
+            workspace.map(str::to_string),
+            first.to_string(),
+            last.to_string(),
+        );
+        self.read("load usage by model and user", move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT workspace_id, day, dimension, name, requests, tokens, nano_usd FROM usage_by
+                 WHERE (?1 IS NULL OR workspace_id = ?1) AND day >= ?2 AND day <= ?3
+                 ORDER BY workspace_id, day, dimension, nano_usd DESC, tokens DESC, name",
+            )?;
+            let rows = stmt.query_map(params![workspace, first, last], |row| {
+                let dimension: String = row.get(2)?;
+                Ok(DetailRow {
+                    workspace_id: row.get(0)?,
+                    day: row.get(1)?,
+                    dimension: if dimension == "user" {
+                        Dimension::User
+                    } else {
+                        Dimension::Model
+                    },
+                    name: row.get(3)?,
+                    requests: get_u64(row, 4)?,
+                    tokens: get_u64(row, 5)?,
+                    nano_usd: get_u64(row, 6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// One workspace's usage per second in `[from_ms, to_ms)`: (second,
+    /// requests, tokens), oldest first.
+    pub async fn usage_between(
+        &self,
+        workspace: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+        let workspace = workspace.to_string();
+        self.read("load usage for an export", move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT second, requests, tokens FROM usage
+                 WHERE workspace_id = ?1 AND second >= ?2 AND second < ?3 ORDER BY second",
+            )?;
+            let rows = stmt.query_map(
+                params![workspace, sat(from_ms / 1000), sat(to_ms.div_ceil(1000))],
+                |row| Ok((get_u64(row, 0)?, get_u64(row, 1)?, get_u64(row, 2)?)),
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Every workspace's spend per local day: (workspace, `YYYY-MM-DD`, nano-dollars).
     pub async fn load_spend(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
         self.read("load spend", |c| {
@@ -71,8 +146,9 @@ impl SqliteStore {
         usage: Vec<UsageRow>,
         upstream_states: Vec<(String, String)>,
         spend: Vec<(String, String, u64)>,
+        detail: Vec<DetailRow>,
     ) -> Result<(), StoreError> {
-        if usage.is_empty() && upstream_states.is_empty() && spend.is_empty() {
+        if usage.is_empty() && upstream_states.is_empty() && spend.is_empty() && detail.is_empty() {
             return Ok(());
         }
         self.write("write-behind batch", move |c| {
@@ -92,6 +168,18 @@ impl SqliteStore {
             let mut spent = c.prepare_cached(ADD_SPEND)?;
             for (id, day, nano) in &spend {
                 spent.execute(params![id, day, sat(*nano)])?;
+            }
+            let mut by = c.prepare_cached(ADD_DETAIL)?;
+            for row in &detail {
+                by.execute(params![
+                    row.workspace_id,
+                    row.day,
+                    row.dimension.as_str(),
+                    row.name,
+                    sat(row.requests),
+                    sat(row.tokens),
+                    sat(row.nano_usd)
+                ])?;
             }
             Ok(())
         })
@@ -203,6 +291,7 @@ impl SqliteStore {
                 "DELETE FROM usage WHERE workspace_id = ?1",
                 "DELETE FROM upstream_state WHERE workspace_id = ?1",
                 "DELETE FROM spend WHERE workspace_id = ?1",
+                "DELETE FROM usage_by WHERE workspace_id = ?1",
             ] {
                 c.prepare_cached(sql)?.execute([&id])?;
             }

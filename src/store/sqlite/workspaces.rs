@@ -101,6 +101,7 @@ impl SqliteStore {
             for sql in [
                 "DELETE FROM usage WHERE workspace_id = ?1",
                 "DELETE FROM spend WHERE workspace_id = ?1",
+                "DELETE FROM usage_by WHERE workspace_id = ?1",
                 "DELETE FROM transitions WHERE workspace_id = ?1",
                 "DELETE FROM upstream_state WHERE workspace_id = ?1",
                 "DELETE FROM sessions WHERE workspace_id = ?1",
