@@ -296,3 +296,36 @@ async fn spend_survives_a_restart_and_a_spent_budget_stays_spent() {
     );
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+#[tokio::test]
+async fn a_key_rotation_racing_a_settings_change_never_writes_the_old_settings_back() {
+    let redis = start_redis(free_port()).await;
+    let (_, a) = instance(redis.port).await;
+    let (_, b) = instance(redis.port).await;
+    shared_workspace(&a, &b, "acme", json!({})).await;
+    // Each round changes the settings on one instance while the key is
+    // rotated on the other; the rotation reads the workspace, then writes
+    // it with the new key: unless that write is a compare-and-set, a change
+    // landing in between is overwritten with the settings it read.
+    for round in 1..=20u32 {
+        let budget = json!({"budgets": [{"period": "day", "amount_usd": round, "kind": "soft"}]});
+        let (patched, rotated) = tokio::join!(
+            patch(&a, "acme", ADMIN, budget),
+            b.post(
+                "/api/admin/workspaces/acme/rotate-key",
+                Some(ADMIN),
+                json!({})
+            )
+        );
+        assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
+        assert_eq!(rotated.0, StatusCode::OK, "{}", rotated.1);
+        // A third instance loads the workspace from Redis as it is kept.
+        let (_, c) = instance(redis.port).await;
+        let (_, kept) = c.get("/api/admin/workspaces/acme", Some(ADMIN)).await;
+        assert_eq!(
+            kept["settings"]["budgets"][0]["amount_usd"],
+            f64::from(round),
+            "round {round}: {kept}"
+        );
+    }
+}

@@ -56,8 +56,11 @@ return deleted
 /// Every change of a workspace's key, atomically: the workspace's JSON,
 /// `qa:{ws}:key` (what admission compares with), the digest index and the
 /// epoch. ARGV: mode (`create`: only if the id is new; `change`: only if it
-/// exists; `backfill`: only if `qa:{ws}:key` is missing), id, digest, JSON,
-/// the revoked digest. Returns 1 if it changed something. This script spans
+/// exists and its JSON is still ARGV[6], the one the caller changed — so a
+/// settings change on another instance between the caller's read and this
+/// write is never overwritten, the caller reads again; `backfill`: only if
+/// `qa:{ws}:key` is missing), id, digest, JSON, the revoked digest. Returns
+/// 1 if it changed something, -1 if the JSON was not ARGV[6] any more. This script spans
 /// hash slots, which is fine: quota-alert talks to one Redis server (its
 /// client is not a Cluster client).
 pub(super) const KEY_SCRIPT: &str = r#"
@@ -67,7 +70,9 @@ if mode == 'create' then
   if redis.call('HSETNX', workspaces, id, json) == 0 then return 0 end
   redis.call('SET', keyname, digest)
 elseif mode == 'change' then
-  if redis.call('HEXISTS', workspaces, id) == 0 then return 0 end
+  local current = redis.call('HGET', workspaces, id)
+  if not current then return 0 end
+  if current ~= ARGV[6] then return -1 end
   redis.call('HSET', workspaces, id, json)
   redis.call('SET', keyname, digest)
 else

@@ -52,6 +52,22 @@ impl RedisShared {
         json: &str,
         op: &'static str,
     ) -> Result<bool, StoreError> {
+        self.run_key_script_if(mode, id, digest_hex, json, "", op)
+            .await
+            .map(|changed| changed == 1)
+    }
+
+    /// [`run_key_script`](Self::run_key_script) answering the script's
+    /// code (1 changed, 0 not, -1 the JSON was no longer `prior`).
+    async fn run_key_script_if(
+        &self,
+        mode: &str,
+        id: &str,
+        digest_hex: &str,
+        json: &str,
+        prior: &str,
+        op: &'static str,
+    ) -> Result<i64, StoreError> {
         let mut con = self.connection.clone();
         let changed: i64 = self
             .key_script
@@ -64,10 +80,11 @@ impl RedisShared {
             .arg(digest_hex)
             .arg(json)
             .arg(REVOKED_DIGEST_HEX)
+            .arg(prior)
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.failed(op, e))?;
-        Ok(changed == 1)
+        Ok(changed)
     }
 
     /// Start-up backfill of `qa:{ws}:key` and `qa:keys` for workspaces
@@ -162,21 +179,32 @@ impl RedisShared {
         digest_hex: Option<String>,
     ) -> Result<(), StoreError> {
         let mut con = self.connection.clone();
-        let raw: Option<String> = con
-            .hget(WORKSPACES_KEY, id)
-            .await
-            .map_err(|e| self.failed("update key", e))?;
-        let Some(mut workspace) =
-            raw.and_then(|r| serde_json::from_str::<SharedWorkspace>(&r).ok())
-        else {
-            return Ok(());
-        };
         let digest_hex = digest_hex.unwrap_or_else(|| REVOKED_DIGEST_HEX.to_string());
-        workspace.key_digest = digest_hex.clone();
-        let json = serde_json::to_string(&workspace).unwrap_or_default();
-        self.run_key_script("change", id, &digest_hex, &json, "update key")
-            .await
-            .map(|_| ())
+        // Compare-and-set on the workspace's JSON: a settings change
+        // (`set_workspace_settings`) landing between this read and the
+        // write makes the write miss, and it reads again instead of
+        // writing the old settings back.
+        for _ in 0..8 {
+            let raw: Option<String> = con
+                .hget(WORKSPACES_KEY, id)
+                .await
+                .map_err(|e| self.failed("update key", e))?;
+            let Some(raw) = raw else { return Ok(()) };
+            let Ok(mut workspace) = serde_json::from_str::<SharedWorkspace>(&raw) else {
+                return Ok(());
+            };
+            workspace.key_digest = digest_hex.clone();
+            let json = serde_json::to_string(&workspace).unwrap_or_default();
+            let code = self
+                .run_key_script_if("change", id, &digest_hex, &json, &raw, "update key")
+                .await?;
+            if code != -1 {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Closed {
+            path: format!("redis: workspace {id} kept changing").into(),
+        })
     }
 
     /// The workspace's key digest as the admission script sees it (the
