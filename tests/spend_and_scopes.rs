@@ -126,12 +126,12 @@ async fn proxied_calls_are_priced_from_their_usage_and_broken_down() {
     assert_eq!(gpt4o["requests"], 1);
     assert_eq!(gpt4o["tokens"], USAGE_PROMPT + USAGE_COMPLETION);
     assert!(
-        (gpt4o["cost_usd"].as_f64().unwrap() - 0.00015).abs() < 1e-12,
+        (gpt4o["spent_usd"].as_f64().unwrap() - 0.00015).abs() < 1e-12,
         "{gpt4o}"
     );
     let mini = row(&snapshot["by_model"], "gpt-4o-mini");
     assert!(
-        (mini["cost_usd"].as_f64().unwrap() - 0.000009).abs() < 1e-12,
+        (mini["spent_usd"].as_f64().unwrap() - 0.000009).abs() < 1e-12,
         "{mini}"
     );
     assert_eq!(row(&snapshot["by_user"], "alice")["requests"], 1);
@@ -352,6 +352,18 @@ async fn the_record_api_prices_a_models_usage_and_refuses_bad_details() {
         "tokens from the usage"
     );
     assert_eq!(row(&snapshot["by_user"], "carol")["tokens"], 1500);
+    // The flat spelling: o3 (from 2025-06-10: $2 in, $0.50 cached, $8 out
+    // and reasoning): 100 cached × $0.50 + 100 × $8 per 1M = $0.00085.
+    let snapshot = s
+        .record(
+            &key,
+            json!({"success": true, "model": "o3",
+                   "usage": {"prompt_tokens": 100, "completion_tokens": 100,
+                             "cached_tokens": 100, "reasoning_tokens": 60}}),
+        )
+        .await;
+    let spent = snapshot["budgets"][0]["spent_usd"].as_f64().unwrap();
+    assert!((spent - 0.00127).abs() < 1e-12, "{snapshot}");
     // An explicit cost wins over the price table.
     let snapshot = s
         .record(
@@ -360,7 +372,7 @@ async fn the_record_api_prices_a_models_usage_and_refuses_bad_details() {
         )
         .await;
     let spent = snapshot["budgets"][0]["spent_usd"].as_f64().unwrap();
-    assert!((spent - 1.50042).abs() < 1e-9, "{snapshot}");
+    assert!((spent - 1.50127).abs() < 1e-9, "{snapshot}");
 
     for (body, says) in [
         (

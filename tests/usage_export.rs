@@ -102,6 +102,25 @@ async fn an_export_gives_per_day_rows_in_total_by_model_and_by_user() {
     let lines: Vec<&str> = minutes.lines().collect();
     assert_eq!(lines[0], "minute,requests,tokens");
     assert_eq!(lines.len(), 6, "{minutes}");
+    // The period's spelling works for minutes too, parsed back as RFC 4180.
+    let (code, _, today_minutes) = csv(
+        &s,
+        &key,
+        &format!("?granularity=minute&from={day}&to={day}"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let mut reader = ::csv::Reader::from_reader(today_minutes.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec!["minute", "requests", "tokens"]
+    );
+    let parsed: Vec<(String, u64, u64)> = reader.deserialize().map(|r| r.unwrap()).collect();
+    assert!(
+        parsed.iter().all(|(m, _, _)| m.starts_with(&day)),
+        "only today's minutes"
+    );
+    assert_eq!(parsed.iter().map(|(_, r, _)| r).sum::<u64>(), 3);
     let requests: u64 = lines[1..]
         .iter()
         .map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap())
@@ -136,7 +155,8 @@ async fn each_bad_export_parameter_is_refused_naming_it() {
             "?granularity=minute&minutes=0",
             "minutes must be from 1 to 1440",
         ),
-        ("?granularity=minute&by=model", "per-minute rows"),
+        ("?granularity=minute&by=model", "by is for per-day rows"),
+        ("?granularity=minute&from=2026-02-31", "from must be a date"),
         ("?minutes=5", "minutes is for per-minute rows"),
         ("?format=xlsx", "format"),
     ] {

@@ -4,7 +4,7 @@
 use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{target_workspace, ApiQuery, Auth};
-use crate::service::export::{day_period, ExportError, Granularity};
+use crate::service::export::{day_period, local_midnight_ms, ExportError, Granularity};
 use crate::service::QuotaService;
 use crate::store::Dimension;
 use crate::wire::ErrorBody;
@@ -45,8 +45,10 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 /// Usage as CSV, per minute or per local day.
 ///
-/// Per minute (`granularity=minute`): the last `minutes` (1 to 1440),
-/// columns `minute,requests,tokens`. Per day (the default): local days of
+/// Per minute (`granularity=minute`): the last `minutes` (1 to 1440; with
+/// `from`/`to`, only the minutes of those local days), columns
+/// `minute,requests,tokens`; per-minute counts are kept for the last 24
+/// hours. Per day (the default): local days of
 /// the workspace's time zone from `from` to `to` (at most 400, by default
 /// the 30 to today), columns `day,requests,tokens,cost_usd`, or with
 /// `by=model` / `by=user` one row per day and name. Without a SQLite store
@@ -60,10 +62,10 @@ fn invalid(message: impl Into<String>) -> ApiError {
         ("from" = Option<String>, Query, description = "Per-day rows: first local day, YYYY-MM-DD (default: 29 days before `to`)."),
         ("to" = Option<String>, Query, description = "Per-day rows: last local day, YYYY-MM-DD (default: today)."),
         ("by" = Option<String>, Query, description = "Per-day rows: `model` or `user`, one row per day and name."),
-        ("minutes" = Option<u64>, Query, minimum = 1, maximum = 1440, description = "Per-minute rows: minutes back, 1 to 1440 (default 1440).")),
+        ("minutes" = Option<u64>, Query, minimum = 1, maximum = 1440, description = "Per-minute rows: minutes back, 1 to 1440 (default 1440); with `from`/`to` only those days' minutes.")),
     responses(
         (status = 200, description = "The rows, as `text/csv` (a download).", content_type = "text/csv", body = String),
-        (status = 400, description = "`invalid_query`: the parameter named is not valid (a date, a period over 400 days, `from` after `to`, `by` with per-minute rows, an unknown parameter).", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: the parameter named is not valid (a date, a period over 400 days, `from` after `to`, `by` with per-minute rows, `minutes` with per-day rows, an unknown parameter).", body = ErrorBody),
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
         (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
@@ -79,7 +81,7 @@ pub async fn usage_csv(
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let id = target_workspace(&service, &caller, query.workspace_id.as_deref())?;
-    let (_, today) = service
+    let (zone, today) = service
         .engine()
         .zone_and_today(&id)
         .ok_or_else(|| ApiError::from(crate::engine::EngineError::NotFound(id.clone())))?;
@@ -95,17 +97,29 @@ pub async fn usage_csv(
     };
     let (what, name) = match query.granularity.as_deref().unwrap_or("day") {
         "minute" => {
-            if by.is_some() || query.from.is_some() || query.to.is_some() {
+            if by.is_some() {
                 return Err(invalid(
-                    "per-minute rows cover the last `minutes` (at most 1440); by, from and to are for per-day rows",
+                    "by is for per-day rows; per-minute rows are the workspace's totals",
                 ));
             }
             let minutes = query.minutes.unwrap_or(1440);
             if !(1..=1440).contains(&minutes) {
                 return Err(invalid("minutes must be from 1 to 1440"));
             }
+            // With a period, the minutes of those local days that the last
+            // 24 hours (what per-minute counts are kept for) hold.
+            let period_ms = if query.from.is_some() || query.to.is_some() {
+                let (first, last) = day_period(today, query.from.as_deref(), query.to.as_deref())
+                    .map_err(|e| invalid(e.to_string()))?;
+                Some((
+                    local_midnight_ms(zone, first),
+                    local_midnight_ms(zone, last + chrono::Duration::days(1)),
+                ))
+            } else {
+                None
+            };
             (
-                Granularity::Minute { minutes },
+                Granularity::Minute { minutes, period_ms },
                 format!("{id}-minutes-{today}"),
             )
         }

@@ -262,7 +262,15 @@ pub fn outcome_from_record(
         None => None,
         Some(usage) if usage.is_object() => {
             let wrapped = serde_json::json!({ "usage": usage });
-            let parsed = crate::pricing::usage_from_response(&wrapped).unwrap_or_default();
+            let mut parsed = crate::pricing::usage_from_response(&wrapped).unwrap_or_default();
+            // The flat spelling too (`cached_tokens`, `reasoning_tokens`
+            // beside the totals), for apps that report the parts themselves.
+            if let Some(n) = usage.get("cached_tokens").and_then(serde_json::Value::as_u64) {
+                parsed.cached = n;
+            }
+            if let Some(n) = usage.get("reasoning_tokens").and_then(serde_json::Value::as_u64) {
+                parsed.reasoning = n;
+            }
             if [parsed.prompt, parsed.completion, parsed.cached, parsed.reasoning]
                 .iter()
                 .any(|n| *n > MAX_TOKENS_PER_CALL)

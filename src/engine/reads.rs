@@ -236,7 +236,7 @@ fn breakdown_rows(ws: &WorkspaceState, now: u64, models: bool) -> Vec<crate::wir
                 name,
                 requests: tally.requests,
                 tokens: tally.tokens,
-                cost_usd: crate::pricing::nano_to_usd(tally.cost_nano),
+                spent_usd: crate::pricing::nano_to_usd(tally.cost_nano),
                 limit_percentage,
             }
         })

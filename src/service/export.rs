@@ -24,8 +24,12 @@ pub const DEFAULT_EXPORT_DAYS: i64 = 30;
 /// What an export is of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
-    /// The last `minutes` (at most a day), one row a minute.
-    Minute { minutes: u64 },
+    /// The last `minutes` (at most a day, what the day window keeps), one
+    /// row a minute; only those in `[from_ms, to_ms)` when a period is set.
+    Minute {
+        minutes: u64,
+        period_ms: Option<(u64, u64)>,
+    },
     /// Local days `[first, last]`, one row a day (and name, with `by`).
     Day {
         first: NaiveDate,
@@ -74,6 +78,23 @@ pub fn day_period(
     Ok((first, last))
 }
 
+/// Unix ms of local midnight starting `day` in `zone` (the first instant
+/// of the day where a DST change skips midnight).
+pub fn local_midnight_ms(zone: chrono_tz::Tz, day: NaiveDate) -> u64 {
+    use chrono::TimeZone;
+    let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let instant = zone
+        .from_local_datetime(&start)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(start + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0);
+    instant.max(0) as u64
+}
+
 /// A name an app chose, made safe to open in a spreadsheet.
 fn cell(name: &str) -> String {
     if name.starts_with(['=', '+', '-', '@', '\t', '\r']) {
@@ -99,10 +120,17 @@ impl QuotaService {
                 .map_err(|e| ExportError::Invalid(format!("cannot write the export: {e}")))
         };
         match what {
-            Granularity::Minute { minutes } => {
+            Granularity::Minute { minutes, period_ms } => {
                 let report = self.usage(id, minutes).map_err(ServiceError::from)?;
                 write(&["minute".into(), "requests".into(), "tokens".into()])?;
-                for minute in report.history {
+                let within = |start_s: u64| {
+                    period_ms.is_none_or(|(from, to)| (from..to).contains(&(start_s * 1000)))
+                };
+                for minute in report
+                    .history
+                    .into_iter()
+                    .filter(|m| within(m.minute_start))
+                {
                     write(&[
                         crate::engine::rfc3339(minute.minute_start * 1000),
                         minute.requests.to_string(),

@@ -15,7 +15,7 @@ pub struct UsageBreakdown {
     pub name: String,
     pub requests: u64,
     pub tokens: u64,
-    pub cost_usd: f64,
+    pub spent_usd: f64,
     /// The fullest of its per-model or per-user limits, in percent; null
     /// when no rule covers it.
     #[serde(default)]

@@ -46,10 +46,12 @@ pub struct RecordRequest {
     /// per-user limits count it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// OpenAI's `usage` object from the answer, as it came (chat,
-    /// completions, embeddings or responses shape, with cached and
-    /// reasoning details): the call is priced from it at `model`'s price
-    /// unless `cost_usd` is given, and `tokens_used` defaults to its total.
+    /// The call's usage: `prompt_tokens`, `completion_tokens` and, flat,
+    /// `cached_tokens` and `reasoning_tokens`; or OpenAI's `usage` object
+    /// as the answer carried it (chat, completions, embeddings or responses
+    /// shape, with its `*_details`). The call is priced from it at
+    /// `model`'s price unless `cost_usd` is given, and `tokens_used`
+    /// defaults to its total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
     pub usage: Option<serde_json::Value>,
