@@ -321,16 +321,26 @@ impl Scopes {
         if self.day != Some(today) {
             return (Vec::new(), Vec::new());
         }
+        // Every snapshot (one per proxied answer) builds this: the top
+        // rows are selected first, so only they are sorted and copied.
         let rows = |map: &HashMap<Box<str>, Tally>| {
-            let mut rows: Vec<(String, Tally)> =
-                map.iter().map(|(k, t)| (k.to_string(), *t)).collect();
-            rows.sort_by(|(an, a), (bn, b)| {
+            let order = |(an, a): &(&str, &Tally), (bn, b): &(&str, &Tally)| {
                 (b.cost_nano, b.tokens, b.requests)
                     .cmp(&(a.cost_nano, a.tokens, a.requests))
                     .then_with(|| an.cmp(bn))
-            });
-            rows.truncate(top);
-            rows
+            };
+            let mut rows: Vec<(&str, &Tally)> = map.iter().map(|(k, t)| (&**k, t)).collect();
+            if top == 0 {
+                return Vec::new();
+            }
+            if rows.len() > top {
+                rows.select_nth_unstable_by(top - 1, order);
+                rows.truncate(top);
+            }
+            rows.sort_by(order);
+            rows.into_iter()
+                .map(|(k, t)| (k.to_string(), *t))
+                .collect::<Vec<Named>>()
         };
         (rows(&self.by_model), rows(&self.by_user))
     }
