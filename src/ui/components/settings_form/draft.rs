@@ -369,8 +369,10 @@ mod tests {
 
     #[test]
     fn a_custom_period_sends_its_anchor_others_do_not() {
-        let mut draft = SettingsDraft::default();
-        draft.time_zone = "UTC".into();
+        let mut draft = SettingsDraft {
+            time_zone: "UTC".into(),
+            ..Default::default()
+        };
         draft.budgets.push(BudgetDraft {
             period: "week".into(),
             amount_usd: "$20".into(),
