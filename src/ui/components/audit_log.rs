@@ -42,6 +42,8 @@ pub fn AuditLog(
     // "" for every workspace.
     let scope = RwSignal::new(String::new());
     let loading = RwSignal::new(false);
+    // Reads can overlap (a change, then a new scope): only the latest counts.
+    let latest = StoredValue::new(0u64);
 
     // Read again when the scope or the version moves; not on the first run,
     // whose answer came with the page.
@@ -50,6 +52,10 @@ pub fn AuditLog(
         if before.is_some_and(|b| b != now) {
             let workspace = Some(now.0.clone()).filter(|w| !w.is_empty());
             loading.set(true);
+            let this = latest.try_update_value(|n| {
+                *n += 1;
+                *n
+            });
             leptos::task::spawn_local(async move {
                 let answer = match admin_audit(workspace).await {
                     Ok(answer) => answer,
@@ -60,8 +66,10 @@ pub fn AuditLog(
                         field: None,
                     }),
                 };
-                trail.try_set(answer);
-                loading.try_set(false);
+                if latest.try_get_value() == this {
+                    trail.try_set(answer);
+                    loading.try_set(false);
+                }
             });
         }
         now

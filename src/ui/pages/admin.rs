@@ -100,10 +100,20 @@ fn AdminView(initial: AdminOverview) -> impl IntoView {
 
     // After any change: the list (status, key, settings in brief) and the
     // audit trail are read again.
+    let latest = StoredValue::new(0u64);
     let refresh = Callback::new(move |_: ()| {
         audit_version.update(|v| *v += 1);
+        let this = latest.try_update_value(|n| {
+            *n += 1;
+            *n
+        });
         leptos::task::spawn_local(async move {
-            match admin_workspaces().await {
+            let answer = admin_workspaces().await;
+            // Refreshes can overlap: an older answer never replaces a newer one.
+            if latest.try_get_value() != this {
+                return;
+            }
+            match answer {
                 Ok(Ok(fresh)) => {
                     list.try_set(fresh);
                     list_error.try_set(None);
