@@ -29,14 +29,15 @@ test('the admin creates a workspace, sees its key once, edits its settings, rota
   await expect(reveal.getByRole('button', { name: 'Copied' })).toBeVisible();
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
   expect((await request.get('/api/quota/status', { headers: bearer(key) })).status()).toBe(200);
-  await expect(page.locator(`tr[data-workspace="${id}"]`)).toContainText('Active');
+  await expect(page.getByTestId('workspace-table').locator(`tr[data-workspace="${id}"]`)).toContainText('Active');
   await reveal.getByRole('button', { name: /I have stored it/ }).click();
   await expect(page.getByTestId('key-reveal')).toHaveCount(0);
 
   // The new workspace is open for editing; a bad time zone is refused beside its field.
   await expect(page).toHaveURL(new RegExp(`/admin\\?workspace=${id}$`));
   const settings = page.getByRole('form', { name: 'Limits and settings' });
-  const zone = settings.getByRole('textbox', { name: 'Time zone', exact: true });
+  // A text input with suggestions (a datalist): a combobox to assistive tech.
+  const zone = settings.getByLabel('Time zone', { exact: true });
   await zone.fill('Mars/Olympus');
   await settings.getByRole('button', { name: 'Save settings' }).click();
   await expect(zone).toHaveAttribute('aria-invalid', 'true');
@@ -123,7 +124,7 @@ test('revoking keys asks first, then every key of the workspace stops working', 
   await panel.getByRole('button', { name: 'Revoke keys…' }).click();
   await panel.getByRole('alertdialog').getByRole('button', { name: 'Revoke every key' }).click();
   await expect(panel.getByRole('status').filter({ hasText: 'is revoked' })).toBeVisible();
-  await expect(page.locator(`tr[data-workspace="${id}"]`)).toContainText('Revoked');
+  await expect(page.getByTestId('workspace-table').locator(`tr[data-workspace="${id}"]`)).toContainText('Revoked');
   expect((await request.get('/api/quota/status', { headers: bearer(key) })).status()).toBe(401);
 });
 

@@ -106,7 +106,7 @@ pub fn SettingsForm(
                 </div>
             </fieldset>
             <fieldset class="settings-group">
-                <legend>"Time zone"</legend>
+                <legend>"Local time"</legend>
                 <p class="fine-print">"Budgets reset at midnight in this zone: an IANA name such as Europe/Berlin."</p>
                 <Field id="time-zone".to_string() label="Time zone" value=state.time_zone field="time_zone".to_string() errors list="time-zones" required=true/>
                 <datalist id="time-zones">
