@@ -5,6 +5,7 @@
 //! that is not signed in gets a real redirect to `/signin`.
 
 use crate::ui::components::layout::Page;
+use crate::ui::pages::admin::AdminRoute;
 use crate::ui::pages::dashboard::DashboardRoute;
 use crate::ui::pages::signin::SignInPage;
 use crate::ui::pages::workspace::WorkspaceRoute;
@@ -47,6 +48,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("") view=WorkspaceRoute ssr=SsrMode::Async/>
                 <Route path=StaticSegment("signin") view=SignInPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("dashboard") view=DashboardRoute ssr=SsrMode::Async/>
+                <Route path=StaticSegment("admin") view=AdminRoute ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -14,7 +14,8 @@ use utoipa::OpenApi;
 /// document must name it (`{*path}` is OpenAPI's `{path}`). Kept by hand on
 /// purpose: a route added to the router without documentation fails here.
 const ROUTES: &[(&str, &[&str])] = &[
-    ("/api/admin/workspaces", &["post"]),
+    ("/api/admin/workspaces", &["get", "post"]),
+    ("/api/admin/audit", &["get"]),
     ("/api/admin/workspaces/{id}/rotate-key", &["post"]),
     ("/api/admin/workspaces/{id}/revoke", &["post"]),
     ("/api/admin/sessions", &["get", "delete"]),

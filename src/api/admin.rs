@@ -6,7 +6,9 @@ use super::extract::{validate_workspace_id, AdminAuth, ApiJson, ApiQuery};
 use crate::browser_session::is_session_handle;
 use crate::service::QuotaService;
 use crate::wire::Caller;
-use crate::wire::{ErrorBody, LimitOverrides, Limits};
+// The answers live with the wire types: the admin page gets them too.
+pub use crate::wire::{CreatedWorkspace, RotatedKey};
+use crate::wire::{ErrorBody, LimitOverrides};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -42,14 +44,6 @@ pub struct CreateWorkspace {
     pub limits: LimitOverrides,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CreatedWorkspace {
-    pub id: String,
-    /// Shown once: only its digest is kept.
-    pub api_key: String,
-    pub limits: Limits,
-}
-
 /// Create a workspace and its first key.
 ///
 /// The key in the answer is the only time it is shown; keep it.
@@ -78,29 +72,36 @@ pub async fn create_workspace(
     _admin: AdminAuth,
     ApiJson(body): ApiJson<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
-    validate_workspace_id(&body.id)?;
+    Ok((StatusCode::CREATED, Json(create(&service, body).await?)))
+}
+
+/// Creating a workspace, checked: the one path for REST and the admin page
+/// (the caller has checked that it is the admin).
+pub async fn create(
+    service: &QuotaService,
+    body: CreateWorkspace,
+) -> Result<CreatedWorkspace, ApiError> {
+    validate_workspace_id(&body.id).map_err(|e| e.with_field("id"))?;
     if let Some(name) = limit_out_of_range(&body.limits) {
         return Err(ApiError::bad_request(
             "invalid_body",
             format!("{name} must be from 1 to {MAX_LIMIT}"),
-        ));
+        )
+        .with_field(name));
     }
-    let (api_key, limits) = service.create_workspace(&body.id, &body.limits).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedWorkspace {
-            id: body.id,
-            api_key,
-            limits,
-        }),
-    ))
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RotatedKey {
-    pub id: String,
-    /// Shown once. Every earlier key of the workspace has stopped working.
-    pub api_key: String,
+    let (api_key, limits) = service
+        .create_workspace(&body.id, &body.limits)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            // The id is taken: that is the id field's fault.
+            e if e.code == "already_exists" => e.with_field("id"),
+            e => e,
+        })?;
+    Ok(CreatedWorkspace {
+        id: body.id,
+        api_key,
+        limits,
+    })
 }
 
 /// Replace a workspace's key.
@@ -129,9 +130,14 @@ pub async fn rotate_key(
     _admin: AdminAuth,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<RotatedKey>, ApiError> {
+    Ok(Json(rotate(&service, id).await?))
+}
+
+/// Rotating a workspace's key: the one path for REST and the admin page.
+pub async fn rotate(service: &QuotaService, id: String) -> Result<RotatedKey, ApiError> {
     validate_workspace_id(&id)?;
     let api_key = service.rotate_key(&id).await?;
-    Ok(Json(RotatedKey { id, api_key }))
+    Ok(RotatedKey { id, api_key })
 }
 
 /// Revoke every key of a workspace.
@@ -160,9 +166,14 @@ pub async fn revoke_keys(
     _admin: AdminAuth,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    validate_workspace_id(&id)?;
-    service.revoke_keys(&id).await?;
+    revoke(&service, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revoking a workspace's keys: the one path for REST and the admin page.
+pub async fn revoke(service: &QuotaService, id: &str) -> Result<(), ApiError> {
+    validate_workspace_id(id)?;
+    Ok(service.revoke_keys(id).await?)
 }
 
 /// `?workspace_id=` of the session endpoints.
@@ -216,7 +227,7 @@ pub struct EndedSessions {
 pub const MAX_LISTED_SESSIONS: usize = 10_000;
 
 /// A workspace named by `?workspace_id=` that must exist.
-fn existing_workspace(service: &QuotaService, id: &str) -> Result<(), ApiError> {
+pub(super) fn existing_workspace(service: &QuotaService, id: &str) -> Result<(), ApiError> {
     validate_workspace_id(id)?;
     if service.engine().contains(id) {
         Ok(())

@@ -11,6 +11,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The field at fault, when the refusal is about one (`time_zone`,
+    /// `budgets[1].anchor`). REST says it in the message; the admin page's
+    /// server functions hand it on apart, to show the message beside it.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -19,7 +23,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// This refusal, about `field`.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -75,6 +86,7 @@ impl From<crate::service::ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        // `field` stays out of the body: the message already names it.
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),

@@ -190,7 +190,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Auth::from_request_parts(parts, state).await?.0 {
+        let Ok(Credentials(resolved)) = Credentials::from_request_parts(parts, state).await;
+        AdminAuth::check(resolved)
+    }
+}
+
+impl AdminAuth {
+    /// The admin, from a resolved credential: 401 without a usable one, 403
+    /// for a workspace. REST (this extractor) and the admin page's server
+    /// functions decide it here, the same way.
+    pub fn check(resolved: Result<Resolved, AuthError>) -> Result<Self, ApiError> {
+        match resolved?.caller {
             Caller::Admin => Ok(AdminAuth),
             Caller::Workspace(_) => Err(ApiError::forbidden(
                 "This endpoint needs the admin key; a workspace key cannot use it.",

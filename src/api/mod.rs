@@ -1,6 +1,7 @@
 //! The HTTP API: JSON everywhere, errors as `{"error": {"code", "message"}}`.
 
 pub mod admin;
+pub mod admin_reads;
 pub mod client_addr;
 pub mod csrf;
 pub mod doc_text;
@@ -88,7 +89,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/", any(proxy::proxy))
         .route("/v1/{*path}", any(proxy::proxy));
     Router::<AppState>::new()
-        .route("/api/admin/workspaces", post(admin::create_workspace))
+        .route(
+            "/api/admin/workspaces",
+            get(admin_reads::list_workspaces).post(admin::create_workspace),
+        )
+        .route("/api/admin/audit", get(admin_reads::audit_trail))
         .route(
             "/api/admin/workspaces/{id}",
             get(settings::workspace_settings).patch(settings::update_workspace_settings),

@@ -9,26 +9,17 @@ use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{validate_workspace_id, AdminAuth, ApiJson};
 use crate::service::{QuotaService, SettingsError};
-use crate::wire::{ErrorBody, Limits, SettingsPatch};
+// The answer lives with the wire types: the admin page gets it too.
+pub use crate::wire::WorkspaceSettingsView;
+use crate::wire::{ErrorBody, SettingsPatch};
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-/// A workspace's limits and settings.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct WorkspaceSettingsView {
-    pub id: String,
-    pub limits: Limits,
-    /// Every setting, as `PATCH` takes them (`limits` is above).
-    pub settings: SettingsPatch,
-}
 
 impl From<SettingsError> for ApiError {
     fn from(e: SettingsError) -> Self {
         match e {
             SettingsError::Invalid(field) => {
-                ApiError::bad_request("invalid_field", field.to_string())
+                ApiError::bad_request("invalid_field", field.to_string()).with_field(field.field)
             }
             SettingsError::Service(e) => e.into(),
         }
@@ -83,13 +74,18 @@ pub async fn workspace_settings(
     _admin: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Json<WorkspaceSettingsView>, ApiError> {
+    Ok(Json(read(&service, id)?))
+}
+
+/// Reading a workspace's settings: the one path for REST and the admin page.
+pub fn read(service: &QuotaService, id: String) -> Result<WorkspaceSettingsView, ApiError> {
     validate_workspace_id(&id)?;
     let (limits, settings) = service.workspace_settings(&id)?;
-    Ok(Json(WorkspaceSettingsView {
+    Ok(WorkspaceSettingsView {
         id,
         limits,
         settings,
-    }))
+    })
 }
 
 /// Change a workspace's limits and settings.
@@ -125,17 +121,28 @@ pub async fn update_workspace_settings(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<SettingsPatch>,
 ) -> Result<Json<WorkspaceSettingsView>, ApiError> {
+    Ok(Json(update(&service, id, &patch).await?))
+}
+
+/// Changing a workspace's settings, checked: the one path for REST and the
+/// admin page (the caller has checked that it is the admin).
+pub async fn update(
+    service: &QuotaService,
+    id: String,
+    patch: &SettingsPatch,
+) -> Result<WorkspaceSettingsView, ApiError> {
     validate_workspace_id(&id)?;
     if let Some(name) = patch.limits.as_ref().and_then(limit_out_of_range) {
         return Err(ApiError::bad_request(
             "invalid_field",
             format!("{name}: must be from 1 to {MAX_LIMIT}"),
-        ));
+        )
+        .with_field(name));
     }
-    let (limits, settings) = service.update_settings(&id, &patch).await?;
-    Ok(Json(WorkspaceSettingsView {
+    let (limits, settings) = service.update_settings(&id, patch).await?;
+    Ok(WorkspaceSettingsView {
         id,
         limits,
         settings,
-    }))
+    })
 }

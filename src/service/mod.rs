@@ -3,6 +3,7 @@
 //! turns the passing of time into status changes. REST, WebSocket, the
 //! proxy and the server functions all go through this one API.
 
+mod admin_reads;
 mod admission;
 mod backend;
 mod bus;
@@ -19,6 +20,7 @@ mod restore;
 mod session_lifecycle;
 mod settings;
 
+pub use admin_reads::{DEFAULT_AUDIT_ENTRIES, MAX_AUDIT_ENTRIES, MAX_LISTED_WORKSPACES};
 pub use admission::{is_reservation_id, RESERVATION_ID_PREFIX};
 pub use backend::{
     background_stats, background_tasks_in_flight, BackgroundStats, MAX_BACKGROUND_TASKS,

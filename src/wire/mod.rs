@@ -1,6 +1,7 @@
 //! Wire types: everything that crosses between the server and the browser (or any
 //! other API client). Compiled for both targets so the two sides cannot drift.
 
+mod admin;
 mod caller;
 mod chat;
 mod error;
@@ -12,6 +13,10 @@ mod status;
 mod usage;
 mod ws;
 
+pub use admin::{
+    AdminRefusal, AdminResult, AuditEntry, AuditTrail, CreatedWorkspace, RotatedKey, WorkspaceList,
+    WorkspaceSettingsView, WorkspaceSummary,
+};
 pub use caller::Caller;
 pub use chat::{ChatMessage, ChatOutcome, ChatRole};
 pub use error::{ErrorBody, ErrorDetail};

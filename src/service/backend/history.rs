@@ -7,6 +7,7 @@
 use super::{Backend, Kind};
 use crate::engine::Transition;
 use crate::service::ServiceError;
+use crate::store::StoredAudit;
 
 /// Usage older than the day window is never needed again; a minute of margin
 /// keeps the oldest day bucket whole.
@@ -52,6 +53,24 @@ impl Backend {
         store
             .append_audit(action, id, detail, now_ms)
             .await
+            .map_err(|e| ServiceError::Store(self.failed(e)))
+    }
+
+    /// The newest `limit` audit entries (of `workspace_id` only, if given),
+    /// newest first; `None` where no audit trail is kept (memory and Redis:
+    /// `audit` keeps nothing there).
+    pub(in crate::service) async fn audit_trail(
+        &self,
+        workspace_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<StoredAudit>>, ServiceError> {
+        let Kind::Sqlite(store) = &self.kind else {
+            return Ok(None);
+        };
+        store
+            .load_audit_newest(workspace_id, limit)
+            .await
+            .map(Some)
             .map_err(|e| ServiceError::Store(self.failed(e)))
     }
 

@@ -1,5 +1,7 @@
 //! The alert history (`transitions` table) and the admin audit trail
-//! (`audit` table): append-only, read newest `limit` entries, oldest first.
+//! (`audit` table): append-only, read newest `limit` entries, oldest first
+//! (the admin page reads the audit trail newest first, optionally of one
+//! workspace).
 
 use super::values::{get_u64, sat, sat_usize};
 use super::SqliteStore;
@@ -98,6 +100,36 @@ impl SqliteStore {
                  ) ORDER BY seq",
             )?;
             let rows = stmt.query_map([limit], |row| {
+                Ok(StoredAudit {
+                    at_ms: get_u64(row, 0)?,
+                    action: row.get(1)?,
+                    workspace_id: row.get(2)?,
+                    detail: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The newest `limit` audit entries, newest first; only `workspace_id`'s
+    /// when it is given.
+    pub async fn load_audit_newest(
+        &self,
+        workspace_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredAudit>, StoreError> {
+        let id = workspace_id.map(str::to_string);
+        let limit = sat_usize(limit);
+        self.read("load audit trail", move |c| {
+            // `?1 IS NULL` keeps one statement for both; the trail is pruned
+            // to the history horizon, so the scan by `seq` stays short.
+            let mut stmt = c.prepare_cached(
+                "SELECT at_ms, action, workspace_id, detail FROM audit
+                 WHERE ?1 IS NULL OR workspace_id = ?1
+                 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![id, limit], |row| {
                 Ok(StoredAudit {
                     at_ms: get_u64(row, 0)?,
                     action: row.get(1)?,

@@ -25,6 +25,8 @@ pub fn Page(#[prop(optional)] class: &'static str, children: Children) -> impl I
 pub enum Section {
     Conversation,
     Dashboard,
+    /// The admin's workspaces (`/admin`).
+    Admin,
     SignIn,
 }
 
@@ -50,6 +52,9 @@ pub fn TopBar(section: Section) -> impl IntoView {
                         <a href=href aria-current=current(Section::Conversation)>"Conversation"</a>
                     })}
                     <a href="/dashboard" aria-current=current(Section::Dashboard)>"Dashboard"</a>
+                    {viewer.is_admin().then(|| view! {
+                        <a href="/admin" aria-current=current(Section::Admin)>"Workspaces"</a>
+                    })}
                 </nav>
                 <div class="whoami">
                     <span class="whoami-label" data-testid="whoami">

@@ -184,8 +184,9 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
                     <section class="card empty">
                         <h2>"No workspaces yet"</h2>
                         <p>
-                            "Create one with "<code>"POST /api/admin/workspaces"</code>
-                            " and the admin key; it appears here within a few seconds."
+                            "Create one on the "<a href="/admin">"Workspaces"</a>" page (or with "
+                            <code>"POST /api/admin/workspaces"</code>
+                            " and the admin key); it appears here within a few seconds."
                         </p>
                     </section>
                 </Show>
