@@ -107,7 +107,7 @@ pub fn ExportLinks(
                         .map(|link| view! {
                             <li>
                                 <a
-                                    class="button button-quiet"
+                                    class="export-link"
                                     href=link.href
                                     download=link.file
                                     rel="external"
