@@ -204,6 +204,7 @@ pub fn BudgetMeter(
             </div>
         </div>
     }
+    .into_any()
 }
 
 #[cfg(test)]

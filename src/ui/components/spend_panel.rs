@@ -52,6 +52,7 @@ pub fn SpendSection(
             }}
         </details>
     }
+    .into_any()
 }
 
 #[component]
@@ -88,6 +89,7 @@ fn LiveSpend(initial: QuotaSnapshot, admin: bool) -> impl IntoView {
             <ExportLinks snapshot workspace=target/>
         </div>
     }
+    .into_any()
 }
 
 /// One budget: meter, spend per day, projection.

@@ -232,6 +232,9 @@ fn WorkspaceCard(
             <SpendSection latest admin/>
         </article>
     }
+    // Type-erased: the card's full view type is too deep for the release
+    // WASM build's query limit.
+    .into_any()
 }
 
 #[component]
@@ -324,6 +327,7 @@ fn CardBody(
             <AlertHistory alerts total=alert_count now_ms/>
             </details>
     }
+    .into_any()
 }
 
 #[cfg(feature = "hydrate")]
