@@ -68,6 +68,10 @@ fn a_hard_monthly_budget_warns_then_refuses_until_the_first_in_its_zone() {
     assert_eq!(snap.budgets[0].percentage, 80.0);
     // Midnight of 1 November in Berlin (CET, after the October change).
     assert_eq!(snap.budgets[0].resets_at, "2026-10-31T23:00:00.000Z");
+    // The period's local days and zone, for the browser (it has no zone data).
+    assert_eq!(snap.budgets[0].first_day, "2026-10-01");
+    assert_eq!(snap.budgets[0].last_day, "2026-10-31");
+    assert_eq!(snap.budgets[0].time_zone, "Europe/Berlin");
 
     spend(&engine, 2 * DOLLAR);
     let snap = engine.snapshot("acme").unwrap();

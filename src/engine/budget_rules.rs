@@ -124,6 +124,7 @@ pub(super) fn projected_nano(standing: &BudgetStanding, now_ms: u64) -> u64 {
 pub(super) fn usage(ws: &WorkspaceState, now_ms: u64) -> Vec<BudgetUsage> {
     use super::periods::Period;
     let held = ws.reservations.total_cost();
+    let zone = zone(ws);
     standings(ws, now_ms)
         .into_iter()
         .map(|s| BudgetUsage {
@@ -153,6 +154,15 @@ pub(super) fn usage(ws: &WorkspaceState, now_ms: u64) -> Vec<BudgetUsage> {
                 })
                 .collect(),
             projected_usd: crate::pricing::nano_to_usd(projected_nano(&s, now_ms)),
+            first_day: s.bounds.first_day.format("%Y-%m-%d").to_string(),
+            last_day: s
+                .bounds
+                .end_day
+                .pred_opt()
+                .unwrap_or(s.bounds.first_day)
+                .format("%Y-%m-%d")
+                .to_string(),
+            time_zone: zone.name().to_string(),
         })
         .collect()
 }

@@ -131,4 +131,13 @@ pub struct BudgetUsage {
     /// project the moon).
     #[serde(default)]
     pub projected_usd: f64,
+    /// The period's first local day (`YYYY-MM-DD`, in `time_zone`).
+    #[serde(default)]
+    pub first_day: String,
+    /// The period's last local day, the one before it resets.
+    #[serde(default)]
+    pub last_day: String,
+    /// The IANA time zone the period's days are in (`Europe/Berlin`).
+    #[serde(default)]
+    pub time_zone: String,
 }

@@ -2,8 +2,11 @@
 //! of per-minute usage: the rate, then the time until the window's count
 //! reaches its limit; flagged when that comes before the window resets.
 
+use crate::ui::components::icon::{Icon, IconName};
 use crate::ui::components::windows::WindowKind;
+use crate::ui::format::{countdown, rate};
 use crate::wire::{MinuteUsage, WindowUsage};
+use leptos::prelude::*;
 
 /// Minutes of history the rate is taken over (the current minute included).
 pub const RATE_MINUTES: u64 = 5;
@@ -83,6 +86,42 @@ pub fn predict(
         kind,
         rate_per_min,
         outlook,
+    }
+}
+
+/// One window's prediction, as the dashboard writes it under its meter.
+#[component]
+pub fn PredictionLine(prediction: Prediction, resets_in_s: f64) -> impl IntoView {
+    let flagged = prediction.flagged();
+    let per_min = format!("{}/min", rate(prediction.rate_per_min));
+    let text = match prediction.outlook {
+        Outlook::Idle => "Nothing used in the last 5 minutes.".to_string(),
+        Outlook::Holds => format!("At {per_min} this window holds under its limit."),
+        Outlook::AtLimit => "At the limit now.".to_string(),
+        Outlook::RunsOut {
+            in_s,
+            before_reset: true,
+        } => format!(
+            "Runs out in ~{} at {per_min} — before it resets (in {}).",
+            countdown(in_s),
+            countdown(resets_in_s)
+        ),
+        Outlook::RunsOut { in_s, .. } => format!(
+            "Would run out in ~{} at {per_min}, after the window resets.",
+            countdown(in_s)
+        ),
+    };
+    view! {
+        <p
+            class=if flagged { "prediction prediction-flagged" } else { "prediction" }
+            data-testid="prediction"
+            data-window=prediction.kind.slug()
+            data-flagged=flagged.to_string()
+        >
+            <Icon name=if flagged { IconName::Warning } else { IconName::Trend }/>" "
+            {flagged.then_some(view! { <span class="visually-hidden">"Warning: "</span> })}
+            {text}
+        </p>
     }
 }
 

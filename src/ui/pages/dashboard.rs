@@ -1,6 +1,8 @@
 //! `/dashboard`: every workspace (admin) or the signed-in one: status, the four
-//! windows with a prediction each, per-minute usage for the last hour, and the
-//! alert history. Server-rendered, then refreshed every few seconds.
+//! windows with a prediction each, per-minute usage for the last hour, the
+//! alert history, and spend (budgets, by model and user, CSV export; see
+//! `spend_panel`). Server-rendered, then refreshed every few seconds; the
+//! spend section, while open, live over its own WebSocket.
 //!
 //! The page provides who is signed in and its clock as context (see
 //! `ui::context`); the top bar and the meters read them from there.
@@ -14,11 +16,12 @@ use crate::ui::components::conversation::describe_error;
 use crate::ui::components::icon::{Icon, IconName, StatusIcon};
 use crate::ui::components::layout::{Page, Section, TopBar};
 use crate::ui::components::meter::Meter;
-use crate::ui::components::prediction::{predict, Outlook, Prediction};
+use crate::ui::components::prediction::{predict, PredictionLine};
+use crate::ui::components::spend_panel::SpendSection;
 use crate::ui::components::status_view::{status_label, status_slug, StatusBadge};
 use crate::ui::components::windows::WindowKind;
 use crate::ui::context::SignedIn;
-use crate::ui::format::{countdown, rate};
+use crate::ui::format::countdown;
 use crate::ui::hooks::use_ticker::{use_ticker, Ticker};
 use crate::wire::QuotaStatus;
 use leptos::context::Provider;
@@ -84,13 +87,15 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
         }
     });
 
-    let workspaces = move || {
+    // The ids shown, in order; each card is keyed by its id alone, so it
+    // stays mounted (with its live spend section) across refreshes.
+    let ids = move || {
         let needle = filter.get().trim().to_lowercase();
         data.with(|d| {
             d.workspaces
                 .iter()
-                .filter(|w| needle.is_empty() || w.snapshot.workspace_id.contains(&needle))
-                .cloned()
+                .map(|w| w.snapshot.workspace_id.clone())
+                .filter(|id| needle.is_empty() || id.contains(&needle))
                 .collect::<Vec<_>>()
         })
     };
@@ -168,17 +173,8 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
                 }.into_any(),
             })}
             <div class="workspace-list">
-                <For
-                    each=workspaces
-                    key=|w| (
-                        w.snapshot.workspace_id.clone(),
-                        w.snapshot.version,
-                        w.alert_count,
-                        w.history.last().map(|m| m.minute_start),
-                    )
-                    let:report
-                >
-                    <WorkspaceCard report admin now_ms=data.with_untracked(|d| d.now_ms) received_at/>
+                <For each=ids key=|id| id.clone() let:id>
+                    <WorkspaceCard id data admin received_at/>
                 </For>
                 <Show when=move || data.with(|d| d.workspaces.is_empty())>
                     <section class="card empty">
@@ -195,8 +191,55 @@ fn DashboardView(initial: DashboardReport) -> impl IntoView {
     }
 }
 
+/// One workspace's card: the article and its spend section stay; what the
+/// dashboard's refresh brings is drawn anew when the report changes.
 #[component]
 fn WorkspaceCard(
+    id: String,
+    data: RwSignal<DashboardReport>,
+    admin: bool,
+    received_at: RwSignal<Option<f64>>,
+) -> impl IntoView {
+    let report = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            data.with(|d| {
+                d.workspaces
+                    .iter()
+                    .find(|w| w.snapshot.workspace_id == id)
+                    .cloned()
+            })
+        })
+    };
+    let status = move || {
+        report.with(|r| {
+            r.as_ref()
+                .map_or(QuotaStatus::Normal, |r| r.snapshot.status)
+        })
+    };
+    let latest = Signal::derive(move || report.with(|r| r.as_ref().map(|r| r.snapshot.clone())));
+    view! {
+        <article
+            class=move || format!("card ws-card status-edge-{}", status_slug(status()))
+            data-testid="workspace-card"
+            data-workspace=id.clone()
+            data-status=move || status().as_str()
+            aria-labelledby=format!("ws-{id}")
+        >
+            {move || {
+                let now_ms = data.with_untracked(|d| d.now_ms);
+                report.get().map(|report| view! { <CardBody report admin now_ms received_at/> })
+            }}
+            <SpendSection latest admin/>
+        </article>
+    }
+    // Type-erased: the card's full view type is too deep for the release
+    // WASM build's query limit.
+    .into_any()
+}
+
+#[component]
+fn CardBody(
     report: WorkspaceReport,
     admin: bool,
     now_ms: u64,
@@ -246,13 +289,6 @@ fn WorkspaceCard(
         })
         .collect_view();
     view! {
-        <article
-            class=format!("card ws-card status-edge-{}", status_slug(status))
-            data-testid="workspace-card"
-            data-workspace=id.clone()
-            data-status=status.as_str()
-            aria-labelledby=format!("ws-{id}")
-        >
             <header class="ws-card-head">
                 <h2 id=format!("ws-{id}")>{id.clone()}</h2>
                 <StatusBadge status/>
@@ -291,43 +327,8 @@ fn WorkspaceCard(
             }}
             <AlertHistory alerts total=alert_count now_ms/>
             </details>
-        </article>
     }
-}
-
-#[component]
-fn PredictionLine(prediction: Prediction, resets_in_s: f64) -> impl IntoView {
-    let flagged = prediction.flagged();
-    let per_min = format!("{}/min", rate(prediction.rate_per_min));
-    let text = match prediction.outlook {
-        Outlook::Idle => "Nothing used in the last 5 minutes.".to_string(),
-        Outlook::Holds => format!("At {per_min} this window holds under its limit."),
-        Outlook::AtLimit => "At the limit now.".to_string(),
-        Outlook::RunsOut {
-            in_s,
-            before_reset: true,
-        } => format!(
-            "Runs out in ~{} at {per_min} — before it resets (in {}).",
-            countdown(in_s),
-            countdown(resets_in_s)
-        ),
-        Outlook::RunsOut { in_s, .. } => format!(
-            "Would run out in ~{} at {per_min}, after the window resets.",
-            countdown(in_s)
-        ),
-    };
-    view! {
-        <p
-            class=if flagged { "prediction prediction-flagged" } else { "prediction" }
-            data-testid="prediction"
-            data-window=prediction.kind.slug()
-            data-flagged=flagged.to_string()
-        >
-            <Icon name=if flagged { IconName::Warning } else { IconName::Trend }/>" "
-            {flagged.then_some(view! { <span class="visually-hidden">"Warning: "</span> })}
-            {text}
-        </p>
-    }
+    .into_any()
 }
 
 #[cfg(feature = "hydrate")]

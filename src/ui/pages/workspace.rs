@@ -11,6 +11,7 @@ use crate::ui::components::connection::ConnectionIndicator;
 use crate::ui::components::conversation::{describe_error, ConversationPanel};
 use crate::ui::components::layout::{Page, Section, TopBar};
 use crate::ui::components::meter::Meters;
+use crate::ui::components::spend::SpendMeters;
 use crate::ui::components::status_view::{status_label, StatusBadge, StatusChip};
 use crate::ui::components::toast::{ToastRegion, Toasts};
 use crate::ui::context::SignedIn;
@@ -119,6 +120,7 @@ fn WorkspaceView(data: WorkspaceData) -> impl IntoView {
                         </span>
                     </p>
                     <Meters snapshot=monitor.snapshot received_at=monitor.received_at/>
+                    <SpendMeters snapshot=monitor.snapshot received_at=monitor.received_at/>
                     <p class="fine-print">
                         "Limits slide: per-minute windows free up second by second, day windows minute by minute."
                     </p>

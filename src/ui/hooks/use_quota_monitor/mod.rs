@@ -106,6 +106,13 @@ pub fn provide_quota_monitor(initial: QuotaSnapshot, target: Option<String>) -> 
     monitor
 }
 
+/// Watches a workspace without providing the monitor as context: for a page
+/// that shows several workspaces (the dashboard), each part watching its own.
+/// It stops when the calling component's owner is cleaned up.
+pub fn watch_quota(initial: QuotaSnapshot, target: Option<String>) -> QuotaMonitor {
+    start_monitor(initial, target)
+}
+
 /// The page's quota monitor, from context.
 ///
 /// # Panics
