@@ -6,6 +6,9 @@
 //! goes, a model named twice); everything else (ranges, dates, time zones)
 //! is the server's to check, and its refusal names the same field paths as
 //! these (`budgets[1].amount_usd`, `model_limits.gpt-4o.tokens_per_day`).
+//!
+//! A little over 400 lines: a quarter is the tests of the round trip and of
+//! each refusal's field name, kept beside the conversions they pin down.
 
 use crate::wire::{
     BudgetKindSpec, BudgetPeriod, BudgetSpec, LimitOverrides, ScopedLimits, SettingsPatch,
