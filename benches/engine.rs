@@ -182,6 +182,60 @@ fn bench_try_admit(c: &mut Criterion) {
     group.finish();
 }
 
+/// One call's admission and settle (hold, then settle to its usage with
+/// its cost) in a workspace with a hard monthly budget, a per-model rule
+/// and a per-user default, its calls spread over 1 000 users and 4 models:
+/// what the rules of issue "Money, models and people" cost per call, next
+/// to `try_admit` of a workspace with none.
+fn bench_admit_settle_scoped(c: &mut Criterion) {
+    use quota_alert::engine::settings::WorkspaceSettings;
+    use quota_alert::engine::{CallScope, Hold};
+    let mut group = c.benchmark_group("engine/admit_settle_scoped");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(1));
+    let (engine, clock, ids) = engine_with(1);
+    let id = &ids[0];
+    let patch: quota_alert::wire::SettingsPatch = serde_json::from_value(serde_json::json!({
+        "time_zone": "Europe/Berlin",
+        "budgets": [{"period": "month", "amount_usd": 1e9, "kind": "hard"}],
+        "model_limits": {"gpt-4o": {"requests_per_minute": 100000000u64, "budget_usd": 1e9}},
+        "user_limits": {"default": {"tokens_per_minute": 100000000000u64}}
+    }))
+    .expect("settings");
+    let settings = WorkspaceSettings::default()
+        .patched(&patch)
+        .expect("valid settings");
+    let limits = engine.limits(id).expect("workspace exists");
+    engine.configure(id, limits, settings).expect("configure");
+    let models = ["gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini", "o3"];
+    let users: Vec<String> = (0..1_000).map(|i| format!("user-{i}")).collect();
+    let mut n = 0usize;
+    group.bench_function(BenchmarkId::from_parameter("1000_users_4_models"), |b| {
+        b.iter(|| {
+            n += 1;
+            clock.advance_ms(1);
+            let hold = Hold {
+                reservation_id: format!("rsv_{n}"),
+                tokens: 500,
+                expires_at_ms: u64::MAX / 2,
+                cost_nano: 5_000_000,
+                scope: CallScope {
+                    model: Some(models[n % models.len()].to_string()),
+                    user: Some(users[n % users.len()].clone()),
+                },
+            };
+            let admission = engine.admit(id, Some(&hold)).expect("workspace exists");
+            let outcome = CallOutcome {
+                cost_nano: Some(1_000_000),
+                ..CallOutcome::success(TOKENS)
+            }
+            .settling(Some(hold.reservation_id));
+            black_box((admission, engine.complete(id, &outcome).expect("settled")))
+        })
+    });
+    group.finish();
+}
+
 /// `record` from two threads at once on 100 000 workspaces (the machine has two
 /// cores). The figure is wall time per operation over both threads, so ops/s is
 /// the combined throughput.
@@ -297,6 +351,7 @@ criterion_group!(
     bench_record,
     bench_check,
     bench_try_admit,
+    bench_admit_settle_scoped,
     bench_record_parallel
 );
 

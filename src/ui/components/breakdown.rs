@@ -93,7 +93,7 @@ pub fn BreakdownTable(
                                             <th scope="row" class="breakdown-name">{row.name.clone()}</th>
                                             <td class="num">{count(row.requests)}</td>
                                             <td class="num">{count(row.tokens)}</td>
-                                            <td class="num">{usd(row.cost_usd)}</td>
+                                            <td class="num">{usd(row.spent_usd)}</td>
                                             <td class=if high { "num limit-high" } else { "num" }>{limit_text(&row)}</td>
                                         </tr>
                                     }
@@ -118,7 +118,7 @@ mod tests {
             name: "gpt-4o".into(),
             requests: 2,
             tokens: 200,
-            cost_usd: 0.5,
+            spent_usd: 0.5,
             limit_percentage: None,
         };
         assert_eq!(limit_text(&row), "—");
