@@ -19,8 +19,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Longest `model` accepted (OpenAI's names are far shorter).
-pub const MAX_MODEL_LEN: usize = 200;
-
 /// Body of `POST /api/quota/reserve`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +26,7 @@ pub struct ReserveRequest {
     /// The most tokens the call can use: its prompt plus its output cap
     /// (`max_tokens`), 1 to 100 000 000.
     pub tokens: u64,
-    /// The model the call is for, at most 200 characters: its per-model
+    /// The model the call is for, 1 to 200 characters: its per-model
     /// limits apply, and its worst-case cost (every token at the model's
     /// output price) is held against hard budgets.
     #[serde(default)]
@@ -68,7 +66,7 @@ pub struct Reservation {
     request_body = ReserveRequest,
     responses(
         (status = 200, description = "Reserved: the hold to settle.", body = Reservation),
-        (status = 400, description = "`invalid_json`, `invalid_body` (`tokens` must be 1 to 100000000, `model` and `user` at most 200 characters), `invalid_query`, `invalid_workspace_id` or `missing_workspace_id`.", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_body` (`tokens` must be 1 to 100000000, `model` and `user` 1 to 200 characters), `invalid_query`, `invalid_workspace_id` or `missing_workspace_id`.", body = ErrorBody),
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
         (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
@@ -91,15 +89,9 @@ pub async fn reserve(
             format!("tokens must be a whole number from 1 to {MAX_TOKENS_PER_CALL}"),
         ));
     }
-    if body
-        .model
-        .as_ref()
-        .is_some_and(|m| m.chars().count() > MAX_MODEL_LEN)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("model must be at most {MAX_MODEL_LEN} characters"),
-        ));
+    if let Some(model) = &body.model {
+        crate::engine::scopes::check_model_name(model)
+            .map_err(|problem| ApiError::bad_request("invalid_body", format!("model {problem}")))?;
     }
     if let Some(user) = &body.user {
         crate::engine::scopes::check_user_label(user)

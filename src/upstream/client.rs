@@ -104,6 +104,12 @@ pub enum ForwardError {
         param: &'static str,
         problem: String,
     },
+    /// The body's `model` is not a name that can be kept (see
+    /// `engine::scopes::check_model_name`): refused before anything is
+    /// counted.
+    BadModel {
+        problem: String,
+    },
 }
 
 /// The header that names a call's end user (a label for per-user limits
@@ -153,6 +159,10 @@ impl TrackedClient {
             body,
         } = request;
         let mut prepared = prepare_body(body, &endpoint, default_cap);
+        if let Some(model) = &prepared.scope.model {
+            crate::engine::scopes::check_model_name(model)
+                .map_err(|problem| ForwardError::BadModel { problem })?;
+        }
         prepared.scope.user = call_user(&headers, prepared.scope.user.take())?;
         // Reserve the worst case (prompt + output cap, and its cost at the
         // model's price) at admission, so concurrent calls cannot overshoot

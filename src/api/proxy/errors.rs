@@ -151,6 +151,13 @@ pub fn forward_error(error: ForwardError) -> Response {
             Some(param.to_string()),
             &format!("{param} names the end user for quota-alert's per-user limits and {problem}."),
         ),
+        ForwardError::BadModel { problem } => openai_error_param(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_model",
+            Some("model".to_string()),
+            &format!("model names the model for quota-alert's per-model limits and breakdown and {problem}."),
+        ),
         ForwardError::KeyRevoked => openai_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",

@@ -1,0 +1,96 @@
+//! Attacks on money, models and people: a tenant names a model so long that
+//! its breakdown would hold gigabytes.
+
+use crate::common::fake_openai::{self, FakeOpenAi};
+use crate::common::{start_with, Server};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// `hold` (held at the fake until released) priced at $100 per 1M tokens.
+fn price_file() -> std::path::PathBuf {
+    let dir = crate::common::process::temp_dir("money-prices");
+    let path = dir.join("prices.json");
+    std::fs::write(
+        &path,
+        json!({"models": {"hold": [{"from": "2020-01-01", "input": 100.0, "output": 100.0}]}})
+            .to_string(),
+    )
+    .unwrap();
+    path
+}
+
+fn settings(fake: &FakeOpenAi, prices: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("OPENAI_BASE_URL", fake.base_url.clone()),
+        ("OPENAI_API_KEY", "sk-upstream".into()),
+        ("QUOTA_PRICES_FILE", prices.to_string_lossy().into_owned()),
+        ("QUOTA_API_RATE_PER_KEY", "100000".into()),
+    ]
+}
+
+async fn server(fake: &FakeOpenAi) -> Server {
+    let prices = price_file();
+    let env = settings(fake, &prices);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    start_with(&env).await
+}
+
+fn big_limits() -> Value {
+    json!({"requests_per_minute": 100000, "requests_per_day": 1000000,
+           "tokens_per_minute": 10000000, "tokens_per_day": 100000000})
+}
+
+async fn post_v1(
+    server: &Server,
+    key: &str,
+    path: &str,
+    body: &Value,
+    user: Option<&str>,
+) -> (StatusCode, Option<String>, Value) {
+    let mut req = server
+        .http
+        .post(server.url(path))
+        .bearer_auth(key)
+        .json(body);
+    if let Some(user) = user {
+        req = req.header("X-Quota-User", user);
+    }
+    let res = req.send().await.expect("send");
+    let status = res.status();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, retry, res.json().await.unwrap_or(Value::Null))
+}
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test]
+async fn a_model_name_too_long_to_keep_is_refused_before_openai() {
+    let fake = fake_openai::start().await;
+    let s = server(&fake).await;
+    let key = s.workspace_with_limits("acme", big_limits()).await;
+    // A megabyte of name per call, 1 000 names a day: a gigabyte in the
+    // day's breakdown, its rows in SQLite and every snapshot sent.
+    let (code, _, body) = post_v1(
+        &s,
+        &key,
+        "/v1/chat/completions",
+        &chat(&"m".repeat(1 << 20)),
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["param"], "model", "{body}");
+    assert_eq!(fake.total(), 0, "nothing reached OpenAI");
+    let (_, snapshot) = s.get("/api/quota/status", Some(&key)).await;
+    assert_eq!(snapshot["by_model"], json!([]), "{snapshot}");
+    // A real (long) fine-tuned name still passes.
+    let tuned = "ft:gpt-4o-mini-2024-07-18:some-organisation-name:a-suffix:AbCdEf12";
+    let (code, _, body) = post_v1(&s, &key, "/v1/chat/completions", &chat(tuned), None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
