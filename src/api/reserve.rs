@@ -70,7 +70,7 @@ pub struct Reservation {
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
         (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
-        (status = 429, description = "Not reserved, nothing counted. `insufficient_tokens`: the tokens do not fit beside those used and held now (`retry-after` says when enough frees up). `request_too_large`: `tokens` is over a token window's whole limit, so it never fits. `budget_exceeded`: its worst-case cost would take a hard budget (or a per-model or per-user daily budget) over. `rate_limited` also for a per-model or per-user request limit. `rate_limited` / `quota_exceeded`: the workspace is RATE_LIMITED or QUOTA_EXCEEDED (`retry-after` when known). `too_many_requests`: over the API's own rate limit.", body = ErrorBody,
+        (status = 429, description = "Not reserved, nothing counted. `insufficient_tokens`: the tokens do not fit beside those used and held now (`retry-after` says when enough frees up). `request_too_large`: `tokens` is over a token window's whole limit, so it never fits. `budget_exceeded`: its worst-case cost would take a hard budget (or a per-model or per-user daily budget) over. `model_not_priced`: such a budget applies and the price table has no price for `model`. `rate_limited` also for a per-model or per-user request limit. `rate_limited` / `quota_exceeded`: the workspace is RATE_LIMITED or QUOTA_EXCEEDED (`retry-after` when known). `too_many_requests`: over the API's own rate limit.", body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds until the reservation would fit (rounded up)."))),
         (status = 503, description = "`store_unavailable`: the shared store (Redis) is unreachable and the failure policy is closed.", body = ErrorBody),
     ),
@@ -167,6 +167,7 @@ fn refusal(status: QuotaStatus, retry_after_s: Option<f64>, tokens: Option<Token
         Some(TokenRoom::Limited(limited)) => (
             match limited.kind {
                 crate::engine::LimitKind::Spend => "budget_exceeded",
+                crate::engine::LimitKind::Unpriced => "model_not_priced",
                 crate::engine::LimitKind::Tokens => "insufficient_tokens",
                 crate::engine::LimitKind::Requests => "rate_limited",
             },

@@ -76,6 +76,11 @@ pub(super) fn rule_room(
     if ws.settings.is_none() {
         return TokenRoom::Fits;
     }
+    if hold.unpriced {
+        if let Some(refusal) = super::budget_rules::unpriced_refusal(ws, keys, &hold.scope) {
+            return TokenRoom::Limited(refusal);
+        }
+    }
     ws.scopes.advance(now, keys);
     let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
     let day = super::periods::Period::Day.bounds(zone, now);

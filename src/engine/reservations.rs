@@ -37,6 +37,11 @@ pub struct Hold {
     /// per-user limits it counts against.
     #[serde(default)]
     pub scope: CallScope,
+    /// The call names a model the price table does not price: its cost is
+    /// unknown, so no budget can hold it (refused where one applies,
+    /// `budget_rules::unpriced_refusal`). Left out when false, as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpriced: bool,
 }
 
 /// Who and what a call is for inside its workspace. The user is a label an
@@ -183,6 +188,7 @@ mod tests {
             expires_at_ms,
             cost_nano: 0,
             scope: CallScope::default(),
+            unpriced: false,
         }
     }
 

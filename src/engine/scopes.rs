@@ -132,6 +132,8 @@ pub enum LimitKind {
     Requests,
     Tokens,
     Spend,
+    /// A money limit covers the call and its model has no price.
+    Unpriced,
 }
 
 /// A call refused by a per-model or per-user limit, or by a hard budget:

@@ -54,27 +54,26 @@ impl QuotaService {
             expires_at_ms: engine.now_ms() + engine.config().reservation_ttl_ms,
             cost_nano: 0,
             scope: CallScope::default(),
+            unpriced: false,
         }
     }
 
     /// A hold for one call of `scope` that may read `prompt` tokens and
     /// write `max_output`: those tokens, and its worst-case cost at the
     /// model's price in force now (nothing for a model the table does not
-    /// price: such calls count no spend, see docs/DEPLOYMENT.md).
+    /// price, marked `unpriced`: such calls count no spend, so a money
+    /// limit refuses them, see docs/DEPLOYMENT.md).
     pub fn hold_for_call(&self, prompt: u64, max_output: u64, scope: CallScope) -> Hold {
         let now = self.inner.engine.now_ms();
-        let cost_nano = scope
-            .model
-            .as_deref()
-            .and_then(|model| {
-                self.inner
-                    .config
-                    .prices
-                    .worst_case_nano(model, now, prompt, max_output)
-            })
-            .unwrap_or(0);
+        let cost = scope.model.as_deref().map(|model| {
+            self.inner
+                .config
+                .prices
+                .worst_case_nano(model, now, prompt, max_output)
+        });
         Hold {
-            cost_nano,
+            cost_nano: cost.flatten().unwrap_or(0),
+            unpriced: matches!(cost, Some(None)),
             scope,
             ..self.new_hold(prompt.saturating_add(max_output))
         }

@@ -1,8 +1,9 @@
 //! Attacks on money, models and people: a tenant names a model so long that
-//! its breakdown would hold gigabytes.
+//! its breakdown would hold gigabytes; calls a model the price table does
+//! not price to spend past a hard budget.
 
 use crate::common::fake_openai::{self, FakeOpenAi};
-use crate::common::{start_with, Server};
+use crate::common::{start_with, Server, ADMIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -38,6 +39,20 @@ async fn server(fake: &FakeOpenAi) -> Server {
 fn big_limits() -> Value {
     json!({"requests_per_minute": 100000, "requests_per_day": 1000000,
            "tokens_per_minute": 10000000, "tokens_per_day": 100000000})
+}
+
+async fn patch(server: &Server, id: &str, body: Value) {
+    let res = server
+        .http
+        .patch(server.url(&format!("/api/admin/workspaces/{id}")))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn post_v1(
@@ -93,4 +108,60 @@ async fn a_model_name_too_long_to_keep_is_refused_before_openai() {
     let tuned = "ft:gpt-4o-mini-2024-07-18:some-organisation-name:a-suffix:AbCdEf12";
     let (code, _, body) = post_v1(&s, &key, "/v1/chat/completions", &chat(tuned), None).await;
     assert_eq!(code, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_model_without_a_price_cannot_spend_past_a_hard_budget() {
+    let fake = fake_openai::start().await;
+    let s = server(&fake).await;
+    let key = s.workspace_with_limits("acme", big_limits()).await;
+    patch(
+        &s,
+        "acme",
+        json!({"budgets": [{"period": "day", "amount_usd": 1, "kind": "hard"}]}),
+    )
+    .await;
+    // The table prices no `free-ride` (nor a model released after it was
+    // taken): its calls would hold nothing and settle for nothing, so the
+    // hard budget would never see them.
+    for model in ["free-ride", "GPT-4O", "gpt-4.5-preview"] {
+        let (code, retry, body) =
+            post_v1(&s, &key, "/v1/chat/completions", &chat(model), None).await;
+        assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{model}: {body}");
+        assert_eq!(body["error"]["code"], "insufficient_quota", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("no price") && message.contains(model),
+            "{body}"
+        );
+        assert_eq!(retry, None, "waiting does not price it: {body}");
+    }
+    assert_eq!(fake.total(), 0, "no unpriced call reached OpenAI");
+    let (code, _, body) = post_v1(&s, &key, "/v1/chat/completions", &chat("gpt-4o"), None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    // A free model is priced (at nothing) and passes.
+    let moderation = json!({"model": "omni-moderation-latest", "input": "hi"});
+    let (code, _, body) = post_v1(&s, &key, "/v1/moderations", &moderation, None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+
+    // A user's daily budget is a money limit too.
+    let other = s.workspace_with_limits("other", big_limits()).await;
+    patch(
+        &s,
+        "other",
+        json!({"user_limits": {"default": {"budget_usd": 1}}}),
+    )
+    .await;
+    let (code, _, body) = post_v1(
+        &s,
+        &other,
+        "/v1/chat/completions",
+        &chat("free-ride"),
+        Some("alice"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (code, _, body) =
+        post_v1(&s, &other, "/v1/chat/completions", &chat("free-ride"), None).await;
+    assert_eq!(code, StatusCode::OK, "no money limit covers it: {body}");
 }

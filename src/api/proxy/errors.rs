@@ -194,7 +194,9 @@ fn limited_error(limited: &crate::engine::Limited) -> Response {
     let (kind, code, what) = match limited.kind {
         LimitKind::Requests => ("requests", "rate_limit_exceeded", "Rate limit reached"),
         LimitKind::Tokens => ("tokens", "rate_limit_exceeded", "Rate limit reached"),
-        LimitKind::Spend => ("insufficient_quota", "insufficient_quota", "Budget reached"),
+        LimitKind::Spend | LimitKind::Unpriced => {
+            ("insufficient_quota", "insufficient_quota", "Budget reached")
+        }
     };
     let mut message = format!(
         "{what} for this workspace (blocked by quota-alert before reaching OpenAI). {}",
@@ -203,6 +205,7 @@ fn limited_error(limited: &crate::engine::Limited) -> Response {
     let seconds = limited.wait_ms.map(|ms| ms as f64 / 1000.0);
     match seconds {
         Some(s) => message.push_str(&format!(" Please try again in {s:.1}s.")),
+        None if limited.kind == LimitKind::Unpriced => message.push_str(" Waiting will not help: the operator can price the model (QUOTA_PRICES_FILE)."),
         None => message.push_str(" Waiting will not help: ask for fewer tokens (a smaller max_tokens) or raise the limit."),
     }
     let mut response = openai_error(StatusCode::TOO_MANY_REQUESTS, kind, code, &message);
