@@ -176,7 +176,9 @@ impl Engine {
             }
             ws.minute.add(now, 1, 0);
             ws.day.add(now, 1, 0);
-            if let Some(hold) = hold {
+            // A hold this instance took already (`check_call`, its own
+            // admission under Redis) had its scoped request counted then.
+            if let Some(hold) = hold.filter(|h| !ws.reservations.contains(&h.reservation_id)) {
                 let keys = ws.scopes.keys_for(ws.settings.as_deref(), &hold.scope);
                 ws.scopes.count_request(now, &keys);
                 ws.reservations.hold(hold, keys);

@@ -78,6 +78,10 @@ impl Reservations {
         self.total
     }
 
+    pub fn contains(&self, reservation_id: &str) -> bool {
+        self.held.contains_key(reservation_id)
+    }
+
     pub fn len(&self) -> usize {
         self.held.len()
     }

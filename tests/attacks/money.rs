@@ -1,11 +1,17 @@
 //! Attacks on money, models and people: a tenant names a model so long that
 //! its breakdown would hold gigabytes; calls a model the price table does
-//! not price to spend past a hard budget.
+//! not price to spend past a hard budget; and sends a burst at one
+//! instance under Redis, where admission awaits the shared store between
+//! the local budget check and the hold.
 
 use crate::common::fake_openai::{self, FakeOpenAi};
-use crate::common::{start_with, Server, ADMIN};
+use crate::common::process::free_port;
+use crate::common::redis::{instance_with, start_redis};
+use crate::common::{start_with, wait_for, Server, ADMIN};
+use quota_alert::engine::SystemClock;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// `hold` (held at the fake until released) priced at $100 per 1M tokens.
 fn price_file() -> std::path::PathBuf {
@@ -164,4 +170,61 @@ async fn a_model_without_a_price_cannot_spend_past_a_hard_budget() {
     let (code, _, body) =
         post_v1(&s, &other, "/v1/chat/completions", &chat("free-ride"), None).await;
     assert_eq!(code, StatusCode::OK, "no money limit covers it: {body}");
+}
+
+#[tokio::test]
+async fn one_instance_under_redis_never_overshoots_a_hard_budget() {
+    const BURST: usize = 40;
+    let redis = start_redis(free_port()).await;
+    let fake = fake_openai::start().await;
+    let prices = price_file();
+    let env = settings(&fake, &prices);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_service, s) = instance_with(redis.port, Arc::new(SystemClock), &env).await;
+    let key = s.workspace_with_limits("acme", big_limits()).await;
+    // A call of `hold` with max_tokens 240 may cost ~$0.025: $0.10 holds
+    // three of them, however many arrive at once.
+    patch(
+        &s,
+        "acme",
+        json!({"budgets": [{"period": "day", "amount_usd": 0.10, "kind": "hard"}]}),
+    )
+    .await;
+    let calls: Vec<_> = (0..BURST)
+        .map(|i| {
+            let (http, url, key) = (s.http.clone(), s.url("/v1/chat/completions"), key.clone());
+            tokio::spawn(async move {
+                http.post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"model": "hold", "max_tokens": 240,
+                        "messages": [{"role": "user", "content": format!("call {i}")}]}))
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+            })
+        })
+        .collect();
+    wait_for("every call admitted (held upstream) or refused", || async {
+        let refused = calls.iter().filter(|c| c.is_finished()).count();
+        fake.held() > 0 && fake.held() + refused >= BURST
+    })
+    .await;
+    let admitted = fake.held();
+    fake.release();
+    for call in calls {
+        let status = call.await.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+    }
+    assert!(
+        (1..=4).contains(&admitted),
+        "{admitted} calls admitted against a budget that holds three"
+    );
+    // The refused calls' holds were given back, the admitted ones settled.
+    let settled = crate::common::eventually(&s, &key, |s| s["budgets"][0]["held_usd"] == 0.0).await;
+    let spent = settled["budgets"][0]["spent_usd"].as_f64().unwrap();
+    assert!((spent - 0.003 * admitted as f64).abs() < 1e-9, "{settled}");
 }
