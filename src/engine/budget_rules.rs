@@ -168,6 +168,21 @@ pub(super) fn unpriced_refusal(
     keys: &super::scopes::ScopeKeys,
     scope: &super::CallScope,
 ) -> Option<super::scopes::Limited> {
+    let limit = money_limit(ws, keys)?;
+    Some(super::scopes::Limited {
+        kind: super::scopes::LimitKind::Unpriced,
+        wait_ms: None,
+        reason: format!(
+            "Model {} has no price in quota-alert's price table, so {limit} cannot hold what its calls cost: they are refused while a budget applies.",
+            scope.model.as_deref().unwrap_or_default()
+        ),
+    })
+}
+
+/// The money limit that covers a call under `keys`, described (a hard
+/// budget of the workspace, else a daily budget of its model's or user's
+/// rule); `None` if no budget can refuse it.
+pub(super) fn money_limit(ws: &WorkspaceState, keys: &super::scopes::ScopeKeys) -> Option<String> {
     let settings = ws.settings.as_ref()?;
     let hard = settings
         .budgets
@@ -199,15 +214,7 @@ pub(super) fn unpriced_refusal(
             format_usd(budget)
         ))
     });
-    let limit = hard.or(model_rule).or(user_rule)?;
-    Some(super::scopes::Limited {
-        kind: super::scopes::LimitKind::Unpriced,
-        wait_ms: None,
-        reason: format!(
-            "Model {} has no price in quota-alert's price table, so {limit} cannot hold what its calls cost: they are refused while a budget applies.",
-            scope.model.as_deref().unwrap_or_default()
-        ),
-    })
+    hard.or(model_rule).or(user_rule)
 }
 
 /// Whether a call that may cost `need_nano` fits every hard budget beside

@@ -19,6 +19,17 @@ impl Engine {
         .map(|(check, _)| check)
     }
 
+    /// Whether a money limit covers a call of `scope` now (a hard budget of
+    /// the workspace, or a daily budget of its model's or user's rule): such
+    /// a call must not be able to cost more than its hold, so the proxy
+    /// sends the output cap it held when the request names none.
+    pub fn money_limited(&self, id: &str, scope: &super::CallScope) -> bool {
+        self.workspaces.get(id).is_some_and(|ws| {
+            let keys = ws.scopes.keys_for(ws.settings.as_deref(), scope);
+            super::budget_rules::money_limit(&ws, &keys).is_some()
+        })
+    }
+
     /// [`check`](Self::check) for a call that needs `tokens`, under Redis
     /// before the shared store admits it: a refusal as RATE_LIMITED comes
     /// with the token room that explains it, as [`admit`](Self::admit)

@@ -1,8 +1,8 @@
 //! Attacks on money, models and people: a tenant names a model so long that
 //! its breakdown would hold gigabytes; calls a model the price table does
-//! not price to spend past a hard budget; and sends a burst at one
-//! instance under Redis, where admission awaits the shared store between
-//! the local budget check and the hold.
+//! not price, or leaves out its output cap, to spend past a hard budget;
+//! and sends a burst at one instance under Redis, where admission awaits
+//! the shared store between the local budget check and the hold.
 
 use crate::common::fake_openai::{self, FakeOpenAi};
 use crate::common::process::free_port;
@@ -170,6 +170,45 @@ async fn a_model_without_a_price_cannot_spend_past_a_hard_budget() {
     let (code, _, body) =
         post_v1(&s, &other, "/v1/chat/completions", &chat("free-ride"), None).await;
     assert_eq!(code, StatusCode::OK, "no money limit covers it: {body}");
+}
+
+#[tokio::test]
+async fn a_call_without_an_output_cap_is_capped_at_what_a_budget_held() {
+    let fake = fake_openai::start().await;
+    let s = server(&fake).await;
+    let key = s.workspace_with_limits("acme", big_limits()).await;
+    let uncapped = json!({"model": "hold-not", "messages": [{"role": "user", "content": "hi"}]});
+    // No budget: the request goes as it came.
+    let (code, _, body) = post_v1(&s, &key, "/v1/chat/completions", &uncapped, None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(fake.last_body().get("max_completion_tokens"), None);
+
+    // Under a hard budget the hold is the prompt plus the default cap
+    // (4 096 tokens); an answer of 100 000 reasoning tokens would cost 25
+    // times that. The cap held is the cap sent.
+    patch(
+        &s,
+        "acme",
+        json!({"budgets": [{"period": "day", "amount_usd": 100, "kind": "hard"}]}),
+    )
+    .await;
+    let mut priced = uncapped.clone();
+    priced["model"] = json!("gpt-4o");
+    let (code, _, body) = post_v1(&s, &key, "/v1/chat/completions", &priced, None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(fake.last_body()["max_completion_tokens"], 4096);
+    // The Responses API's cap, likewise.
+    let response = json!({"model": "gpt-4o", "input": "hi"});
+    let (code, _, body) = post_v1(&s, &key, "/v1/responses", &response, None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let sent = fake.requests();
+    let sent: Value = serde_json::from_slice(&sent.last().unwrap().body).unwrap();
+    assert_eq!(sent["max_output_tokens"], 4096, "{sent}");
+    // A cap the caller set is left alone.
+    let (code, _, body) = post_v1(&s, &key, "/v1/chat/completions", &chat("gpt-4o"), None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(fake.last_body()["max_tokens"], 50);
+    assert_eq!(fake.last_body().get("max_completion_tokens"), None);
 }
 
 #[tokio::test]
