@@ -570,7 +570,8 @@ pub const MAX_USER_LABEL_LEN: usize = 200;
 pub const MAX_MODEL_NAME_LEN: usize = 200;
 
 /// Whether `label` may name an end user: 1 to [`MAX_USER_LABEL_LEN`]
-/// characters, none of them control characters; the problem if not.
+/// characters, none of them control characters, not a name the breakdown
+/// uses for its own rows; the problem if not.
 pub fn check_user_label(label: &str) -> Result<(), String> {
     check_name(label, MAX_USER_LABEL_LEN)
 }
@@ -584,6 +585,13 @@ pub fn check_model_name(name: &str) -> Result<(), String> {
 fn check_name(name: &str, max_len: usize) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > max_len {
         return Err(format!("must be 1 to {max_len} characters"));
+    }
+    // The breakdown's own rows: a label of one would be summed with the
+    // calls that named nobody or with the names past the cap (in the
+    // snapshot, the export and the store), and `OTHER_USERS` would put
+    // its calls in the scope users past the cap share.
+    if [UNNAMED, OTHER, OTHER_USERS].contains(&name) {
+        return Err(format!("must not be {name:?} (a row of the breakdown)"));
     }
     if name.chars().any(char::is_control) {
         return Err("must not contain control characters".into());

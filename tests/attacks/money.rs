@@ -1,8 +1,9 @@
 //! Attacks on money, models and people: a tenant names a model so long that
 //! its breakdown would hold gigabytes; calls a model the price table does
 //! not price, or leaves out its output cap, to spend past a hard budget;
-//! and sends a burst at one instance under Redis, where admission awaits
-//! the shared store between the local budget check and the hold.
+//! labels its users with the breakdown's own row names; and sends a burst
+//! at one instance under Redis, where admission awaits the shared store
+//! between the local budget check and the hold.
 
 use crate::common::fake_openai::{self, FakeOpenAi};
 use crate::common::process::free_port;
@@ -209,6 +210,20 @@ async fn a_call_without_an_output_cap_is_capped_at_what_a_budget_held() {
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(fake.last_body()["max_tokens"], 50);
     assert_eq!(fake.last_body().get("max_completion_tokens"), None);
+}
+
+#[tokio::test]
+async fn the_breakdowns_own_row_names_are_not_user_labels() {
+    let fake = fake_openai::start().await;
+    let s = server(&fake).await;
+    let key = s.workspace_with_limits("acme", big_limits()).await;
+    for label in ["(none)", "(other)", "(other users)"] {
+        let (code, _, body) =
+            post_v1(&s, &key, "/v1/chat/completions", &chat("ok"), Some(label)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{label}: {body}");
+        assert_eq!(body["error"]["param"], "X-Quota-User", "{body}");
+    }
+    assert_eq!(fake.total(), 0);
 }
 
 #[tokio::test]
