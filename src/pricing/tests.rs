@@ -48,7 +48,8 @@ fn dearer_variants_are_not_priced_as_their_cheaper_family() {
     ] {
         let (v, f) = (table.price(variant, now), table.price(family, now));
         assert!(
-            v.zip(f).is_some_and(|(v, f)| v.input > f.input && v.output > f.output),
+            v.zip(f)
+                .is_some_and(|(v, f)| v.input > f.input && v.output > f.output),
             "{variant}: {v:?}, {family}: {f:?}"
         );
     }
