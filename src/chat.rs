@@ -208,6 +208,9 @@ impl ConversationStore {
                     message: format!("Not sent: {param} {problem}."),
                 }
             }
+            Err(ChatError::Forward(ForwardError::BadModel { problem })) => ChatOutcome::Failed {
+                message: format!("Not sent: model {problem}."),
+            },
             Err(ChatError::Forward(ForwardError::UnknownWorkspace)) => ChatOutcome::Failed {
                 message: "This workspace no longer exists.".into(),
             },

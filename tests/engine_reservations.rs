@@ -44,6 +44,7 @@ fn hold(clock: &ManualClock, id: &str, tokens: u64) -> Hold {
         tokens,
         expires_at_ms: clock.now_ms() + TTL_MS,
         cost_nano: 0,
+        unpriced: false,
         scope: Default::default(),
     }
 }

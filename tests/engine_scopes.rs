@@ -43,6 +43,7 @@ fn hold(id: &str, cost_nano: u64, model: Option<&str>, user: Option<&str>) -> Ho
         tokens: 100,
         expires_at_ms: u64::MAX / 2,
         cost_nano,
+        unpriced: false,
         scope: CallScope {
             model: model.map(str::to_string),
             user: user.map(str::to_string),

@@ -691,6 +691,6 @@ async fn a_database_of_the_previous_release_upgrades_keeping_workspaces_keys_usa
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 7, "upgraded to the latest schema");
+    assert_eq!(version, 8, "upgraded to the latest schema");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

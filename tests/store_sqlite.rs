@@ -332,6 +332,52 @@ async fn workspaces_transitions_audit_and_upstream_state_round_trip() {
 }
 
 #[tokio::test]
+async fn per_day_rows_before_the_cutoff_day_are_pruned() {
+    use quota_alert::store::{DetailRow, Dimension};
+    let tmp = TempDir::new("prune-days");
+    let store = SqliteStore::open(&tmp.path("quota.db")).unwrap();
+    let row = |day: &str| DetailRow {
+        workspace_id: "acme".into(),
+        day: day.into(),
+        dimension: Dimension::User,
+        name: "alice".into(),
+        requests: 1,
+        tokens: 2,
+        nano_usd: 3,
+    };
+    let days = ["2024-12-31", "2025-01-01", "2025-06-30"];
+    store
+        .write_behind_batch(
+            Vec::new(),
+            Vec::new(),
+            days.iter()
+                .map(|d| ("acme".into(), d.to_string(), 5))
+                .collect(),
+            days.iter().map(|d| row(d)).collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.prune_days("2025-01-01").await.unwrap(), 2);
+    let kept: Vec<String> = store
+        .load_detail(None, "2000-01-01", "2100-01-01")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.day)
+        .collect();
+    assert_eq!(kept, ["2025-01-01", "2025-06-30"]);
+    let spend: Vec<String> = store
+        .load_spend()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, day, _)| day)
+        .collect();
+    assert_eq!(spend, ["2025-01-01", "2025-06-30"]);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn prune_deletes_exactly_the_old_rows() {
     let tmp = TempDir::new("prune");
     let store = SqliteStore::open(&tmp.path("quota.db")).unwrap();

@@ -396,6 +396,7 @@ async fn a_reserve_burst_over_two_instances_sharing_redis_holds_exactly_what_fit
         tokens: 400,
         expires_at_ms: service.engine().now_ms() + 600_000,
         cost_nano: 0,
+        unpriced: false,
         scope: Default::default(),
     };
     service

@@ -4,7 +4,6 @@
 use super::doc_text as text;
 use super::error::ApiError;
 use super::extract::{target_workspace, ApiJson, ApiQuery, Auth, WorkspaceQuery};
-use super::reserve::MAX_MODEL_LEN;
 use crate::engine::CallOutcome;
 use crate::service::{is_reservation_id, Idempotency, QuotaService, Recorded, ServiceError};
 use crate::upstream::error_body::parse_error_body;
@@ -245,14 +244,9 @@ pub fn outcome_from_record(
     service: &QuotaService,
 ) -> Result<CallOutcome, ApiError> {
     let invalid = |message: String| ApiError::bad_request("invalid_body", message);
-    if body
-        .model
-        .as_ref()
-        .is_some_and(|m| m.is_empty() || m.chars().count() > MAX_MODEL_LEN)
-    {
-        return Err(invalid(format!(
-            "model must be 1 to {MAX_MODEL_LEN} characters"
-        )));
+    if let Some(model) = &body.model {
+        crate::engine::scopes::check_model_name(model)
+            .map_err(|problem| invalid(format!("model {problem}")))?;
     }
     if let Some(user) = &body.user {
         crate::engine::scopes::check_user_label(user)

@@ -19,8 +19,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Longest `model` accepted (OpenAI's names are far shorter).
-pub const MAX_MODEL_LEN: usize = 200;
-
 /// Body of `POST /api/quota/reserve`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +26,7 @@ pub struct ReserveRequest {
     /// The most tokens the call can use: its prompt plus its output cap
     /// (`max_tokens`), 1 to 100 000 000.
     pub tokens: u64,
-    /// The model the call is for, at most 200 characters: its per-model
+    /// The model the call is for, 1 to 200 characters: its per-model
     /// limits apply, and its worst-case cost (every token at the model's
     /// output price) is held against hard budgets.
     #[serde(default)]
@@ -68,11 +66,11 @@ pub struct Reservation {
     request_body = ReserveRequest,
     responses(
         (status = 200, description = "Reserved: the hold to settle.", body = Reservation),
-        (status = 400, description = "`invalid_json`, `invalid_body` (`tokens` must be 1 to 100000000, `model` and `user` at most 200 characters), `invalid_query`, `invalid_workspace_id` or `missing_workspace_id`.", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_body` (`tokens` must be 1 to 100000000, `model` and `user` 1 to 200 characters), `invalid_query`, `invalid_workspace_id` or `missing_workspace_id`.", body = ErrorBody),
         (status = 401, description = text::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = text::OTHER_WORKSPACE, body = ErrorBody),
         (status = 404, description = text::NO_SUCH_WORKSPACE, body = ErrorBody),
-        (status = 429, description = "Not reserved, nothing counted. `insufficient_tokens`: the tokens do not fit beside those used and held now (`retry-after` says when enough frees up). `request_too_large`: `tokens` is over a token window's whole limit, so it never fits. `budget_exceeded`: its worst-case cost would take a hard budget (or a per-model or per-user daily budget) over. `rate_limited` also for a per-model or per-user request limit. `rate_limited` / `quota_exceeded`: the workspace is RATE_LIMITED or QUOTA_EXCEEDED (`retry-after` when known). `too_many_requests`: over the API's own rate limit.", body = ErrorBody,
+        (status = 429, description = "Not reserved, nothing counted. `insufficient_tokens`: the tokens do not fit beside those used and held now (`retry-after` says when enough frees up). `request_too_large`: `tokens` is over a token window's whole limit, so it never fits. `budget_exceeded`: its worst-case cost would take a hard budget (or a per-model or per-user daily budget) over. `model_not_priced`: such a budget applies and the price table has no price for `model`. `rate_limited` also for a per-model or per-user request limit. `rate_limited` / `quota_exceeded`: the workspace is RATE_LIMITED or QUOTA_EXCEEDED (`retry-after` when known). `too_many_requests`: over the API's own rate limit.", body = ErrorBody,
             headers(("retry-after" = u64, description = "Whole seconds until the reservation would fit (rounded up)."))),
         (status = 503, description = "`store_unavailable`: the shared store (Redis) is unreachable and the failure policy is closed.", body = ErrorBody),
     ),
@@ -91,15 +89,9 @@ pub async fn reserve(
             format!("tokens must be a whole number from 1 to {MAX_TOKENS_PER_CALL}"),
         ));
     }
-    if body
-        .model
-        .as_ref()
-        .is_some_and(|m| m.chars().count() > MAX_MODEL_LEN)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("model must be at most {MAX_MODEL_LEN} characters"),
-        ));
+    if let Some(model) = &body.model {
+        crate::engine::scopes::check_model_name(model)
+            .map_err(|problem| ApiError::bad_request("invalid_body", format!("model {problem}")))?;
     }
     if let Some(user) = &body.user {
         crate::engine::scopes::check_user_label(user)
@@ -175,6 +167,7 @@ fn refusal(status: QuotaStatus, retry_after_s: Option<f64>, tokens: Option<Token
         Some(TokenRoom::Limited(limited)) => (
             match limited.kind {
                 crate::engine::LimitKind::Spend => "budget_exceeded",
+                crate::engine::LimitKind::Unpriced => "model_not_priced",
                 crate::engine::LimitKind::Tokens => "insufficient_tokens",
                 crate::engine::LimitKind::Requests => "rate_limited",
             },

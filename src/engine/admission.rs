@@ -76,6 +76,11 @@ pub(super) fn rule_room(
     if ws.settings.is_none() {
         return TokenRoom::Fits;
     }
+    if hold.unpriced {
+        if let Some(refusal) = super::budget_rules::unpriced_refusal(ws, keys, &hold.scope) {
+            return TokenRoom::Limited(refusal);
+        }
+    }
     ws.scopes.advance(now, keys);
     let zone = ws.settings.as_ref().map_or(chrono_tz::UTC, |s| s.time_zone);
     let day = super::periods::Period::Day.bounds(zone, now);
@@ -171,7 +176,9 @@ impl Engine {
             }
             ws.minute.add(now, 1, 0);
             ws.day.add(now, 1, 0);
-            if let Some(hold) = hold {
+            // A hold this instance took already (`check_call`, its own
+            // admission under Redis) had its scoped request counted then.
+            if let Some(hold) = hold.filter(|h| !ws.reservations.contains(&h.reservation_id)) {
                 let keys = ws.scopes.keys_for(ws.settings.as_deref(), &hold.scope);
                 ws.scopes.count_request(now, &keys);
                 ws.reservations.hold(hold, keys);

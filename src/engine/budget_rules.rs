@@ -167,6 +167,66 @@ pub(super) fn usage(ws: &WorkspaceState, now_ms: u64) -> Vec<BudgetUsage> {
         .collect()
 }
 
+/// The refusal of a call whose model the price table does not price
+/// ([`Hold::unpriced`](super::Hold)) when a money limit covers it (a hard
+/// budget of the workspace, or a daily budget of its model's or user's
+/// rule): its cost is unknown, so it would be held at nothing and settled
+/// for nothing, and the budget would never see it. Fail closed; the
+/// operator prices the model (`QUOTA_PRICES_FILE`) to let it through.
+pub(super) fn unpriced_refusal(
+    ws: &WorkspaceState,
+    keys: &super::scopes::ScopeKeys,
+    scope: &super::CallScope,
+) -> Option<super::scopes::Limited> {
+    let limit = money_limit(ws, keys)?;
+    Some(super::scopes::Limited {
+        kind: super::scopes::LimitKind::Unpriced,
+        wait_ms: None,
+        reason: format!(
+            "Model {} has no price in quota-alert's price table, so {limit} cannot hold what its calls cost: they are refused while a budget applies.",
+            scope.model.as_deref().unwrap_or_default()
+        ),
+    })
+}
+
+/// The money limit that covers a call under `keys`, described (a hard
+/// budget of the workspace, else a daily budget of its model's or user's
+/// rule); `None` if no budget can refuse it.
+pub(super) fn money_limit(ws: &WorkspaceState, keys: &super::scopes::ScopeKeys) -> Option<String> {
+    let settings = ws.settings.as_ref()?;
+    let hard = settings
+        .budgets
+        .iter()
+        .find(|b| b.kind == BudgetKind::Hard)
+        .map(|b| {
+            let name = match b.period {
+                super::periods::Period::Day => "daily",
+                super::periods::Period::Week => "weekly",
+                super::periods::Period::Month => "monthly",
+                super::periods::Period::Custom { .. } => "custom-period",
+            };
+            format!(
+                "the workspace's {name} budget of {}",
+                format_usd(b.amount_nano)
+            )
+        });
+    let model_rule = keys.model.as_deref().and_then(|key| {
+        let budget = settings.model_limits.get(key)?.budget_nano_per_day?;
+        Some(format!(
+            "model {key}'s daily budget of {}",
+            format_usd(budget)
+        ))
+    });
+    let user_rule = keys.user.as_deref().and_then(|key| {
+        let budget = super::scopes::rule_for_user(settings, key)?.budget_nano_per_day?;
+        Some(format!(
+            "the daily budget of user {key} of {}",
+            format_usd(budget)
+        ))
+    });
+    hard.or(model_rule).or(user_rule)
+}
+
 /// Whether a call that may cost `need_nano` fits every hard budget beside
 /// what is spent and held for calls in flight; the refusal that waits
 /// longest if not (the call would take a budget over: it is refused before

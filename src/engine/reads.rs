@@ -19,9 +19,27 @@ impl Engine {
         .map(|(check, _)| check)
     }
 
-    /// [`check`](Self::check) for a call that needs `tokens`: a refusal as
-    /// RATE_LIMITED comes with the token room that explains it, as
-    /// [`admit`](Self::admit) answers.
+    /// Whether a money limit covers a call of `scope` now (a hard budget of
+    /// the workspace, or a daily budget of its model's or user's rule): such
+    /// a call must not be able to cost more than its hold, so the proxy
+    /// sends the output cap it held when the request names none.
+    pub fn money_limited(&self, id: &str, scope: &super::CallScope) -> bool {
+        self.workspaces.get(id).is_some_and(|ws| {
+            let keys = ws.scopes.keys_for(ws.settings.as_deref(), scope);
+            super::budget_rules::money_limit(&ws, &keys).is_some()
+        })
+    }
+
+    /// [`check`](Self::check) for a call that needs `tokens`, under Redis
+    /// before the shared store admits it: a refusal as RATE_LIMITED comes
+    /// with the token room that explains it, as [`admit`](Self::admit)
+    /// answers. A call that passes has its hold taken (and its request
+    /// counted against its per-model and per-user rules) here and now,
+    /// under the lock that checked it: counted only after the shared
+    /// store's answer, every call of a burst passed this check before the
+    /// first was held, and 20 of 40 went through a budget that held 3.
+    /// [`count_admitted`](Self::count_admitted) then counts the rest;
+    /// a call the store refuses is [`release`](Self::release)d.
     pub fn check_call(
         &self,
         id: &str,
@@ -40,7 +58,11 @@ impl Engine {
                     super::admission::holds_full(ws).or_else(|| {
                         let keys = ws.scopes.keys_for(ws.settings.as_deref(), &hold.scope);
                         match super::admission::rule_room(ws, now, hold, &keys) {
-                            super::TokenRoom::Fits => None,
+                            super::TokenRoom::Fits => {
+                                ws.scopes.count_request(now, &keys);
+                                ws.reservations.hold(hold, keys);
+                                None
+                            }
                             room => Some(room),
                         }
                     })

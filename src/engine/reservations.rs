@@ -37,6 +37,11 @@ pub struct Hold {
     /// per-user limits it counts against.
     #[serde(default)]
     pub scope: CallScope,
+    /// The call names a model the price table does not price: its cost is
+    /// unknown, so no budget can hold it (refused where one applies,
+    /// `budget_rules::unpriced_refusal`). Left out when false, as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpriced: bool,
 }
 
 /// Who and what a call is for inside its workspace. The user is a label an
@@ -71,6 +76,10 @@ impl Reservations {
     /// Tokens held now (call [`expire`](Self::expire) first).
     pub fn total(&self) -> u64 {
         self.total
+    }
+
+    pub fn contains(&self, reservation_id: &str) -> bool {
+        self.held.contains_key(reservation_id)
     }
 
     pub fn len(&self) -> usize {
@@ -183,6 +192,7 @@ mod tests {
             expires_at_ms,
             cost_nano: 0,
             scope: CallScope::default(),
+            unpriced: false,
         }
     }
 

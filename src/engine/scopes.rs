@@ -132,6 +132,8 @@ pub enum LimitKind {
     Requests,
     Tokens,
     Spend,
+    /// A money limit covers the call and its model has no price.
+    Unpriced,
 }
 
 /// A call refused by a per-model or per-user limit, or by a hard budget:
@@ -570,13 +572,38 @@ pub(super) fn rule_for_user<'a>(
 /// record API's `user`).
 pub const MAX_USER_LABEL_LEN: usize = 200;
 
+/// Longest model name accepted (a proxied body's `model`, the reserve and
+/// record APIs' `model`): far above any real one (a fine-tune's is under
+/// 100), and what keeps the day's breakdown, its rows in the store and
+/// every snapshot bounded; unchecked, a proxied body of 32 MiB could name
+/// a model of as much, a thousand times a day.
+pub const MAX_MODEL_NAME_LEN: usize = 200;
+
 /// Whether `label` may name an end user: 1 to [`MAX_USER_LABEL_LEN`]
-/// characters, none of them control characters; the problem if not.
+/// characters, none of them control characters, not a name the breakdown
+/// uses for its own rows; the problem if not.
 pub fn check_user_label(label: &str) -> Result<(), String> {
-    if label.is_empty() || label.chars().count() > MAX_USER_LABEL_LEN {
-        return Err(format!("must be 1 to {MAX_USER_LABEL_LEN} characters"));
+    check_name(label, MAX_USER_LABEL_LEN)
+}
+
+/// Whether `name` may name a call's model: as a user label, within
+/// [`MAX_MODEL_NAME_LEN`]; the problem if not.
+pub fn check_model_name(name: &str) -> Result<(), String> {
+    check_name(name, MAX_MODEL_NAME_LEN)
+}
+
+fn check_name(name: &str, max_len: usize) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > max_len {
+        return Err(format!("must be 1 to {max_len} characters"));
     }
-    if label.chars().any(char::is_control) {
+    // The breakdown's own rows: a label of one would be summed with the
+    // calls that named nobody or with the names past the cap (in the
+    // snapshot, the export and the store), and `OTHER_USERS` would put
+    // its calls in the scope users past the cap share.
+    if [UNNAMED, OTHER, OTHER_USERS].contains(&name) {
+        return Err(format!("must not be {name:?} (a row of the breakdown)"));
+    }
+    if name.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
     Ok(())

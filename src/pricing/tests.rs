@@ -35,6 +35,27 @@ fn the_shipped_table_parses_and_prices_the_current_families() {
 }
 
 #[test]
+fn dearer_variants_are_not_priced_as_their_cheaper_family() {
+    // The family rule prices `o1-pro` as `o1` unless the table names it:
+    // a tenant calling it would spend ten times what a budget saw.
+    let table = PriceTable::builtin();
+    let now = at("2025-09-01");
+    for (variant, family) in [
+        ("o1-pro", "o1"),
+        ("o3-deep-research", "o3"),
+        ("o4-mini-deep-research-2025-06-26", "o4-mini"),
+        ("gpt-4o-2024-05-13", "gpt-4o"),
+    ] {
+        let (v, f) = (table.price(variant, now), table.price(family, now));
+        assert!(
+            v.zip(f)
+                .is_some_and(|(v, f)| v.input > f.input && v.output > f.output),
+            "{variant}: {v:?}, {family}: {f:?}"
+        );
+    }
+}
+
+#[test]
 fn cached_prompt_tokens_cost_the_cached_price() {
     // gpt-4o: $2.50 input, $1.25 cached, $10 output per 1M.
     // 600 × 2.5 + 400 × 1.25 + 500 × 10 = 1 500 + 500 + 5 000 µ$ = $0.007.

@@ -54,27 +54,26 @@ impl QuotaService {
             expires_at_ms: engine.now_ms() + engine.config().reservation_ttl_ms,
             cost_nano: 0,
             scope: CallScope::default(),
+            unpriced: false,
         }
     }
 
     /// A hold for one call of `scope` that may read `prompt` tokens and
     /// write `max_output`: those tokens, and its worst-case cost at the
     /// model's price in force now (nothing for a model the table does not
-    /// price: such calls count no spend, see docs/DEPLOYMENT.md).
+    /// price, marked `unpriced`: such calls count no spend, so a money
+    /// limit refuses them, see docs/DEPLOYMENT.md).
     pub fn hold_for_call(&self, prompt: u64, max_output: u64, scope: CallScope) -> Hold {
         let now = self.inner.engine.now_ms();
-        let cost_nano = scope
-            .model
-            .as_deref()
-            .and_then(|model| {
-                self.inner
-                    .config
-                    .prices
-                    .worst_case_nano(model, now, prompt, max_output)
-            })
-            .unwrap_or(0);
+        let cost = scope.model.as_deref().map(|model| {
+            self.inner
+                .config
+                .prices
+                .worst_case_nano(model, now, prompt, max_output)
+        });
         Hold {
-            cost_nano,
+            cost_nano: cost.flatten().unwrap_or(0),
+            unpriced: matches!(cost, Some(None)),
             scope,
             ..self.new_hold(prompt.saturating_add(max_output))
         }
@@ -161,6 +160,13 @@ impl QuotaService {
             refusal.token_refusal = room;
             return Ok(refusal);
         }
+        // `check_call` took the hold; given back unless the shared store
+        // admits the call (also if this future is dropped while waiting).
+        let mut taken = TakenHold {
+            service: self,
+            id,
+            reservation_id: hold.as_ref().map(|h| h.reservation_id.as_str()),
+        };
         let limits = engine
             .limits(id)
             .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
@@ -171,17 +177,25 @@ impl QuotaService {
             .await
         {
             // Not reached: only called under Redis.
-            SharedAdmission::NotShared => Ok(engine.admit(id, hold.as_ref())?),
-            SharedAdmission::Admitted => Ok(Admission {
-                check: CheckResult {
-                    allowed: true,
-                    status: local.status,
-                    retry_after_s: None,
-                },
-                effect: engine.count_admitted(id, hold.as_ref())?,
-                token_refusal: None,
-            }),
+            SharedAdmission::NotShared => {
+                taken.give_back();
+                Ok(engine.admit(id, hold.as_ref())?)
+            }
+            SharedAdmission::Admitted => {
+                // Kept: it is the call's hold now, settled with the call.
+                taken.reservation_id = None;
+                Ok(Admission {
+                    check: CheckResult {
+                        allowed: true,
+                        status: local.status,
+                        retry_after_s: None,
+                    },
+                    effect: engine.count_admitted(id, hold.as_ref())?,
+                    token_refusal: None,
+                })
+            }
             SharedAdmission::KeyChanged => {
+                taken.give_back();
                 self.reload_workspace_key(id).await;
                 Err(ServiceError::KeyChanged)
             }
@@ -234,6 +248,9 @@ impl QuotaService {
                 Ok(refusal)
             }
             SharedAdmission::Unreachable(FailurePolicy::Open) => {
+                // Admitted here alone, as without Redis (its per-model or
+                // per-user request was counted twice: stricter, once).
+                taken.give_back();
                 Ok(engine.admit(id, hold.as_ref())?)
             }
             SharedAdmission::Unreachable(FailurePolicy::Closed) => Ok(refused(CheckResult {
@@ -243,7 +260,34 @@ impl QuotaService {
             })),
         }
     }
+}
 
+/// A hold `check_call` took for a call the shared store has not admitted
+/// yet: released when dropped, unless the store admitted it (`None`).
+struct TakenHold<'a> {
+    service: &'a QuotaService,
+    id: &'a str,
+    reservation_id: Option<&'a str>,
+}
+
+impl TakenHold<'_> {
+    fn give_back(&mut self) {
+        if let Some(reservation_id) = self.reservation_id.take() {
+            // Local only: the shared store holds nothing for this call.
+            if let Ok(effect) = self.service.inner.engine.release(self.id, reservation_id) {
+                self.service.publish(self.id, &effect);
+            }
+        }
+    }
+}
+
+impl Drop for TakenHold<'_> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+impl QuotaService {
     /// The outcome of an admitted request, settling its hold if it names
     /// one; written behind (this runs on the proxy's response path, and in a
     /// stream's drop guard).

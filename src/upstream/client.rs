@@ -104,6 +104,12 @@ pub enum ForwardError {
         param: &'static str,
         problem: String,
     },
+    /// The body's `model` is not a name that can be kept (see
+    /// `engine::scopes::check_model_name`): refused before anything is
+    /// counted.
+    BadModel {
+        problem: String,
+    },
 }
 
 /// The header that names a call's end user (a label for per-user limits
@@ -153,7 +159,25 @@ impl TrackedClient {
             body,
         } = request;
         let mut prepared = prepare_body(body, &endpoint, default_cap);
+        if let Some(model) = &prepared.scope.model {
+            crate::engine::scopes::check_model_name(model)
+                .map_err(|problem| ForwardError::BadModel { problem })?;
+        }
         prepared.scope.user = call_user(&headers, prepared.scope.user.take())?;
+        if prepared.need.default_cap_used
+            && default_cap > 0
+            && self
+                .service
+                .engine()
+                .money_limited(workspace, &prepared.scope)
+        {
+            // Held at the default cap, an answer without one could run to
+            // the model's own (100 000 reasoning tokens is 25 times 4 096)
+            // and a budget would pay the difference: the cap held is sent.
+            if let Some(body) = with_output_cap(&prepared.body, &endpoint, default_cap) {
+                prepared.body = body;
+            }
+        }
         // Reserve the worst case (prompt + output cap, and its cost at the
         // model's price) at admission, so concurrent calls cannot overshoot
         // a token window or a hard budget; settled below to the real usage.
@@ -455,6 +479,23 @@ fn prepare_body(body: Bytes, endpoint: &str, default_output_cap: u64) -> Prepare
         prepared.strip_usage_event = !asked;
     }
     prepared
+}
+
+/// `body` with `cap` as its output cap (`max_completion_tokens` for a chat
+/// completion, `max_output_tokens` for a response: the fields
+/// `tokens::request_need` reads), for a request that set none; `None` for
+/// other endpoints and bodies that are not JSON objects.
+fn with_output_cap(body: &Bytes, endpoint: &str, cap: u64) -> Option<Bytes> {
+    let field = match endpoint.trim_end_matches('/') {
+        "/chat/completions" => "max_completion_tokens",
+        "/responses" => "max_output_tokens",
+        _ => return None,
+    };
+    let Ok(Value::Object(mut json)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    json.insert(field.into(), Value::from(cap));
+    serde_json::to_vec(&json).ok().map(Bytes::from)
 }
 
 /// The call's end user: `X-Quota-User` if sent, else the body's `user`;

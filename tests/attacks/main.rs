@@ -9,6 +9,7 @@ mod common;
 mod caps;
 mod credentials;
 mod instances;
+mod money;
 mod proxy;
 mod retries;
 mod sessions;

@@ -151,6 +151,13 @@ pub fn forward_error(error: ForwardError) -> Response {
             Some(param.to_string()),
             &format!("{param} names the end user for quota-alert's per-user limits and {problem}."),
         ),
+        ForwardError::BadModel { problem } => openai_error_param(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_model",
+            Some("model".to_string()),
+            &format!("model names the model for quota-alert's per-model limits and breakdown and {problem}."),
+        ),
         ForwardError::KeyRevoked => openai_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
@@ -187,7 +194,9 @@ fn limited_error(limited: &crate::engine::Limited) -> Response {
     let (kind, code, what) = match limited.kind {
         LimitKind::Requests => ("requests", "rate_limit_exceeded", "Rate limit reached"),
         LimitKind::Tokens => ("tokens", "rate_limit_exceeded", "Rate limit reached"),
-        LimitKind::Spend => ("insufficient_quota", "insufficient_quota", "Budget reached"),
+        LimitKind::Spend | LimitKind::Unpriced => {
+            ("insufficient_quota", "insufficient_quota", "Budget reached")
+        }
     };
     let mut message = format!(
         "{what} for this workspace (blocked by quota-alert before reaching OpenAI). {}",
@@ -196,6 +205,7 @@ fn limited_error(limited: &crate::engine::Limited) -> Response {
     let seconds = limited.wait_ms.map(|ms| ms as f64 / 1000.0);
     match seconds {
         Some(s) => message.push_str(&format!(" Please try again in {s:.1}s.")),
+        None if limited.kind == LimitKind::Unpriced => message.push_str(" Waiting will not help: the operator can price the model (QUOTA_PRICES_FILE)."),
         None => message.push_str(" Waiting will not help: ask for fewer tokens (a smaller max_tokens) or raise the limit."),
     }
     let mut response = openai_error(StatusCode::TOO_MANY_REQUESTS, kind, code, &message);

@@ -90,6 +90,17 @@ impl Backend {
                     Ok(stats) => tracing::debug!(?stats, "pruned old data"),
                     Err(e) => self.report(&e),
                 }
+                // Per-day rows past the spend ledger's reach (and an export's,
+                // the same 400 days), a day more for every zone's today.
+                let day =
+                    chrono::DateTime::from_timestamp_millis(now_ms.min(i64::MAX as u64) as i64)
+                        .unwrap_or_default()
+                        .date_naive()
+                        - chrono::Duration::days(crate::engine::spend::SPEND_DAYS_KEPT + 1);
+                match store.prune_days(&day.format("%Y-%m-%d").to_string()).await {
+                    Ok(rows) => tracing::debug!(rows, "pruned per-day rows"),
+                    Err(e) => self.report(&e),
+                }
                 let cutoff = now_ms.saturating_sub(crate::store::IDEMPOTENCY_TTL_MS);
                 match store.prune_idempotency_keys(cutoff).await {
                     Ok(keys) => tracing::debug!(keys, "pruned idempotency keys"),

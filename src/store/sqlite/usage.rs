@@ -249,6 +249,25 @@ impl SqliteStore {
         .await
     }
 
+    /// Deletes the per-day rows (`usage_by`, `spend`) of local days before
+    /// `before_day` (`YYYY-MM-DD`); how many went. Kept for ever, a tenant
+    /// naming a new model and user on every call added 2 002 rows a day
+    /// to the file, each day, past anything the ledger or an export reads.
+    pub async fn prune_days(&self, before_day: &str) -> Result<u64, StoreError> {
+        let before_day = before_day.to_string();
+        self.write("prune per-day rows", move |c| {
+            let mut deleted = 0;
+            for sql in [
+                "DELETE FROM usage_by WHERE day < ?1",
+                "DELETE FROM spend WHERE day < ?1",
+            ] {
+                deleted += c.prepare_cached(sql)?.execute([&before_day])?;
+            }
+            Ok(deleted as u64)
+        })
+        .await
+    }
+
     /// Deletes idempotency keys created before `before_ms`; how many went.
     pub async fn prune_idempotency_keys(&self, before_ms: u64) -> Result<u64, StoreError> {
         self.write("prune idempotency keys", move |c| {
