@@ -219,6 +219,7 @@ fn bench_admit_settle_scoped(c: &mut Criterion) {
                 tokens: 500,
                 expires_at_ms: u64::MAX / 2,
                 cost_nano: 5_000_000,
+                unpriced: false,
                 scope: CallScope {
                     model: Some(models[n % models.len()].to_string()),
                     user: Some(users[n % users.len()].clone()),
