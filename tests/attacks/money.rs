@@ -131,7 +131,7 @@ async fn a_model_without_a_price_cannot_spend_past_a_hard_budget() {
     // The table prices no `free-ride` (nor a model released after it was
     // taken): its calls would hold nothing and settle for nothing, so the
     // hard budget would never see them.
-    for model in ["free-ride", "GPT-4O", "gpt-4.5-preview"] {
+    for model in ["free-ride", "GPT-4O", "gpt-9-preview"] {
         let (code, retry, body) =
             post_v1(&s, &key, "/v1/chat/completions", &chat(model), None).await;
         assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{model}: {body}");
