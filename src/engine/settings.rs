@@ -81,18 +81,25 @@ impl Default for WorkspaceSettings {
 impl WorkspaceSettings {
     /// The rule for `model`: its own name, or the longest family it extends
     /// at a `-` (`gpt-4o` covers `gpt-4o-2024-08-06` but not
-    /// `gpt-4o-mini`, which has a rule of its own or none).
+    /// `gpt-4o-mini`, which has a rule of its own or none), in any case;
+    /// a fine-tune's is its base model's.
     pub fn model_rule(&self, model: &str) -> Option<(&str, &ScopedRule)> {
-        if let Some((name, rule)) = self.model_limits.get_key_value(model) {
-            return Some((name, rule));
-        }
+        // As the price table finds a model's entry: a fine-tune
+        // `ft:<base>:…` is its base's, and case does not matter — the
+        // tenant picks the name, and `GPT-4o` or a fine-tune of gpt-4o
+        // must not slip past the `gpt-4o` rule.
+        let base = match model.strip_prefix("ft:") {
+            Some(rest) => rest.split(':').next().unwrap_or(rest),
+            None => model,
+        };
+        let bytes = base.as_bytes();
         self.model_limits
             .iter()
             .filter(|(name, _)| {
-                model.len() > name.len()
-                    && model.starts_with(name.as_str())
-                    && model[name.len()..].starts_with('-')
-                    && !is_other_family(&model[name.len() + 1..])
+                let n = name.len();
+                bytes.len() >= n
+                    && bytes[..n].eq_ignore_ascii_case(name.as_bytes())
+                    && (bytes.len() == n || (bytes[n] == b'-' && !is_other_family(&base[n + 1..])))
             })
             .max_by_key(|(name, _)| name.len())
             .map(|(name, rule)| (name.as_str(), rule))
@@ -414,6 +421,14 @@ mod tests {
             "another family: shares the workspace's limits"
         );
         assert_eq!(rule("gpt-4.1"), None);
+        // The tenant picks the name: neither case nor a fine-tune of the
+        // family slips past its rule.
+        assert_eq!(rule("GPT-4o-2024-08-06").as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            rule("ft:gpt-4o-mini-2024-07-18:org:suffix:Ab12").as_deref(),
+            Some("gpt-4o-mini")
+        );
+        assert_eq!(rule("ft:gpt-4o:org::Ab12").as_deref(), Some("gpt-4o"));
     }
 
     #[test]
