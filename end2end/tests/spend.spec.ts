@@ -110,6 +110,15 @@ test('the dashboard shows spend per day, the projection, models, users and CSV l
   );
   await expect(link('days')).toHaveAttribute('href', '/api/quota/usage.csv?granularity=day');
   await expect(link('minute')).toHaveAttribute('download', `${id}-per-minute.csv`);
+  // Each link downloads CSV with this session's cookie.
+  for (const kind of ['minute', 'period', 'days']) {
+    const href = await link(kind).getAttribute('href');
+    const res = await page.request.get(href ?? '');
+    expect(res.status(), `${kind}: ${await res.text()}`).toBe(200);
+    expect(res.headers()['content-type']).toContain('text/csv');
+  }
+  const perDay = await (await page.request.get((await link('period').getAttribute('href')) ?? '')).text();
+  expect(perDay).toContain(today);
 
   // Live, without waiting for the dashboard's refresh or reloading.
   await page.evaluate(() => ((window as any).__sameDocument = true));
@@ -132,6 +141,8 @@ test('the dashboard shows spend per day, the projection, models, users and CSV l
     await expect(
       adminCard.locator('[data-testid="export-link"][data-kind="minute"]'),
     ).toHaveAttribute('href', `/api/quota/usage.csv?granularity=minute&workspace_id=${id}`);
+    const adminCsv = await admin.request.get(`/api/quota/usage.csv?granularity=day&workspace_id=${id}`);
+    expect(adminCsv.status(), await adminCsv.text()).toBe(200);
     await expect(
       adminCard.locator('[data-testid="breakdown-row"][data-name="alice"]'),
     ).toContainText('$0.50');

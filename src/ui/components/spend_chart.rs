@@ -153,7 +153,11 @@ pub fn DailySpendChart(budget: BudgetUsage, id: String) -> impl IntoView {
         None => format!("Nothing spent of {} so far.", usd(budget.amount_usd)),
     };
     let first = days.first().map(|(d, _)| month_day(*d)).unwrap_or_default();
-    let last = days.last().map(|(d, _)| month_day(*d)).unwrap_or_default();
+    // A one-day period names its day once.
+    let last = match (days.first(), days.last()) {
+        (Some(a), Some(b)) if a.0 != b.0 => month_day(b.0),
+        _ => String::new(),
+    };
     let (title_id, desc_id) = (format!("{id}-title"), format!("{id}-desc"));
     let title = format!("{label}: spend per day");
     let labelled_by = format!("{title_id} {desc_id}");
