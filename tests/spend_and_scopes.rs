@@ -9,7 +9,7 @@
 mod common;
 
 use common::fake_openai::{self, FakeOpenAi};
-use common::{eventually, start_with, wait_for, Server, ADMIN};
+use common::{eventually, hold_price_file, roomy_limits, start_with, wait_for, Server, ADMIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -18,22 +18,8 @@ const HOLD_PRICE_PER_MILLION: f64 = 100.0;
 const USAGE_PROMPT: u64 = 20;
 const USAGE_COMPLETION: u64 = 10;
 
-/// A price file for the fake's `hold` model (held at the upstream until
-/// released): $100 per 1M tokens either way, $0.0001 a token.
-fn price_file() -> std::path::PathBuf {
-    let dir = common::process::temp_dir("spend-prices");
-    let path = dir.join("prices.json");
-    std::fs::write(
-        &path,
-        json!({"models": {"hold": [{"from": "2020-01-01", "input": HOLD_PRICE_PER_MILLION, "output": HOLD_PRICE_PER_MILLION}]}})
-            .to_string(),
-    )
-    .unwrap();
-    path
-}
-
 async fn server(fake: &FakeOpenAi) -> Server {
-    let prices = price_file();
+    let prices = hold_price_file("spend-prices", HOLD_PRICE_PER_MILLION);
     start_with(&[
         ("OPENAI_BASE_URL", &fake.base_url),
         ("OPENAI_API_KEY", "sk-upstream"),
@@ -41,25 +27,6 @@ async fn server(fake: &FakeOpenAi) -> Server {
         ("QUOTA_API_RATE_PER_KEY", "100000"),
     ])
     .await
-}
-
-fn big_limits() -> Value {
-    json!({"requests_per_minute": 100000, "requests_per_day": 1000000,
-           "tokens_per_minute": 10000000, "tokens_per_day": 100000000})
-}
-
-async fn patch(server: &Server, id: &str, body: Value) {
-    let res = server
-        .http
-        .patch(server.url(&format!("/api/admin/workspaces/{id}")))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// One chat completion through the proxy; status, headers and body.
@@ -97,9 +64,8 @@ fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
 async fn proxied_calls_are_priced_from_their_usage_and_broken_down() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
-    patch(
-        &s,
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
+    s.patch_settings(
         "acme",
         json!({"budgets": [{"period": "month", "amount_usd": 100, "kind": "soft"}]}),
     )
@@ -149,13 +115,12 @@ async fn a_hard_budget_is_never_overshot_by_calls_sent_at_once() {
     const BURST: usize = 40;
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
     // A call of `hold` with max_tokens 240 may cost ~250 tokens × $0.0001
     // = ~$0.025; $0.10 holds three such calls (their prompts push the
     // fourth over), whatever arrives at once.
     let budget = 0.10;
-    patch(
-        &s,
+    s.patch_settings(
         "acme",
         json!({"budgets": [{"period": "day", "amount_usd": budget, "kind": "hard"}]}),
     )
@@ -224,9 +189,8 @@ async fn a_hard_budget_is_never_overshot_by_calls_sent_at_once() {
 async fn a_model_limit_blocks_its_family_and_not_another() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
-    patch(
-        &s,
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
+    s.patch_settings(
         "acme",
         json!({"model_limits": {"gpt-4o": {"requests_per_minute": 2}}}),
     )
@@ -267,9 +231,8 @@ async fn a_model_limit_blocks_its_family_and_not_another() {
 async fn a_user_limit_blocks_one_user_not_the_next_and_bad_labels_are_refused() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
-    patch(
-        &s,
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
+    s.patch_settings(
         "acme",
         json!({"user_limits": {"default": {"requests_per_minute": 1},
                                "overrides": {"lead": {"requests_per_minute": 3}}}}),
@@ -328,9 +291,8 @@ async fn a_user_limit_blocks_one_user_not_the_next_and_bad_labels_are_refused() 
 async fn the_record_api_prices_a_models_usage_and_refuses_bad_details() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
-    patch(
-        &s,
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
+    s.patch_settings(
         "acme",
         json!({"budgets": [{"period": "week", "amount_usd": 10, "kind": "hard"}]}),
     )

@@ -8,24 +8,11 @@
 use crate::common::fake_openai::{self, FakeOpenAi};
 use crate::common::process::free_port;
 use crate::common::redis::{instance_with, start_redis};
-use crate::common::{start_with, wait_for, Server, ADMIN};
+use crate::common::{hold_price_file, roomy_limits, start_with, wait_for, Server};
 use quota_alert::engine::SystemClock;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// `hold` (held at the fake until released) priced at $100 per 1M tokens.
-fn price_file() -> std::path::PathBuf {
-    let dir = crate::common::process::temp_dir("money-prices");
-    let path = dir.join("prices.json");
-    std::fs::write(
-        &path,
-        json!({"models": {"hold": [{"from": "2020-01-01", "input": 100.0, "output": 100.0}]}})
-            .to_string(),
-    )
-    .unwrap();
-    path
-}
 
 fn settings(fake: &FakeOpenAi, prices: &std::path::Path) -> Vec<(&'static str, String)> {
     vec![
@@ -37,29 +24,10 @@ fn settings(fake: &FakeOpenAi, prices: &std::path::Path) -> Vec<(&'static str, S
 }
 
 async fn server(fake: &FakeOpenAi) -> Server {
-    let prices = price_file();
+    let prices = hold_price_file("money-prices", 100.0);
     let env = settings(fake, &prices);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     start_with(&env).await
-}
-
-fn big_limits() -> Value {
-    json!({"requests_per_minute": 100000, "requests_per_day": 1000000,
-           "tokens_per_minute": 10000000, "tokens_per_day": 100000000})
-}
-
-async fn patch(server: &Server, id: &str, body: Value) {
-    let res = server
-        .http
-        .patch(server.url(&format!("/api/admin/workspaces/{id}")))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn post_v1(
@@ -95,7 +63,7 @@ fn chat(model: &str) -> Value {
 async fn a_model_name_too_long_to_keep_is_refused_before_openai() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
     // A megabyte of name per call, 1 000 names a day: a gigabyte in the
     // day's breakdown, its rows in SQLite and every snapshot sent.
     let (code, _, body) = post_v1(
@@ -121,9 +89,8 @@ async fn a_model_name_too_long_to_keep_is_refused_before_openai() {
 async fn a_model_without_a_price_cannot_spend_past_a_hard_budget() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
-    patch(
-        &s,
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
+    s.patch_settings(
         "acme",
         json!({"budgets": [{"period": "day", "amount_usd": 1, "kind": "hard"}]}),
     )
@@ -152,9 +119,8 @@ async fn a_model_without_a_price_cannot_spend_past_a_hard_budget() {
     assert_eq!(code, StatusCode::OK, "{body}");
 
     // A user's daily budget is a money limit too.
-    let other = s.workspace_with_limits("other", big_limits()).await;
-    patch(
-        &s,
+    let other = s.workspace_with_limits("other", roomy_limits()).await;
+    s.patch_settings(
         "other",
         json!({"user_limits": {"default": {"budget_usd": 1}}}),
     )
@@ -177,7 +143,7 @@ async fn a_model_without_a_price_cannot_spend_past_a_hard_budget() {
 async fn a_call_without_an_output_cap_is_capped_at_what_a_budget_held() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
     let uncapped = json!({"model": "hold-not", "messages": [{"role": "user", "content": "hi"}]});
     // No budget: the request goes as it came.
     let (code, _, body) = post_v1(&s, &key, "/v1/chat/completions", &uncapped, None).await;
@@ -187,8 +153,7 @@ async fn a_call_without_an_output_cap_is_capped_at_what_a_budget_held() {
     // Under a hard budget the hold is the prompt plus the default cap
     // (4 096 tokens); an answer of 100 000 reasoning tokens would cost 25
     // times that. The cap held is the cap sent.
-    patch(
-        &s,
+    s.patch_settings(
         "acme",
         json!({"budgets": [{"period": "day", "amount_usd": 100, "kind": "hard"}]}),
     )
@@ -216,7 +181,7 @@ async fn a_call_without_an_output_cap_is_capped_at_what_a_budget_held() {
 async fn the_breakdowns_own_row_names_are_not_user_labels() {
     let fake = fake_openai::start().await;
     let s = server(&fake).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
     for label in ["(none)", "(other)", "(other users)"] {
         let (code, _, body) =
             post_v1(&s, &key, "/v1/chat/completions", &chat("ok"), Some(label)).await;
@@ -231,15 +196,14 @@ async fn one_instance_under_redis_never_overshoots_a_hard_budget() {
     const BURST: usize = 40;
     let redis = start_redis(free_port()).await;
     let fake = fake_openai::start().await;
-    let prices = price_file();
+    let prices = hold_price_file("money-prices", 100.0);
     let env = settings(&fake, &prices);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (_service, s) = instance_with(redis.port, Arc::new(SystemClock), &env).await;
-    let key = s.workspace_with_limits("acme", big_limits()).await;
+    let key = s.workspace_with_limits("acme", roomy_limits()).await;
     // A call of `hold` with max_tokens 240 may cost ~$0.025: $0.10 holds
     // three of them, however many arrive at once.
-    patch(
-        &s,
+    s.patch_settings(
         "acme",
         json!({"budgets": [{"period": "day", "amount_usd": 0.10, "kind": "hard"}]}),
     )

@@ -278,3 +278,41 @@ fn server_runtime() -> &'static tokio::runtime::Runtime {
             .expect("server runtime")
     })
 }
+
+/// Limits no test of money, models or people reaches: what they test is
+/// budgets and per-model / per-user rules, not the workspace's windows.
+pub fn roomy_limits() -> Value {
+    json!({"requests_per_minute": 100000, "requests_per_day": 1000000,
+           "tokens_per_minute": 10000000, "tokens_per_day": 100000000})
+}
+
+/// A price file (in `config/prices.json`'s format) that prices the fake's
+/// `hold` model (held at the fake until released) at `per_million` USD per
+/// 1M tokens, input and output alike.
+pub fn hold_price_file(name: &str, per_million: f64) -> std::path::PathBuf {
+    let path = process::temp_dir(name).join("prices.json");
+    std::fs::write(
+        &path,
+        json!({"models": {"hold": [{"from": "2020-01-01", "input": per_million, "output": per_million}]}})
+            .to_string(),
+    )
+    .expect("write the price file");
+    path
+}
+
+impl Server {
+    /// `PATCH /api/admin/workspaces/{id}` as the admin; asserts 200.
+    pub async fn patch_settings(&self, id: &str, body: Value) {
+        let res = self
+            .http
+            .patch(self.url(&format!("/api/admin/workspaces/{id}")))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
